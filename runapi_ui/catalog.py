@@ -1,0 +1,54 @@
+"""What RunAPI serves of Imagen 4: the models, their ratios, output sizes and prices.
+
+One table that the client (validation), the simulator (durations, sizes) and the UI
+(labels, prices) all read, so they never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PROMPT_MAX_CHARS = 2000
+SEED_MAX = 2**31 - 1
+
+ASPECT_RATIOS: tuple[str, ...] = ("1:1", "16:9", "9:16", "4:3", "3:4")
+
+# Imagen 4's output size per aspect ratio (width, height).
+IMAGE_SIZES: dict[str, tuple[int, int]] = {
+    "1:1": (1024, 1024),
+    "16:9": (1408, 768),
+    "9:16": (768, 1408),
+    "4:3": (1280, 896),
+    "3:4": (896, 1280),
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    label: str
+    price_usd: float  # per image, RunAPI's published price
+    typical_seconds: float  # a prior for polling; the client learns the real figure
+    aspect_ratios: tuple[str, ...]
+    speed: str
+
+    @property
+    def choice_label(self) -> str:
+        return f"{self.name} · ${self.price_usd:.2f}/image · {self.speed}"
+
+
+MODELS: dict[str, ModelInfo] = {
+    info.name: info
+    for info in (
+        ModelInfo("imagen-4-fast", "Imagen 4 Fast", 0.04, 6.0, (*ASPECT_RATIOS, "auto"), "fastest"),
+        ModelInfo("imagen-4", "Imagen 4", 0.08, 10.0, ASPECT_RATIOS, "balanced"),
+        ModelInfo("imagen-4-ultra", "Imagen 4 Ultra", 0.12, 16.0, ASPECT_RATIOS, "best quality"),
+    )
+}
+
+DEFAULT_MODEL = "imagen-4"
+
+
+def image_size(aspect_ratio: str) -> tuple[int, int]:
+    """The size Imagen 4 draws at; `auto` lets the model choose, and it chooses square."""
+    return IMAGE_SIZES.get(aspect_ratio, IMAGE_SIZES["1:1"])

@@ -1,0 +1,226 @@
+"""RunAPI's errors: one hierarchy, built from the HTTP answer in one place.
+
+Names follow the official SDK (`runapi.core.errors`) so code written against it reads
+the same. Every message is a sentence a user can act on: what happened, what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+_HTML_TITLE = re.compile(r"<title>(.*?)</title>|<h1>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+_MAX_DETAIL_CHARS = 300
+
+
+class RunAPIError(Exception):
+    """Base of every error the client raises."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        detail: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.detail = detail  # what the service said, verbatim (trimmed)
+        self.request_id = request_id
+
+
+class AuthenticationError(RunAPIError):
+    """The key is missing, wrong or revoked (401)."""
+
+
+class InsufficientCreditsError(RunAPIError):
+    """The account cannot pay for the generation (402)."""
+
+
+class ValidationError(RunAPIError):
+    """The request is invalid: caught locally before sending, or answered 400/422."""
+
+    def __init__(self, message: str, *, field: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.field = field
+
+
+class NotFoundError(RunAPIError):
+    """No such task or route (404)."""
+
+
+class ConflictError(RunAPIError):
+    """An Idempotency-Key was reused with a different request body (409)."""
+
+
+class RateLimitError(RunAPIError):
+    """Too many requests (429); `retry_after` is the service's hint in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(RunAPIError):
+    """RunAPI itself failed (5xx), including HTML error pages from a proxy."""
+
+
+class NetworkError(RunAPIError):
+    """RunAPI could not be reached, or the connection broke mid-answer."""
+
+
+class ImageDownloadError(RunAPIError):
+    """An image could not be downloaded, or what came was not a usable image."""
+
+
+class TaskFailedError(RunAPIError):
+    """The task ended as failed; `reason` is the service's own words."""
+
+    def __init__(self, message: str, *, task_id: str, reason: str, **kwargs: Any) -> None:
+        super().__init__(message, detail=reason, **kwargs)
+        self.task_id = task_id
+        self.reason = reason
+
+
+class TaskTimeoutError(RunAPIError):
+    """The wait's deadline passed; the task may still finish: wait on `task_id` again."""
+
+    def __init__(self, message: str, *, task_id: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.task_id = task_id
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _trim(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_DETAIL_CHARS else text[: _MAX_DETAIL_CHARS - 1] + "…"
+
+
+def _service_message(body: Any) -> str | None:
+    """The human part of an error body, whichever shape RunAPI used."""
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    if isinstance(error, dict):
+        error = error.get("message") or error.get("code")
+    for candidate in (error, body.get("message"), body.get("detail")):
+        if isinstance(candidate, str) and candidate.strip():
+            return _trim(candidate)
+    return None
+
+
+def _field_errors(body: Any) -> dict[str, str]:
+    """`{"errors": {"prompt": ["too long"]}}` as {"prompt": "too long"}."""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, dict):
+        return {}
+    flat: dict[str, str] = {}
+    for field, problems in errors.items():
+        items = problems if isinstance(problems, list) else [problems]
+        flat[str(field)] = "; ".join(str(item) for item in items)
+    return flat
+
+
+def _read_body(response: httpx.Response) -> tuple[Any, str | None]:
+    """The JSON body if it is JSON; for an HTML page or plain text, its gist."""
+    text = response.text
+    try:
+        return json.loads(text), None
+    except ValueError:
+        pass
+    match = _HTML_TITLE.search(text)
+    if match:
+        return None, _trim(_TAG.sub("", match.group(1) or match.group(2) or ""))
+    return None, _trim(text) if text.strip() else None
+
+
+def error_from_response(response: httpx.Response) -> RunAPIError:
+    """The error for a non-success answer, with a message that says what to do."""
+    status = response.status_code
+    body, page_gist = _read_body(response)
+    said = _service_message(body) or page_gist
+    context = {
+        "status": status,
+        "detail": said,
+        "request_id": response.headers.get("x-request-id"),
+    }
+    because = f": {said}" if said else ""
+
+    if status == 401 or status == 403:
+        return AuthenticationError(
+            f"RunAPI did not accept the API key (HTTP {status}{because}). "
+            "Check the key on your RunAPI dashboard and enter it again.",
+            **context,
+        )
+    if status == 402:
+        return InsufficientCreditsError(
+            f"Your RunAPI account does not have enough credits for this generation"
+            f" (HTTP 402{because}). Top up your balance, then generate again.",
+            **context,
+        )
+    if status in (400, 422):
+        fields = _field_errors(body)
+        field = next(iter(fields), None)
+        what = "; ".join(f"{name}: {problem}" for name, problem in fields.items()) or said
+        return ValidationError(
+            f"RunAPI rejected the request ({what or f'HTTP {status}'}). "
+            "Change the input and try again.",
+            field=field,
+            **context,
+        )
+    if status == 404:
+        return NotFoundError(
+            f"RunAPI has no such task or endpoint (HTTP 404{because}). "
+            "Check the task id and RUNAPI_BASE_URL.",
+            **context,
+        )
+    if status == 409:
+        return ConflictError(
+            f"RunAPI refused a repeated request that differs from the first (HTTP 409{because}). "
+            "Generate again to start a fresh task.",
+            **context,
+        )
+    if status == 429:
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        wait = f"Wait {retry_after:.0f} s" if retry_after else "Wait a moment"
+        return RateLimitError(
+            f"RunAPI is rate limiting requests (HTTP 429{because}). "
+            f"{wait} and try again, or generate fewer images at once.",
+            retry_after=retry_after,
+            **context,
+        )
+    if status >= 500:
+        return ServerError(
+            f"RunAPI is having trouble (HTTP {status}{because}). "
+            "This is on RunAPI's side: try again in a minute.",
+            **context,
+        )
+    return RunAPIError(
+        f"RunAPI answered HTTP {status}{because}. "
+        "Try again; if it persists, check RUNAPI_BASE_URL.",
+        **context,
+    )

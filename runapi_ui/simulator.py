@@ -1,0 +1,628 @@
+"""A local RunAPI: the same HTTP contract, drawn placeholder images, injectable faults.
+
+It is the playground's demo mode and what every test runs against. It speaks both
+forms of the contract (the official SDK's paths and the guide's), so the official SDK
+runs against it unmodified.
+
+    python -m runapi_ui.simulator --port 8787 --time-scale 0.2 --faults "rate_limit@status*2"
+
+Faults are `kind[@target][*count|~probability]`, comma-separated (also from the
+`RUNAPI_SIM_FAULTS` environment variable):
+
+    bad_key        every request answers 401
+    no_credits     creates answer 402
+    rate_limit     429 with Retry-After (target: create, status, image or any)
+    server_error   502 with an HTML page, as a broken proxy sends (any target)
+    drop           the connection is cut mid-answer; a create is dropped *after*
+                   the task was made, which is what Idempotency-Key exists for
+    invalid        creates answer 422 with an `errors` dict
+    task_fail      tasks end as failed with a reason
+    stuck          tasks stay processing forever
+    image_404      image URLs answer 404
+    image_garbage  image URLs answer bytes that are not an image
+
+`*N` applies a fault to the first N matching requests (or tasks); `~P` to each with
+probability P; neither means every one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import io
+import json
+import logging
+import os
+import random
+import socket
+import textwrap
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from .catalog import MODELS, PROMPT_MAX_CHARS, SEED_MAX, image_size
+
+log = logging.getLogger(__name__)
+
+FAULT_KINDS = {
+    # kind: default target
+    "bad_key": "any",
+    "no_credits": "create",
+    "rate_limit": "create",
+    "server_error": "status",
+    "drop": "status",
+    "invalid": "create",
+    "task_fail": "create",
+    "stuck": "create",
+    "image_404": "image",
+    "image_garbage": "image",
+}
+TARGETS = {"any", "create", "status", "image", "balance"}
+
+# How long each model takes at time scale 1. Deliberately not the client's priors
+# (catalog.ModelInfo.typical_seconds): the client has to learn these.
+SIMULATED_SECONDS = {"imagen-4-fast": 4.5, "imagen-4": 8.0, "imagen-4-ultra": 13.0}
+PRICE_CENTS = {name: round(info.price_usd * 100) for name, info in MODELS.items()}
+DEFAULT_FAIL_REASON = (
+    "The prompt was blocked by the safety filter (simulated). Rephrase it and try again."
+)
+
+
+@dataclass
+class Fault:
+    kind: str
+    target: str
+    count: int | None = None  # the first N matches; None with no probability: every match
+    probability: float | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> Fault:
+        """`kind[@target][*count|~probability]`, e.g. `rate_limit@status*2`."""
+        text = spec.strip()
+        count = probability = None
+        if "*" in text:
+            text, _, number = text.partition("*")
+            count = int(number)
+        elif "~" in text:
+            text, _, number = text.partition("~")
+            probability = float(number)
+        kind, _, target = text.partition("@")
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_KINDS)}")
+        target = target or FAULT_KINDS[kind]
+        if target not in TARGETS:
+            raise ValueError(f"unknown fault target {target!r}; known: {', '.join(TARGETS)}")
+        return cls(kind, target, count, probability)
+
+
+def parse_faults(specs: str | Iterable[str] | None) -> list[Fault]:
+    if not specs:
+        return []
+    items = specs.split(",") if isinstance(specs, str) else specs
+    return [Fault.parse(item) for item in items if item.strip()]
+
+
+@dataclass
+class SimulatorConfig:
+    time_scale: float = 1.0  # multiplies every duration; 0 makes tasks finish at once
+    jitter: float = 0.15  # ± fraction of a task's duration
+    api_keys: frozenset[str] | None = None  # None: any non-empty key is accepted
+    starting_balance_cents: int = 1000
+    sdk_routes: bool = True  # POST /api/v1/imagen_4/text_to_image and its GET
+    guide_routes: bool = True  # POST /v1/text_to_image
+    guide_v1_status: bool = True  # GET /v1/tasks/{id}; off leaves /api/v1/tasks/{id} only
+    location_header: bool = False  # answer creates 202 with Location and Retry-After
+    retry_after_seconds: int = 1  # what a 429 asks for
+    fail_reason: str = DEFAULT_FAIL_REASON
+    faults: list[Fault] = field(default_factory=list)
+    seed: int | None = None  # for the jitter and probabilistic faults
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> SimulatorConfig:
+        env = os.environ
+        config = cls(
+            time_scale=float(env.get("RUNAPI_SIM_TIME_SCALE", 1.0)),
+            faults=parse_faults(env.get("RUNAPI_SIM_FAULTS")),
+        )
+        for name, value in overrides.items():
+            setattr(config, name, value)
+        return config
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """What the simulator saw, for tests: which key, which path, which idempotency key."""
+
+    method: str
+    path: str
+    api_key: str | None
+    idempotency_key: str | None
+    at: float
+
+
+@dataclass
+class SimTask:
+    id: str
+    api_key: str
+    body: dict[str, Any]
+    seed: int
+    created_at: float
+    duration: float
+    queued_for: float
+    fails: bool
+    stuck: bool
+    charged: bool = False
+
+    @property
+    def model(self) -> str:
+        return self.body["model"]
+
+    def status(self, now: float) -> str:
+        age = now - self.created_at
+        if self.stuck:
+            return "processing" if age >= self.queued_for else "pending"
+        if age >= self.duration:
+            return "failed" if self.fails else "completed"
+        return "processing" if age >= self.queued_for else "pending"
+
+
+class DroppedConnection(Exception):
+    """Raised after the answer has started, which makes uvicorn cut the connection."""
+
+
+class _HideDrops(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and record.exc_info[0] is DroppedConnection)
+
+
+def _html_error_page(status: int) -> str:
+    title = f"{status} Bad Gateway" if status == 502 else f"{status} Service Unavailable"
+    return (
+        f"<!DOCTYPE html><html><head><title>{title}</title></head><body><center>"
+        f"<h1>{title}</h1></center><hr><center>cloudflare</center></body></html>"
+    )
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+class RunAPISimulator:
+    """The simulated service: state, routes and faults. `app` is its ASGI app."""
+
+    def __init__(self, config: SimulatorConfig | None = None) -> None:
+        self.config = config or SimulatorConfig()
+        self.tasks: dict[str, SimTask] = {}
+        self.requests: deque[RecordedRequest] = deque(maxlen=5000)
+        self._balances: dict[str, int] = {}
+        self._spent: dict[str, int] = {}
+        self._idempotency: dict[tuple[str, str], tuple[str, str]] = {}
+        self._fault_hits: dict[int, int] = {}
+        self._random = random.Random(self.config.seed)
+        self._images: dict[tuple[str, int], bytes] = {}
+        self._image_locks: dict[tuple[str, int], asyncio.Lock] = {}
+        routes = [
+            Route("/api/v1/me/balance", self._balance, methods=["GET"]),
+            Route("/api/v1/tasks/{task_id}", self._status, methods=["GET"]),
+            Route("/files/{task_id}/{index:int}.png", self._image, methods=["GET"]),
+        ]
+        if self.config.sdk_routes:
+            routes += [
+                Route("/api/v1/imagen_4/text_to_image", self._create_sdk, methods=["POST"]),
+                Route("/api/v1/imagen_4/text_to_image/{task_id}", self._status, methods=["GET"]),
+            ]
+        if self.config.guide_routes:
+            routes.append(Route("/v1/text_to_image", self._create_guide, methods=["POST"]))
+        if self.config.guide_v1_status:
+            routes.append(Route("/v1/tasks/{task_id}", self._status, methods=["GET"]))
+        self.app = Starlette(routes=routes)
+
+    # --- faults ------------------------------------------------------------------
+
+    def _fault(self, kind: str, target: str) -> bool:
+        """Whether a configured fault of `kind` strikes this request (and count it)."""
+        for index, fault in enumerate(self.config.faults):
+            if fault.kind != kind or fault.target not in (target, "any"):
+                continue
+            if fault.probability is not None:
+                if self._random.random() < fault.probability:
+                    return True
+                continue
+            hits = self._fault_hits.get(index, 0)
+            if fault.count is None or hits < fault.count:
+                self._fault_hits[index] = hits + 1
+                return True
+        return False
+
+    def _transport_faults(self, target: str) -> Response | None:
+        """The faults any route can meet before doing its work."""
+        if self._fault("rate_limit", target):
+            return JSONResponse(
+                {"error": {"code": "rate_limited", "message": "Rate limit exceeded"}},
+                status_code=429,
+                headers={"Retry-After": str(self.config.retry_after_seconds)},
+            )
+        if self._fault("server_error", target):
+            return Response(_html_error_page(502), status_code=502, media_type="text/html")
+        return None
+
+    # --- auth and accounts ---------------------------------------------------------
+
+    def _authenticate(self, request: Request, target: str) -> tuple[str | None, Response | None]:
+        header = request.headers.get("authorization", "")
+        key = header[7:].strip() if header.lower().startswith("bearer ") else None
+        self.requests.append(
+            RecordedRequest(
+                request.method,
+                request.url.path,
+                key,
+                request.headers.get("idempotency-key"),
+                time.monotonic(),
+            )
+        )
+        allowed = self.config.api_keys
+        known = key is not None and (allowed is None or key in allowed)
+        if not known or self._fault("bad_key", target):
+            return None, JSONResponse(
+                {"error": {"code": "unauthorized", "message": "Invalid or missing API key"}},
+                status_code=401,
+            )
+        self._balances.setdefault(key, self.config.starting_balance_cents)
+        return key, None
+
+    async def _balance(self, request: Request) -> Response:
+        key, denied = self._authenticate(request, "balance")
+        if denied:
+            return denied
+        assert key is not None
+        balance = self._balances[key]
+        bonus = min(balance, 100)
+        return JSONResponse(
+            {
+                "balance_cents": balance,
+                "paid_balance_cents": balance - bonus,
+                "bonus_balance_cents": bonus,
+                "spent_cents_today": self._spent.get(key, 0),
+                "spent_cents_total": self._spent.get(key, 0),
+            }
+        )
+
+    # --- create --------------------------------------------------------------------
+
+    async def _create_sdk(self, request: Request) -> Response:
+        return await self._create(request, guide=False)
+
+    async def _create_guide(self, request: Request) -> Response:
+        return await self._create(request, guide=True)
+
+    async def _create(self, request: Request, *, guide: bool) -> Response:
+        key, denied = self._authenticate(request, "create")
+        if denied:
+            return denied
+        assert key is not None
+        faulty = self._transport_faults("create")
+        if faulty:
+            return faulty
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError:
+            return _error(400, "Request body is not valid JSON")
+        errors = _validate(body)
+        if errors or self._fault("invalid", "create"):
+            errors = errors or {"prompt": ["was rejected by the content policy (simulated)"]}
+            return _error(422, "Validation failed", errors=errors)
+
+        idempotency_key = request.headers.get("idempotency-key")
+        fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        if idempotency_key:
+            seen = self._idempotency.get((key, idempotency_key))
+            if seen and seen[0] != fingerprint:
+                return _error(409, "Idempotency-Key was already used with a different request")
+            if seen:
+                return self._created(self.tasks[seen[1]], guide=guide)
+
+        if self._fault("no_credits", "create") or self._balances[key] < PRICE_CENTS[body["model"]]:
+            return JSONResponse(
+                {"error": {"code": "insufficient_credits", "message": "Insufficient credits"}},
+                status_code=402,
+            )
+        task = self._new_task(key, body)
+        if idempotency_key:
+            self._idempotency[(key, idempotency_key)] = (fingerprint, task.id)
+        if self._fault("drop", "create"):
+            return _Cut()
+        return self._created(task, guide=guide)
+
+    def _new_task(self, key: str, body: dict[str, Any]) -> SimTask:
+        scale = self.config.time_scale
+        duration = SIMULATED_SECONDS[body["model"]] * scale
+        duration *= 1 + self._random.uniform(-self.config.jitter, self.config.jitter)
+        seed = body.get("seed")
+        task = SimTask(
+            id=str(uuid.uuid4()),
+            api_key=key,
+            body=body,
+            seed=self._random.randint(0, SEED_MAX) if seed is None else seed,
+            created_at=time.monotonic(),
+            duration=duration,
+            queued_for=min(duration * 0.15, 1.5 * scale),
+            fails=self._fault("task_fail", "create"),
+            stuck=self._fault("stuck", "create"),
+        )
+        self.tasks[task.id] = task
+        return task
+
+    def _created(self, task: SimTask, *, guide: bool) -> Response:
+        body: dict[str, Any] = {"status": "pending", "model": task.model}
+        body.update({"task_id": f"{task.id}", "id": task.id} if guide else {"id": task.id})
+        headers = {"x-request-id": uuid.uuid4().hex, "X-RunAPI-Task-Id": task.id}
+        if self.config.location_header:
+            headers["Location"] = f"/api/v1/tasks/{task.id}"
+            hint = round(task.duration * 0.6)
+            if hint >= 1:
+                headers["Retry-After"] = str(hint)
+            return JSONResponse(body, status_code=202, headers=headers)
+        return JSONResponse(body, headers=headers)
+
+    # --- status and images -----------------------------------------------------------
+
+    async def _status(self, request: Request) -> Response:
+        key, denied = self._authenticate(request, "status")
+        if denied:
+            return denied
+        faulty = self._transport_faults("status")
+        if faulty:
+            return faulty
+        task = self.tasks.get(request.path_params["task_id"])
+        if task is None or task.api_key != key:
+            return _error(404, "Task not found")
+        status = task.status(time.monotonic())
+        body: dict[str, Any] = {
+            "id": task.id,
+            "task_id": task.id,
+            "status": status,
+            "model": task.model,
+            "seed": task.seed,
+        }
+        if status == "completed":
+            if not task.charged:
+                task.charged = True  # failed generations are not charged
+                price = PRICE_CENTS[task.model]
+                self._balances[key] -= price
+                self._spent[key] = self._spent.get(key, 0) + price
+            url = f"{request.base_url}files/{task.id}/0.png"
+            body["images"] = [{"url": url, "origin_url": url}]
+            body["usage"] = {"cost": PRICE_CENTS[task.model] / 100, "generated_images": 1}
+        elif status == "failed":
+            body["error"] = self.config.fail_reason
+        if self._fault("drop", "status"):
+            return _Cut()
+        return JSONResponse(body, headers={"x-request-id": uuid.uuid4().hex})
+
+    async def _image(self, request: Request) -> Response:
+        self.requests.append(
+            RecordedRequest(
+                "GET",
+                request.url.path,
+                _bearer(request.headers.get("authorization")),
+                None,
+                time.monotonic(),
+            )
+        )
+        task = self.tasks.get(request.path_params["task_id"])
+        index = request.path_params["index"]
+        if task is None or task.status(time.monotonic()) != "completed" or index != 0:
+            return Response("Not Found", status_code=404, media_type="text/plain")
+        faulty = self._transport_faults("image")
+        if faulty:
+            return faulty
+        if self._fault("image_404", "image"):
+            return Response(
+                "<Error><Code>NoSuchKey</Code></Error>", status_code=404, media_type="text/xml"
+            )
+        if self._fault("image_garbage", "image"):
+            return Response(b"\x89PNG\r\n\x1a\n" + os.urandom(2048), media_type="image/png")
+        if self._fault("drop", "image"):
+            return _Cut()
+        data = await self._rendered(task, index)
+        return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=604800"})
+
+    async def _rendered(self, task: SimTask, index: int) -> bytes:
+        """Draw each image once, off the event loop, however many ask at once."""
+        cache_key = (task.id, index)
+        lock = self._image_locks.setdefault(cache_key, asyncio.Lock())
+        async with lock:
+            if cache_key not in self._images:
+                body = task.body
+                self._images[cache_key] = await asyncio.to_thread(
+                    render_image, body["prompt"], body["model"], body["aspect_ratio"], task.seed
+                )
+        return self._images[cache_key]
+
+
+class _Cut(Response):
+    """An answer that starts and is then cut off: the client sees a broken connection."""
+
+    def __init__(self) -> None:
+        super().__init__(b"")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise DroppedConnection
+
+
+def _bearer(header: str | None) -> str | None:
+    if header and header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return None
+
+
+def _validate(body: Any) -> dict[str, list[str]]:
+    """RunAPI's checks, as `{"field": ["problem"]}`."""
+    if not isinstance(body, dict):
+        return {"body": ["must be a JSON object"]}
+    errors: dict[str, list[str]] = {}
+    model = MODELS.get(body.get("model"))  # type: ignore[arg-type]
+    if model is None:
+        errors["model"] = [f"must be one of {', '.join(MODELS)}"]
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        errors["prompt"] = ["can't be blank"]
+    elif len(prompt) > PROMPT_MAX_CHARS:
+        errors["prompt"] = [f"is too long (maximum is {PROMPT_MAX_CHARS} characters)"]
+    ratio = body.setdefault("aspect_ratio", "1:1")
+    if model is not None and ratio not in model.aspect_ratios:
+        errors["aspect_ratio"] = [f"must be one of {', '.join(model.aspect_ratios)}"]
+    seed = body.get("seed")
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX
+    ):
+        errors["seed"] = [f"must be an integer from 0 to {SEED_MAX}"]
+    negative = body.get("negative_prompt")
+    if negative is not None and not isinstance(negative, str):
+        errors["negative_prompt"] = ["must be a string"]
+    return errors
+
+
+def render_image(prompt: str, model: str, aspect_ratio: str, seed: int) -> bytes:
+    """A placeholder a person can tell apart: its prompt, model, ratio and seed on it.
+
+    The same inputs always give the same picture.
+    """
+    width, height = image_size(aspect_ratio)
+    rng = random.Random(f"{seed}")
+    top = tuple(rng.randint(20, 140) for _ in range(3))
+    bottom = tuple(rng.randint(90, 235) for _ in range(3))
+    gradient = Image.linear_gradient("L").resize((width, height))
+    image = ImageOps.colorize(gradient, top, bottom).convert("RGB")  # type: ignore[arg-type]
+    draw = ImageDraw.Draw(image, "RGBA")
+    for _ in range(7):
+        radius = rng.randint(min(width, height) // 12, min(width, height) // 4)
+        x, y = rng.randint(0, width), rng.randint(0, height)
+        color = (*(rng.randint(60, 255) for _ in range(3)), 90)
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=color)
+
+    title_font = ImageFont.load_default(size=max(28, width // 22))
+    small_font = ImageFont.load_default(size=max(18, width // 48))
+    lines = textwrap.wrap(prompt, width=max(16, width // (title_font.size // 2 + 4)))[:6]
+    text = "\n".join(lines) + ("…" if len(lines) == 6 else "")
+    box = draw.multiline_textbbox((0, 0), text, font=title_font, spacing=10, align="center")
+    text_w, text_h = box[2] - box[0], box[3] - box[1]
+    left, top_y = (width - text_w) // 2, (height - text_h) // 2
+    pad = 28
+    draw.rounded_rectangle(
+        (left - pad, top_y - pad, left + text_w + pad, top_y + text_h + pad),
+        radius=24,
+        fill=(0, 0, 0, 120),
+    )
+    draw.multiline_text(
+        (left, top_y), text, font=title_font, fill="white", spacing=10, align="center"
+    )
+    footer = f"{model}  ·  {aspect_ratio}  ·  {width}x{height}  ·  seed {seed}"
+    draw.rectangle((0, height - 64, width, height), fill=(0, 0, 0, 140))
+    draw.text((24, height - 48), footer, font=small_font, fill="white")
+    draw.text((24, 20), "DEMO · RunAPI simulator", font=small_font, fill=(255, 255, 255, 230))
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+class SimulatorServer:
+    """The simulator on a real loopback socket, in a background thread.
+
+    with SimulatorServer(SimulatorConfig(time_scale=0)) as sim:
+        client = RunAPIClient(api_key="sk-test", base_url=sim.url)
+    """
+
+    def __init__(
+        self,
+        config: SimulatorConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.simulator = RunAPISimulator(config)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.url = f"http://{host}:{self._socket.getsockname()[1]}"
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                self.simulator.app,
+                log_level="warning",
+                access_log=False,
+                timeout_keep_alive=30,
+                backlog=2048,
+            )
+        )
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    @property
+    def config(self) -> SimulatorConfig:
+        return self.simulator.config
+
+    def start(self) -> SimulatorServer:
+        logging.getLogger("uvicorn.error").addFilter(_HideDrops())
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the RunAPI simulator did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+    def __enter__(self) -> SimulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="A local RunAPI simulator for Imagen 4.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8787)
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=None,
+        help="multiply task durations (env RUNAPI_SIM_TIME_SCALE; default 1)",
+    )
+    parser.add_argument(
+        "--faults", default=None, help="e.g. 'rate_limit@status*2,task_fail' (RUNAPI_SIM_FAULTS)"
+    )
+    parser.add_argument("--location", action="store_true", help="answer creates 202 + Location")
+    args = parser.parse_args(argv)
+    overrides: dict[str, Any] = {"location_header": args.location}
+    if args.time_scale is not None:
+        overrides["time_scale"] = args.time_scale
+    if args.faults is not None:
+        overrides["faults"] = parse_faults(args.faults)
+    simulator = RunAPISimulator(SimulatorConfig.from_env(**overrides))
+    logging.getLogger("uvicorn.error").addFilter(_HideDrops())
+    print(f"RunAPI simulator on http://{args.host}:{args.port} (any non-empty key works)")
+    uvicorn.run(simulator.app, host=args.host, port=args.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()
