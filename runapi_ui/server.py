@@ -1,0 +1,111 @@
+"""Starting the playground: the demo simulator if needed, the page, the web server."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from .playground import DEMO_KEY, Playground
+from .polling import DurationStats
+from .settings import Settings
+from .simulator import SimulatorConfig, SimulatorServer
+from .ui import CSS, build_ui
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PlaygroundApp:
+    """The page and what it runs on; `close()` stops both."""
+
+    blocks: gr.Blocks
+    playground: Playground
+    simulator: SimulatorServer | None
+
+    def close(self) -> None:
+        self.blocks.close()
+        if self.simulator is not None:
+            self.simulator.stop()
+
+
+def create_app(
+    settings: Settings,
+    *,
+    simulator_config: SimulatorConfig | None = None,
+    live_durations: DurationStats | None = None,
+) -> PlaygroundApp:
+    """Build the page; start the built-in simulator when a visitor may end up on it.
+
+    Tests pass `simulator_config` (faults, speed) and `live_durations` (fast polling).
+    """
+    simulator = None
+    if settings.may_run_demo:
+        config = simulator_config or SimulatorConfig.from_env(
+            time_scale=settings.simulator_time_scale, api_keys=frozenset({DEMO_KEY})
+        )
+        simulator = SimulatorServer(config).start()
+    # Images live in Gradio's cache folder, so Gradio serves them without copying and
+    # its delete_cache sweep removes them after a day.
+    image_dir = Path(gr.utils.get_upload_folder()) / "imagen-playground"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    demo_url = simulator.url if simulator else None
+    playground = Playground(settings, image_dir, demo_url, live_durations)
+    return PlaygroundApp(build_ui(playground), playground, simulator)
+
+
+def launch(app: PlaygroundApp, settings: Settings, *, block: bool = True) -> str:
+    """Serve the page; return its local URL. A share link that fails is one line, not a crash."""
+    app.blocks.queue(default_concurrency_limit=settings.max_concurrent_runs)
+    gradio_says = io.StringIO()
+    with contextlib.redirect_stdout(gradio_says):
+        app.blocks.launch(
+            server_name=settings.host,
+            server_port=settings.port,
+            share=settings.share,
+            prevent_thread_lock=True,
+            run_history=False,  # it would store event inputs, the key among them, in the browser
+            footer_links=["api"],
+            allowed_paths=[str(app.playground.image_dir)],
+            theme=gr.themes.Soft(),
+            css=CSS,
+            quiet=True,
+        )
+    url = app.blocks.local_url or f"http://{settings.host}:{settings.port}/"
+    print(f"* Imagen Playground running on {url} ({_mode(settings)})", flush=True)
+    if settings.share:
+        if app.blocks.share_url:
+            print(f"* Public share link: {app.blocks.share_url}", flush=True)
+        else:
+            print(
+                "* Could not create a public share link (Gradio's share server is unreachable "
+                "from here); serving locally only.",
+                flush=True,
+            )
+    if block:
+        app.blocks.block_thread()
+    return url
+
+
+def _mode(settings: Settings) -> str:
+    if settings.demo:
+        return "demo mode (--demo): images come from the built-in RunAPI simulator"
+    if settings.server_has_key:
+        return f"generating with RunAPI at {settings.base_url} using the configured key"
+    return "demo mode until a visitor enters a RunAPI key; set RUNAPI_API_KEY to use yours"
+
+
+def main(settings: Settings) -> None:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines are one per request
+    app = create_app(settings)
+    try:
+        launch(app, settings)
+    finally:
+        app.close()
