@@ -117,6 +117,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
                 status = gr.HTML(elem_id="status", padding=False)
                 gallery = gr.Gallery(
                     label="Gallery",
+                    elem_id="gallery",
                     columns=2,
                     height="auto",
                     object_fit="contain",
@@ -141,11 +142,11 @@ def build_ui(playground: Playground) -> gr.Blocks:
         )
         generate_button.click(None, None, [status], js="() => ''", api_visibility="private")
         generation.success(status_html, [last_run], [status], api_visibility="private")
-        stop_button.click(
+        # Said after the cancel has landed: the cancelled run's status would wipe it.
+        stop_button.click(None, cancels=[generation], api_visibility="private").then(
             lambda: status_html(RunSummary("Stopped. Finished images are kept.", ok=False)),
             None,
             [status],
-            cancels=[generation],
             api_visibility="private",
         )
         model.change(ratio_choices, [model], [aspect_ratio], api_visibility="private")
