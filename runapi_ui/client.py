@@ -39,7 +39,7 @@ from .errors import (
     error_from_response,
     parse_retry_after,
 )
-from .polling import DurationStats, next_poll_delay
+from .polling import DurationStats, finish_estimate, next_poll_delay, poll_step
 
 DEFAULT_BASE_URL = "https://runapi.ai"
 SDK_CREATE_PATH = "/api/v1/imagen_4/text_to_image"
@@ -229,7 +229,8 @@ def _failure_reason(task: dict[str, Any]) -> str:
     error = task.get("error") or task.get("error_message") or task.get("failure_reason")
     if isinstance(error, dict):
         error = error.get("message") or error.get("code")
-    return str(error).strip() if error else "the service gave no reason"
+    reason = str(error).strip().rstrip(".") if error else ""
+    return reason or "the service gave no reason"
 
 
 def _check_image(data: bytes, url: str) -> GeneratedImage:
@@ -360,7 +361,8 @@ class RunAPIClient:
             state = _unwrap(_json(response))
             phase = _phase_of(str(state.get("status", "")))
             if phase is Phase.COMPLETED:
-                finished_after = (last_poll + poll_at) / 2 - task.submitted_at
+                step = poll_step(self.durations.window(task.model))
+                finished_after = finish_estimate(last_poll, poll_at, step) - task.submitted_at
                 if task.model:
                     self.durations.observe(task.model, finished_after)
                 return await self._collect(task, state, notify, deadline_at)
@@ -414,10 +416,11 @@ class RunAPIClient:
         """
         request = request.validated()
         requests = [request if request.seed is None else _nth_seed(request, i) for i in range(n)]
-        pending = {
+        jobs = [
             asyncio.ensure_future(self.generate(r, on_update=on_update, deadline=deadline))
             for r in requests
-        }
+        ]
+        pending = set(jobs)
         try:
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -432,8 +435,10 @@ class RunAPIClient:
         finally:
             for job in pending:
                 job.cancel()
+            # All jobs, not just the pending: a raise leaves others of its `done` batch
+            # unread, and asyncio would log their errors as "never retrieved".
             with suppress(asyncio.CancelledError):
-                await asyncio.gather(*pending, return_exceptions=True)
+                await asyncio.gather(*jobs, return_exceptions=True)
 
     # --- HTTP --------------------------------------------------------------------
 
