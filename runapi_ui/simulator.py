@@ -76,9 +76,7 @@ TARGETS = {"any", "create", "status", "image", "balance"}
 # (catalog.ModelInfo.typical_seconds): the client has to learn these.
 SIMULATED_SECONDS = {"imagen-4-fast": 4.5, "imagen-4": 8.0, "imagen-4-ultra": 13.0}
 PRICE_CENTS = {name: round(info.price_usd * 100) for name, info in MODELS.items()}
-DEFAULT_FAIL_REASON = (
-    "The prompt was blocked by the safety filter (simulated). Rephrase it and try again."
-)
+DEFAULT_FAIL_REASON = "The prompt was blocked by the safety filter (simulated)"
 
 
 @dataclass
@@ -228,7 +226,21 @@ class RunAPISimulator:
             routes.append(Route("/v1/text_to_image", self._create_guide, methods=["POST"]))
         if self.config.guide_v1_status:
             routes.append(Route("/v1/tasks/{task_id}", self._status, methods=["GET"]))
-        self.app = Starlette(routes=routes)
+        # Unrouted requests are recorded too: a client probing a path this service
+        # lacks (the SDK's create, the guide's status) must show up in `requests`.
+        self.app = Starlette(routes=routes, exception_handlers={404: self._unrouted})
+
+    async def _unrouted(self, request: Request, exc: Exception) -> Response:
+        self.requests.append(
+            RecordedRequest(
+                request.method,
+                request.url.path,
+                _bearer(request.headers.get("authorization")),
+                request.headers.get("idempotency-key"),
+                time.monotonic(),
+            )
+        )
+        return Response("Not Found", status_code=404, media_type="text/plain")
 
     # --- faults ------------------------------------------------------------------
 
@@ -366,9 +378,13 @@ class RunAPISimulator:
         return task
 
     def _created(self, task: SimTask, *, guide: bool) -> Response:
-        body: dict[str, Any] = {"status": "pending", "model": task.model}
-        body.update({"task_id": f"{task.id}", "id": task.id} if guide else {"id": task.id})
-        headers = {"x-request-id": uuid.uuid4().hex, "X-RunAPI-Task-Id": task.id}
+        # Each path answers in its own source's words: the guide's `task_id`, the SDK's `id`.
+        body: dict[str, Any] = {"task_id" if guide else "id": task.id, "status": "pending"}
+        headers = {"x-request-id": uuid.uuid4().hex}
+        if guide:
+            body["model"] = task.model
+        else:
+            headers["X-RunAPI-Task-Id"] = task.id
         if self.config.location_header:
             headers["Location"] = f"/api/v1/tasks/{task.id}"
             hint = round(task.duration * 0.6)

@@ -1,0 +1,83 @@
+"""The unmodified official SDK (`runapi-imagen-4` 0.3.0) runs against the simulator.
+
+At time scale 0 every task is done by the SDK's first status request (sent right after
+the create), so its 2 s poll interval is never waited; runs go in a thread pool anyway.
+"""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from PIL import Image
+
+from runapi_ui.catalog import IMAGE_SIZES, MODELS
+from runapi_ui.simulator import PRICE_CENTS
+
+runapi_imagen_4 = pytest.importorskip("runapi.imagen_4")
+Imagen4Client = runapi_imagen_4.Imagen4Client
+
+KEY = "sk-official-sdk"
+COMBOS = [(model, ratio) for model, info in MODELS.items() for ratio in info.aspect_ratios]
+
+
+def test_every_model_and_ratio(make_simulator) -> None:
+    server = make_simulator(api_keys=frozenset({KEY}))
+
+    def run(model: str, ratio: str):
+        client = Imagen4Client(api_key=KEY, base_url=server.url)
+        try:
+            return client.text_to_image.run(
+                model=model, prompt=f"a fox, {ratio}", aspect_ratio=ratio
+            )
+        finally:
+            client._http.close()  # the SDK has no public close
+
+    with ThreadPoolExecutor(max_workers=len(COMBOS)) as pool:
+        results = list(pool.map(lambda combo: run(*combo), COMBOS))
+
+    assert len({r.id for r in results}) == len(COMBOS)
+    with httpx.Client() as http:
+        for (model, ratio), result in zip(COMBOS, results, strict=True):
+            assert result.status == "completed"
+            task = server.simulator.tasks[result.id]
+            assert (task.model, task.body["aspect_ratio"]) == (model, ratio)
+            (image,) = result.images
+            data = http.get(image.url).content
+            with Image.open(io.BytesIO(data)) as decoded:
+                decoded.load()
+                assert decoded.size == IMAGE_SIZES.get(ratio, IMAGE_SIZES["1:1"])
+    # One create and one status request per task: the SDK never had to wait.
+    api = [r for r in server.simulator.requests if not r.path.startswith("/files/")]
+    assert len(api) == 2 * len(COMBOS)
+    assert {r.api_key for r in api} == {KEY}
+
+
+def test_balance(make_simulator) -> None:
+    server = make_simulator(api_keys=frozenset({KEY}), starting_balance_cents=1000)
+    client = Imagen4Client(api_key=KEY, base_url=server.url)
+    try:
+        before = client.account.balance()
+        assert before.balance_cents == 1000 and before.spent_cents_total == 0
+        client.text_to_image.run(model="imagen-4-ultra", prompt="a mountain")
+        after = client.account.balance()
+        price = PRICE_CENTS["imagen-4-ultra"]
+        assert after.balance_cents == 1000 - price
+        assert after.spent_cents_today == after.spent_cents_total == price
+        assert after.paid_balance_cents + after.bonus_balance_cents == after.balance_cents
+    finally:
+        client._http.close()
+
+
+def test_a_wrong_key_is_the_sdks_authentication_error(make_simulator) -> None:
+    from runapi.core.errors import AuthenticationError
+
+    server = make_simulator(api_keys=frozenset({KEY}))
+    client = Imagen4Client(api_key="sk-not-this-one", base_url=server.url)
+    try:
+        with pytest.raises(AuthenticationError):
+            client.text_to_image.run(model="imagen-4", prompt="a")
+    finally:
+        client._http.close()
