@@ -24,7 +24,7 @@ CSS = """
 #status .run-failed { background: #fdecea; color: #8a1c12; }
 .demo-banner { padding: 0.7rem 1rem; border-radius: 8px; background: #fff6dd;
   border: 1px solid #f0d48a; color: #5c4400; }
-footer { display: none !important; }
+#gallery .caption-label { white-space: normal; overflow: visible; text-overflow: clip; }
 """
 
 

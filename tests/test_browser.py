@@ -1,0 +1,208 @@
+"""The playground as a person uses it: Debian's Chromium, driven by Playwright.
+
+Screenshots land in test-artifacts/ (git ignores it). `.ci/run` installs Chromium;
+on a machine without it: `apt-get install -y chromium`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from runapi_ui.server import PlaygroundApp, create_app, launch
+from runapi_ui.settings import Settings
+from runapi_ui.simulator import SimulatorConfig, SimulatorServer, parse_faults
+from tests.conftest import fast_durations
+from tests.test_app import ALICE, BOB, LIVE_KEYS, free_port
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "install Chromium first: apt-get install -y chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[PlaygroundApp, str, SimulatorServer]]:
+    """The app in demo mode, its tasks ~2-4 s so the progress bar can be watched,
+    and a second simulator standing in for RunAPI for visitors who type a key."""
+    live = SimulatorServer(SimulatorConfig(time_scale=0.1, api_keys=LIVE_KEYS)).start()
+    settings = Settings(base_url=live.url, port=free_port(), simulator_time_scale=0.5)
+    app = create_app(settings, live_durations=fast_durations())
+    url = launch(app, settings, block=False)
+    yield app, url, live
+    app.close()
+    live.stop()
+
+
+@pytest.fixture
+def page(browser: Browser, served) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.goto(served[1])
+    page.get_by_label("Prompt", exact=True).wait_for()
+    yield page
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+def fill_form(page: Page, prompt: str, model: str, ratio: str, images: int) -> None:
+    page.get_by_label("Prompt", exact=True).fill(prompt)
+    page.get_by_text(model, exact=False).first.click()
+    page.get_by_label(ratio, exact=True).check()
+    page.get_by_label("Number of images").first.fill(str(images))
+    page.get_by_label("Number of images").first.press("Enter")
+
+
+def gallery_captions(page: Page) -> list[str]:
+    text = page.locator("#gallery").inner_text()
+    return re.findall(r"Demo · [^\n]+|imagen-4[^\n]*seed \d+", text)
+
+
+def test_prompt_to_gallery_with_a_moving_progress_bar(page: Page, served) -> None:
+    expect(page.get_by_text("Demo mode.")).to_be_visible()
+    fill_form(page, "A lighthouse on a cliff at dawn", "imagen-4-fast", "16:9", 2)
+    page.get_by_role("button", name="Generate").click()
+
+    bar = page.locator("#status .progress-level")
+    expect(bar).to_be_visible(timeout=5000)
+    readings = []
+    for _ in range(12):
+        if bar.is_visible():
+            readings.append(bar.inner_text())
+        time.sleep(0.2)
+    shot(page, "generating")
+    assert any("of 2 images done" in reading for reading in readings), readings
+    assert len(set(readings)) >= 3, f"the bar should move while it works: {readings}"
+
+    expect(page.locator("#gallery img")).to_have_count(2, timeout=20000)
+    captions = gallery_captions(page)
+    assert len(captions) == 2 and all("imagen-4-fast · 16:9 · seed" in c for c in captions)
+    expect(page.locator("#status")).to_contain_text("2 of 2 images")
+    shot(page, "gallery")
+
+    # A second run stacks above the first: earlier results stay in the session.
+    fill_form(page, "A paper boat on a puddle", "imagen-4-ultra", "1:1", 1)
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#gallery img")).to_have_count(3, timeout=30000)
+
+
+def test_a_failure_shows_what_to_do_and_the_page_stays_usable(page: Page) -> None:
+    page.get_by_role("button", name="Generate").click()  # nothing typed yet
+    expect(page.get_by_text("Enter a prompt: it is empty.")).to_be_visible(timeout=5000)
+
+    fill_form(page, "A red fox", "imagen-4-fast", "1:1", 1)
+    page.get_by_label("RunAPI key").fill("sk-this-key-is-wrong")
+    page.get_by_role("button", name="Generate").click()
+    message = page.get_by_text("RunAPI did not accept the API key")
+    expect(message).to_be_visible(timeout=10000)
+    assert "Traceback" not in page.content()
+    shot(page, "error")
+
+    page.get_by_label("RunAPI key").fill("")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#gallery img")).to_have_count(1, timeout=20000)
+
+
+def test_stop_ends_the_run_and_keeps_finished_images(page: Page, served) -> None:
+    app, _, _ = served
+    simulator = app.simulator.simulator
+    simulator.config.faults = parse_faults("stuck*1")  # of two images, one never finishes
+    try:
+        fill_form(page, "A slow snail", "imagen-4-fast", "1:1", 2)
+        page.get_by_role("button", name="Generate").click()
+        expect(page.locator("#gallery img")).to_have_count(1, timeout=20000)
+        page.get_by_role("button", name="Stop").click()
+        stopped = page.locator("#status .run-summary")
+        expect(stopped).to_contain_text("Stopped", timeout=5000)
+        time.sleep(0.5)
+        seen = len(simulator.requests)
+        time.sleep(2.0)
+        assert len(simulator.requests) == seen, "polling went on after Stop"
+        expect(page.locator("#gallery img")).to_have_count(1)
+        expect(stopped).to_be_visible()  # still said once the cancelled run has settled
+        shot(page, "stopped")
+    finally:
+        simulator.config.faults = []
+
+
+def test_it_works_at_a_phones_width(browser: Browser, served) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    page.goto(served[1])
+    fill_form(page, "A tiny cactus in a pot", "imagen-4", "9:16", 1)
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#gallery img")).to_have_count(1, timeout=30000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, "phone")
+    context.close()
+
+
+def test_two_visitors_keys_stay_their_own_and_out_of_the_browser(browser: Browser, served):
+    _, url, live = served
+    pages = {}
+    for key in (ALICE, BOB):
+        context = browser.new_context()
+        pages[key] = page = context.new_page()
+        page.goto(url)
+        fill_form(page, f"A portrait for visitor {key[3:8]}", "imagen-4-fast", "1:1", 1)
+        page.get_by_label("RunAPI key").fill(key)
+    before = len(live.simulator.requests)
+    for page in pages.values():
+        page.get_by_role("button", name="Generate").click()
+    for page in pages.values():
+        expect(page.locator("#gallery img")).to_have_count(1, timeout=20000)
+
+    creates = [r for r in list(live.simulator.requests)[before:] if r.method == "POST"]
+    assert sorted(r.api_key for r in creates) == sorted([ALICE, BOB])
+    for key, page in pages.items():
+        other = BOB if key == ALICE else ALICE
+        stored = page.evaluate(STORED_IN_BROWSER)
+        for secret in (key, other):
+            assert secret not in page.content(), "a key is in the page's HTML"
+            assert secret not in stored, "a key is stored in the browser"
+        assert page.context.cookies() == [] or all(
+            key not in cookie["value"] for cookie in page.context.cookies()
+        )
+        page.context.close()
+
+
+# Everything the page keeps: local and session storage, and every IndexedDB record
+# (where Gradio's run history would keep event inputs).
+STORED_IN_BROWSER = """async () => {
+  const parts = [JSON.stringify(localStorage), JSON.stringify(sessionStorage)];
+  for (const info of await indexedDB.databases()) {
+    const db = await new Promise((ok, fail) => {
+      const request = indexedDB.open(info.name);
+      request.onsuccess = () => ok(request.result);
+      request.onerror = () => fail(request.error);
+    });
+    for (const store of db.objectStoreNames) {
+      const rows = await new Promise((ok) => {
+        const request = db.transaction(store).objectStore(store).getAll();
+        request.onsuccess = () => ok(request.result);
+      });
+      parts.push(JSON.stringify(rows));
+    }
+    db.close();
+  }
+  return parts.join("\\n");
+}"""
