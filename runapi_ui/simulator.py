@@ -230,16 +230,22 @@ class RunAPISimulator:
         # lacks (the SDK's create, the guide's status) must show up in `requests`.
         self.app = Starlette(routes=routes, exception_handlers={404: self._unrouted})
 
-    async def _unrouted(self, request: Request, exc: Exception) -> Response:
+    def _record(self, request: Request) -> str | None:
+        """Note the request for tests; return the bearer key it carried, if any."""
+        key = _bearer(request.headers.get("authorization"))
         self.requests.append(
             RecordedRequest(
                 request.method,
                 request.url.path,
-                _bearer(request.headers.get("authorization")),
+                key,
                 request.headers.get("idempotency-key"),
                 time.monotonic(),
             )
         )
+        return key
+
+    async def _unrouted(self, request: Request, exc: Exception) -> Response:
+        self._record(request)
         return Response("Not Found", status_code=404, media_type="text/plain")
 
     # --- faults ------------------------------------------------------------------
@@ -274,19 +280,9 @@ class RunAPISimulator:
     # --- auth and accounts ---------------------------------------------------------
 
     def _authenticate(self, request: Request, target: str) -> tuple[str | None, Response | None]:
-        header = request.headers.get("authorization", "")
-        key = header[7:].strip() if header.lower().startswith("bearer ") else None
-        self.requests.append(
-            RecordedRequest(
-                request.method,
-                request.url.path,
-                key,
-                request.headers.get("idempotency-key"),
-                time.monotonic(),
-            )
-        )
+        key = self._record(request)
         allowed = self.config.api_keys
-        known = key is not None and (allowed is None or key in allowed)
+        known = bool(key) and (allowed is None or key in allowed)
         if not known or self._fault("bad_key", target):
             return None, JSONResponse(
                 {"error": {"code": "unauthorized", "message": "Invalid or missing API key"}},
@@ -429,15 +425,7 @@ class RunAPISimulator:
         return JSONResponse(body, headers={"x-request-id": uuid.uuid4().hex})
 
     async def _image(self, request: Request) -> Response:
-        self.requests.append(
-            RecordedRequest(
-                "GET",
-                request.url.path,
-                _bearer(request.headers.get("authorization")),
-                None,
-                time.monotonic(),
-            )
-        )
+        self._record(request)
         task = self.tasks.get(request.path_params["task_id"])
         index = request.path_params["index"]
         if task is None or task.status(time.monotonic()) != "completed" or index != 0:

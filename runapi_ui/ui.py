@@ -32,10 +32,10 @@ def model_choices() -> list[tuple[str, str]]:
     return [(info.choice_label, name) for name, info in MODELS.items()]
 
 
-def ratio_choices(model: str) -> gr.Radio:
-    """Only the ratios `model` takes, keeping 1:1 selected when the old one is gone."""
+def ratio_choices(model: str, current: str) -> gr.Radio:
+    """Only the ratios `model` takes; the chosen one stays if the new model takes it."""
     ratios = list(MODELS[model].aspect_ratios) if model in MODELS else ["1:1"]
-    return gr.Radio(choices=ratios, value="1:1")
+    return gr.Radio(choices=ratios, value=current if current in ratios else "1:1")
 
 
 def status_html(summary: RunSummary | None) -> str:
@@ -149,5 +149,5 @@ def build_ui(playground: Playground) -> gr.Blocks:
             [status],
             api_visibility="private",
         )
-        model.change(ratio_choices, [model], [aspect_ratio], api_visibility="private")
+        model.change(ratio_choices, [model, aspect_ratio], [aspect_ratio], api_visibility="private")
     return demo

@@ -14,6 +14,11 @@
 
 from __future__ import annotations
 
+import os
+
+# Before anything imports gradio: no usage analytics from test runs (no network here).
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 

@@ -27,6 +27,7 @@ from runapi_ui.playground import DEMO_KEY, Playground
 from runapi_ui.server import PlaygroundApp, create_app, launch
 from runapi_ui.settings import Settings
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer
+from runapi_ui.ui import ratio_choices
 from tests.conftest import fast_durations
 
 ALICE = "sk-alice-7f3a9c21d4"
@@ -233,6 +234,20 @@ async def test_stopping_a_run_stops_its_polling_at_once(make_playground, make_si
     seen = len(live.simulator.requests)
     await asyncio.sleep(1.0)  # polling steps are 0.2 s here: five would have come
     assert len(live.simulator.requests) == seen
+
+
+@pytest.mark.parametrize(
+    ("model", "current", "offered", "kept"),
+    [
+        ("imagen-4-fast", "16:9", ["1:1", "16:9", "9:16", "4:3", "3:4", "auto"], "16:9"),
+        ("imagen-4", "16:9", ["1:1", "16:9", "9:16", "4:3", "3:4"], "16:9"),
+        ("imagen-4-ultra", "auto", ["1:1", "16:9", "9:16", "4:3", "3:4"], "1:1"),
+    ],
+)
+def test_the_ratio_list_follows_the_model(model, current, offered, kept) -> None:
+    radio = ratio_choices(model, current)
+    assert [value for _, value in radio.choices] == offered
+    assert radio.value == kept
 
 
 # --- the app, launched, driven by gradio_client --------------------------------------
