@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
+import httpx
 
 from .catalog import DEFAULT_MODEL, MODELS, SEED_MAX
 from .client import (
@@ -130,6 +131,7 @@ class Playground:
         self.settings = settings
         self.image_dir = image_dir
         self.demo_url = demo_url
+        self._ssl_context = httpx.create_ssl_context()  # shared by every run's client
         scale = settings.simulator_time_scale
         demo_priors = {model: seconds * scale for model, seconds in SIMULATED_SECONDS.items()}
         self._durations = {
@@ -179,6 +181,7 @@ class Playground:
                 base_url=backend.base_url,
                 deadline=self.settings.deadline,
                 durations=durations,
+                ssl_context=self._ssl_context,
             ) as client:
                 outcomes = client.generate_many(
                     request, count, on_update=run.on_update, return_exceptions=True

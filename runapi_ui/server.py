@@ -19,6 +19,8 @@ from .ui import CSS, build_ui
 
 log = logging.getLogger(__name__)
 
+DEMO_BALANCE_CENTS = 10**15
+
 
 @dataclass
 class PlaygroundApp:
@@ -47,7 +49,10 @@ def create_app(
     simulator = None
     if settings.may_run_demo:
         config = simulator_config or SimulatorConfig.from_env(
-            time_scale=settings.simulator_time_scale, api_keys=frozenset({DEMO_KEY})
+            time_scale=settings.simulator_time_scale,
+            api_keys=frozenset({DEMO_KEY}),
+            # Every visitor shares the demo key: its credit must never run out.
+            starting_balance_cents=DEMO_BALANCE_CENTS,
         )
         simulator = SimulatorServer(config).start()
     # Images live in Gradio's cache folder, so Gradio serves them without copying and

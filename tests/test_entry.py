@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from runapi_ui.playground import DEMO_KEY
 from runapi_ui.server import create_app, launch
 from runapi_ui.settings import Settings, settings_from
 from tests.test_app import free_port
@@ -93,3 +94,19 @@ def test_which_backend_a_visitor_gets(env, flags, server_key, demo_possible) -> 
     settings = settings_from(flags, env)
     assert settings.server_has_key is server_key
     assert settings.may_run_demo is demo_possible
+
+
+def test_the_shared_demo_key_never_runs_out_of_credit() -> None:
+    """Every demo visitor shares one key: a $10 simulated balance would end the demo
+    for everyone after ~250 images."""
+    app = create_app(Settings(simulator_time_scale=0.0))
+    try:
+        assert app.simulator is not None
+        balance = httpx.get(
+            f"{app.simulator.url}/api/v1/me/balance",
+            headers={"Authorization": f"Bearer {DEMO_KEY}"},
+        ).json()["balance_cents"]
+        images_at_ultra_price = balance // 12
+        assert images_at_ultra_price > 10**9
+    finally:
+        app.close()
