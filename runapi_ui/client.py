@@ -48,6 +48,7 @@ GUIDE_CREATE_PATH = "/v1/text_to_image"
 GUIDE_STATUS_PATHS = ("/v1/tasks", "/api/v1/tasks")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_WAIT = 30.0  # seconds: a Retry-After longer than this is reported, not slept
 MAX_IMAGE_BYTES = 40 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000  # Imagen 4 draws at most ~1.6 MP; more is a decompression bomb
 
@@ -481,6 +482,8 @@ class RunAPIClient:
             if not retryable or attempt > self.max_retries:
                 raise error
             delay = self._backoff(attempt, hint)
+            if delay > MAX_RETRY_WAIT:
+                raise error  # a long wait is the user's call: the message says how long
             if deadline_at is not None and time.monotonic() + delay > deadline_at:
                 raise error
             await asyncio.sleep(delay)

@@ -51,6 +51,7 @@ _PHASE_LABELS = {
 }
 # How far along a task is, for the bar, at the start of each phase.
 _PHASE_FLOOR = {Phase.SUBMITTED: 0.05, Phase.QUEUED: 0.08, Phase.PROCESSING: 0.12}
+_FINAL = {Phase.COMPLETED, Phase.FAILED}
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 
 
@@ -98,7 +99,7 @@ class RunProgress:
 
     def describe(self) -> str:
         waiting = [u.phase for u in self._updates.values() if u.phase not in _FINAL]
-        if len(self._updates) < self.total - self.done - self.failed:
+        if not self._updates and not self.failed:
             label = "Submitting"
         elif waiting:
             label = _PHASE_LABELS[min(waiting, key=list(Phase).index)]
@@ -113,9 +114,6 @@ class RunProgress:
         floor = _PHASE_FLOOR.get(update.phase, 0.0)
         age = time.monotonic() - self.started
         return max(floor, min(0.9, 0.12 + 0.78 * age / expected))
-
-
-_FINAL = {Phase.COMPLETED, Phase.FAILED}
 
 
 class Playground:
@@ -165,8 +163,8 @@ class Playground:
         The parameter names and defaults are the app's public API (`api_name="generate"`).
         """
         history = list(history or [])
-        request, count = _checked_input(prompt, model, aspect_ratio, negative_prompt, num_images)
-        request = GenerationRequest(**request, seed=_pick_seed(seed))
+        fields, count = _checked_input(prompt, model, aspect_ratio, negative_prompt, num_images)
+        request = GenerationRequest(**fields, seed=_pick_seed(seed))
         backend = self.backend_for(api_key)
         durations = self._durations[backend.is_demo]
         run = RunProgress(count, durations, request.model)
@@ -193,7 +191,6 @@ class Playground:
                             new_items = await self._saved(outcome, backend) + new_items
                             seeds.append(outcome.request.seed)  # type: ignore[union-attr]
                             summary = _summary(run, request, seeds, errors, backend)
-                            progress(run.fraction(), desc=run.describe())
                             yield new_items + history, new_items + history, summary
                         elif isinstance(outcome, RunAPIError):
                             run.failed += 1
@@ -201,8 +198,6 @@ class Playground:
                         progress(run.fraction(), desc=run.describe())
         except RunAPIError as error:  # e.g. a bad key: the very first request failed
             errors.append(error)
-        except ValueError as error:  # no key at all (cannot happen through backend_for)
-            errors.append(RunAPIError(str(error)))
         except Exception:
             log.exception("unexpected failure in a generation")
             errors.append(

@@ -377,6 +377,17 @@ async def test_deadline_bounds_retries_too(make_simulator, make_client) -> None:
     assert time.monotonic() - started < 1.5
 
 
+async def test_a_long_retry_after_is_reported_not_slept(make_simulator, make_client) -> None:
+    # A create answered 429 with Retry-After: 600 must not hang a user for ten minutes.
+    server = make_simulator(faults="rate_limit@create", retry_after_seconds=600)
+    started = time.monotonic()
+    with pytest.raises(RateLimitError) as caught:
+        await make_client(server).generate(REQUEST)
+    assert time.monotonic() - started < 2.0
+    assert caught.value.retry_after == 600 and "Wait 600 s" in caught.value.message
+    assert len(creates(server)) == 1
+
+
 @pytest.mark.parametrize("fault", ["image_404", "image_garbage"])
 async def test_bad_image(make_simulator, make_client, fault) -> None:
     server = make_simulator(faults=fault)
