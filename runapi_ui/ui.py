@@ -18,10 +18,11 @@ EXAMPLE_PROMPTS = [
 ]
 
 CSS = """
-#status { min-height: 3.2rem; }
-#status .run-summary { padding: 0.6rem 0.8rem; border-radius: 8px; font-size: 0.95rem; }
-#status .run-ok { background: var(--color-accent-soft); }
-#status .run-failed { background: #fdecea; color: #8a1c12; }
+#progress { min-height: 0; }
+#progress:has(.wrap:not(.hide)) { min-height: 3.2rem; }  /* room for the bar while it runs */
+#summary .run-summary { padding: 0.6rem 0.8rem; border-radius: 8px; font-size: 0.95rem; }
+#summary .run-ok { background: var(--color-accent-soft); }
+#summary .run-failed { background: #fdecea; color: #8a1c12; }
 .demo-banner { padding: 0.7rem 1rem; border-radius: 8px; background: #fff6dd;
   border: 1px solid #f0d48a; color: #5c4400; }
 #gallery .caption-label { white-space: normal; overflow: visible; text-overflow: clip; }
@@ -43,6 +44,10 @@ def status_html(summary: RunSummary | None) -> str:
         return ""
     css_class = "run-ok" if summary.ok else "run-failed"
     return f'<div class="run-summary {css_class}">{html.escape(summary.text)}</div>'
+
+
+def announce_stop() -> None:
+    gr.Info("Stopped. Images that had finished are kept.")
 
 
 def demo_banner(playground: Playground) -> str:
@@ -114,7 +119,10 @@ def build_ui(playground: Playground) -> gr.Blocks:
                 gr.Examples(EXAMPLE_PROMPTS, inputs=[prompt], label="Example prompts")
 
             with gr.Column(scale=3, min_width=320):
-                status = gr.HTML(elem_id="status", padding=False)
+                # The bar gets a component of its own: Gradio resets the one it is shown on
+                # when a run ends.
+                progress = gr.HTML(elem_id="progress", padding=False, container=False)
+                summary = gr.HTML(elem_id="summary", padding=False, container=False)
                 gallery = gr.Gallery(
                     label="Gallery",
                     elem_id="gallery",
@@ -138,16 +146,12 @@ def build_ui(playground: Playground) -> gr.Blocks:
             api_name="generate",
             concurrency_limit=settings.max_concurrent_runs,
             concurrency_id="generate",
-            show_progress_on=[status],
+            show_progress_on=[progress],
         )
-        generate_button.click(None, None, [status], js="() => ''", api_visibility="private")
-        generation.success(status_html, [last_run], [status], api_visibility="private")
-        # Said after the cancel has landed: the cancelled run's status would wipe it.
-        stop_button.click(None, cancels=[generation], api_visibility="private").then(
-            lambda: status_html(RunSummary("Stopped. Finished images are kept.", ok=False)),
-            None,
-            [status],
-            api_visibility="private",
-        )
+        generate_button.click(None, None, [summary], js="() => ''", api_visibility="private")
+        generation.success(status_html, [last_run], [summary], api_visibility="private")
+        # A toast: the summary line belongs to finished runs (Generate clears it, and a
+        # cancelled run never reaches `.success`).
+        stop_button.click(announce_stop, cancels=[generation], api_visibility="private")
         model.change(ratio_choices, [model, aspect_ratio], [aspect_ratio], api_visibility="private")
     return demo

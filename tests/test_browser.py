@@ -82,7 +82,7 @@ def test_prompt_to_gallery_with_a_moving_progress_bar(page: Page, served) -> Non
     fill_form(page, "A lighthouse on a cliff at dawn", "imagen-4-fast", "16:9", 2)
     page.get_by_role("button", name="Generate").click()
 
-    bar = page.locator("#status .progress-level")
+    bar = page.locator("#progress .progress-level")
     expect(bar).to_be_visible(timeout=5000)
     readings = []
     for _ in range(12):
@@ -96,7 +96,7 @@ def test_prompt_to_gallery_with_a_moving_progress_bar(page: Page, served) -> Non
     expect(page.locator("#gallery img")).to_have_count(2, timeout=20000)
     captions = gallery_captions(page)
     assert len(captions) == 2 and all("imagen-4-fast · 16:9 · seed" in c for c in captions)
-    expect(page.locator("#status")).to_contain_text("2 of 2 images")
+    expect(page.locator("#summary")).to_contain_text("2 of 2 images")
     shot(page, "gallery")
 
     # A second run stacks above the first: earlier results stay in the session.
@@ -131,14 +131,15 @@ def test_stop_ends_the_run_and_keeps_finished_images(page: Page, served) -> None
         page.get_by_role("button", name="Generate").click()
         expect(page.locator("#gallery img")).to_have_count(1, timeout=20000)
         page.get_by_role("button", name="Stop").click()
-        stopped = page.locator("#status .run-summary")
-        expect(stopped).to_contain_text("Stopped", timeout=5000)
+        stopped = page.get_by_text("Images that had finished are kept.")
+        expect(stopped).to_be_visible(timeout=5000)
         time.sleep(0.5)
         seen = len(simulator.requests)
         time.sleep(2.0)
         assert len(simulator.requests) == seen, "polling went on after Stop"
         expect(page.locator("#gallery img")).to_have_count(1)
-        expect(stopped).to_be_visible()  # still said once the cancelled run has settled
+        # No summary from an earlier run is left standing as if it were this one's.
+        expect(page.locator("#summary")).to_have_text(re.compile(r"^\s*$"))
         shot(page, "stopped")
     finally:
         simulator.config.faults = []
