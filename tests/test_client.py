@@ -543,6 +543,17 @@ async def test_cancelling_generate_stops_polling(make_simulator, make_client) ->
     assert len(status_requests(server)) == count
 
 
+async def assert_nothing_left_running(
+    server: SimulatorServer, baseline: set[asyncio.Task], quiet_for: float
+) -> None:
+    """No stray asyncio task, and no status request reaches the service afterwards."""
+    assert asyncio.all_tasks() == baseline
+    await asyncio.sleep(0.05)
+    count = len(status_requests(server))
+    await asyncio.sleep(quiet_for)
+    assert len(status_requests(server)) == count
+
+
 async def test_cancelling_generate_many_leaves_no_tasks(make_simulator, make_client) -> None:
     server = make_simulator(faults="stuck")
     client = make_client(server, deadline=STUCK_DEADLINE)
@@ -559,11 +570,7 @@ async def test_cancelling_generate_many_leaves_no_tasks(make_simulator, make_cli
     with pytest.raises(asyncio.CancelledError):
         await job
     assert time.monotonic() - cancelled_at < 0.3
-    assert asyncio.all_tasks() == baseline
-    await asyncio.sleep(0.05)
-    count = len(status_requests(server))
-    await asyncio.sleep(1.0)
-    assert len(status_requests(server)) == count
+    await assert_nothing_left_running(server, baseline, quiet_for=1.0)
 
 
 async def test_closing_generate_many_early_cancels_the_rest(make_simulator, make_client) -> None:
@@ -574,11 +581,7 @@ async def test_closing_generate_many_early_cancels_the_rest(make_simulator, make
         async for first in results:
             assert isinstance(first, GenerationResult)
             break
-    assert asyncio.all_tasks() == baseline
-    await asyncio.sleep(0.05)
-    count = len(status_requests(server))
-    await asyncio.sleep(0.6)
-    assert len(status_requests(server)) == count
+    await assert_nothing_left_running(server, baseline, quiet_for=0.6)
 
 
 async def test_generate_many_seeds_follow_on(simulator, make_client) -> None:
@@ -618,11 +621,7 @@ async def test_generate_many_raises_the_first_failure(make_simulator, make_clien
         async for _ in make_client(server, deadline=STUCK_DEADLINE).generate_many(REQUEST, 4):
             pass
     assert time.monotonic() - started < 2
-    assert asyncio.all_tasks() == baseline
-    await asyncio.sleep(0.05)
-    count = len(status_requests(server))
-    await asyncio.sleep(0.6)
-    assert len(status_requests(server)) == count
+    await assert_nothing_left_running(server, baseline, quiet_for=0.6)
 
 
 async def test_generate_many_leaves_no_unretrieved_errors(make_simulator, make_client) -> None:
