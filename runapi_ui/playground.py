@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -163,8 +163,8 @@ class Playground:
         The parameter names and defaults are the app's public API (`api_name="generate"`).
         """
         history = list(history or [])
-        fields, count = _checked_input(prompt, model, aspect_ratio, negative_prompt, num_images)
-        request = GenerationRequest(**fields, seed=_pick_seed(seed))
+        request, count = _checked_input(prompt, model, aspect_ratio, negative_prompt, num_images)
+        request = replace(request, seed=_pick_seed(seed))
         backend = self.backend_for(api_key)
         durations = self._durations[backend.is_demo]
         run = RunProgress(count, durations, request.model)
@@ -251,25 +251,25 @@ class Playground:
 
 def _checked_input(
     prompt: str, model: str, aspect_ratio: str, negative_prompt: str | None, num_images: Any
-) -> tuple[dict[str, Any], int]:
-    """The form's values as request fields, or a gr.Error saying what to fix."""
+) -> tuple[GenerationRequest, int]:
+    """The form's values as a checked request and an image count, or a gr.Error saying
+    what to fix."""
     try:
         count = int(num_images if num_images is not None else 1)
     except (TypeError, ValueError):
         count = 0
     if not 1 <= count <= MAX_IMAGES:
         raise _input_error(f"Number of images must be from 1 to {MAX_IMAGES}.")
-    fields = {
-        "prompt": prompt or "",
-        "model": model,
-        "aspect_ratio": aspect_ratio,
-        "negative_prompt": negative_prompt or None,
-    }
+    request = GenerationRequest(
+        prompt=prompt or "",
+        model=model,
+        aspect_ratio=aspect_ratio,
+        negative_prompt=negative_prompt or None,
+    )
     try:
-        GenerationRequest(**fields).validated()
+        return request.validated(), count
     except ValidationError as error:
         raise _input_error(error.message) from None
-    return fields, count
 
 
 def _pick_seed(seed: Any) -> int:

@@ -17,8 +17,6 @@ from .settings import Settings
 from .simulator import SimulatorConfig, SimulatorServer
 from .ui import CSS, build_ui
 
-log = logging.getLogger(__name__)
-
 DEMO_BALANCE_CENTS = 10**15
 
 
@@ -67,8 +65,9 @@ def create_app(
 def launch(app: PlaygroundApp, settings: Settings, *, block: bool = True) -> str:
     """Serve the page; return its local URL. A share link that fails is one line, not a crash."""
     app.blocks.queue(default_concurrency_limit=settings.max_concurrent_runs)
-    gradio_says = io.StringIO()
-    with contextlib.redirect_stdout(gradio_says):
+    # Gradio's own launch lines (and its multi-line share-link failure) are replaced by
+    # the lines printed below.
+    with contextlib.redirect_stdout(io.StringIO()):
         app.blocks.launch(
             server_name=settings.host,
             server_port=settings.port,
