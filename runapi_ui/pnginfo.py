@@ -58,7 +58,8 @@ class ImageSettingsError(Exception):
         self.message = message
 
 
-def _now_iso() -> str:
+def utc_timestamp() -> str:
+    """Now, as ISO-8601 UTC to the second: `2025-06-01T12:00:00Z`."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
@@ -73,7 +74,7 @@ class ImageSettings:
     aspect_ratio: str | None = None
     seed: int | None = None  # None: the service chose one
     task_id: str | None = None
-    created: str | None = field(default_factory=_now_iso)  # ISO-8601 UTC, e.g. ...T12:00:00Z
+    created: str | None = field(default_factory=utc_timestamp)  # ISO-8601 UTC, e.g. ...T12:00:00Z
     source: Source | None = None  # None: not made by the playground
     width: int | None = None
     height: int | None = None
