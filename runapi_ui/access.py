@@ -13,8 +13,10 @@ import ipaddress
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .settings import Settings
+if TYPE_CHECKING:  # settings pulls in the client; this module needs only the type
+    from .settings import Settings
 
 DEMO_KEY = "demo-key"  # what the app sends its own simulator: not a secret
 
@@ -216,7 +218,7 @@ def auth_from(settings: Settings) -> list[tuple[str, str]] | None:
     logins: dict[str, str] = {}
     for where, entry in entries:
         user, colon, password = entry.partition(":")
-        user = user.strip()
+        user, password = user.strip(), password.strip()
         if not colon or not user or not password:
             missing = "':'" if not colon else "user name" if not user else "password"
             raise AuthConfigError(

@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -43,7 +43,9 @@ from redis.commands.core import AsyncScript
 
 from .access import KeyPolicy
 from .catalog import MODELS
-from .settings import Settings
+
+if TYPE_CHECKING:  # settings pulls in the client; these modules need only the type
+    from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -602,7 +604,7 @@ class Limits:
             )
         if price and budget is not None and price * images > budget:
             raise QuotaExceeded(
-                f"These {images} images cost {_dollars(price * images)}, more than this "
+                f"{_cost_of(images).capitalize()} {_dollars(price * images)}, more than this "
                 f"server's whole daily budget of {_dollars(budget)} on its RunAPI key: ask "
                 "for fewer images or a cheaper model, or enter your own RunAPI key.",
                 retry_at=None,
@@ -634,7 +636,7 @@ class Limits:
             left = max(0, ticket.budget - verdict.used)
             spent = (
                 f"has {_dollars(left)} left today, less than the "
-                f"{_dollars(ticket.price * images)} these {images} images cost"
+                f"{_dollars(ticket.price * images)} {_cost_of(images)}"
                 if left
                 else "is spent for today"
             )
@@ -657,19 +659,21 @@ def limits_from(settings: Settings, *, clock: Callable[[], float] = time.time) -
     The hourly quota applies on public deployments only: locally the visitor on the
     server's key is its operator, who keeps generating as before.
     """
-    public = KeyPolicy.from_settings(settings).public
     store: QuotaStore = (
         RedisStore.connect(settings.redis_url) if settings.redis_url else MemoryStore()
     )
-    return Limits(
+    limits = Limits(  # checks every value, so a bad one is a start-up error anywhere
         store,
-        images_per_hour=settings.images_per_hour if public else 0,
+        images_per_hour=settings.images_per_hour,
         max_images_in_flight=settings.max_images_in_flight,
         daily_spend_cap_usd=settings.daily_spend_cap_usd,
         lease_seconds=settings.deadline + LEASE_MARGIN_SECONDS,
         trusted_proxies=trusted_proxies_from(settings),
         clock=clock,
     )
+    if not KeyPolicy.from_settings(settings).public:
+        limits.images_per_hour = 0
+    return limits
 
 
 def _price(model: str) -> float:
@@ -684,6 +688,10 @@ def _micros(dollars: float) -> int:
 
 def _dollars(micros: int) -> str:
     return f"${micros / 1_000_000:.2f}"
+
+
+def _cost_of(images: int) -> str:
+    return "this image costs" if images == 1 else f"these {images} images cost"
 
 
 def _hashed(visitor_id: str) -> str:
