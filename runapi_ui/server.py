@@ -7,12 +7,14 @@ import io
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
 
-from .playground import DEMO_KEY, Playground
+from .access import DEMO_KEY, KeyPolicy, auth_from
+from .images import ImageStore
+from .playground import Playground
 from .polling import DurationStats
+from .quota import limits_from
 from .settings import Settings
 from .simulator import SimulatorConfig, SimulatorServer
 from .ui import CSS, build_ui
@@ -45,7 +47,8 @@ def create_app(
     Tests pass `simulator_config` (faults, speed) and `live_durations` (fast polling).
     """
     simulator = None
-    if settings.may_run_demo:
+    policy = KeyPolicy.from_settings(settings)
+    if policy.offers_demo:
         config = simulator_config or SimulatorConfig.from_env(
             time_scale=settings.simulator_time_scale,
             api_keys=frozenset({DEMO_KEY}),
@@ -53,12 +56,14 @@ def create_app(
             starting_balance_cents=DEMO_BALANCE_CENTS,
         )
         simulator = SimulatorServer(config).start()
-    # Images live in Gradio's cache folder, so Gradio serves them without copying and
-    # its delete_cache sweep removes them after a day.
-    image_dir = Path(gr.utils.get_upload_folder()) / "imagen-playground"
-    image_dir.mkdir(parents=True, exist_ok=True)
+    # Images live in a folder of our own, so they outlive Gradio's cache sweeps and a
+    # restart (where the disk does); our own sweep removes them after `image_max_age_days`.
+    store = ImageStore(settings.image_dir, settings.image_max_age_days)
+    store.sweep()
     demo_url = simulator.url if simulator else None
-    playground = Playground(settings, image_dir, demo_url, live_durations)
+    playground = Playground(
+        settings, store, demo_url, limits=limits_from(settings), live_durations=live_durations
+    )
     return PlaygroundApp(build_ui(playground), playground, simulator)
 
 
@@ -75,13 +80,16 @@ def launch(app: PlaygroundApp, settings: Settings, *, block: bool = True) -> str
             prevent_thread_lock=True,
             run_history=False,  # it would store event inputs, the key among them, in the browser
             footer_links=["api"],
-            allowed_paths=[str(app.playground.image_dir)],
+            allowed_paths=[str(app.playground.store.folder)],
+            auth=auth_from(settings),
+            ssr_mode=False,  # with SSR, Node fronts the server and hides our own routes
             theme=gr.themes.Soft(),
             css=CSS,
             quiet=True,
         )
     url = app.blocks.local_url or f"http://{settings.host}:{settings.port}/"
     print(f"* Imagen Playground running on {url} ({_mode(settings)})", flush=True)
+    print(f"* {app.playground.policy.describe()}", flush=True)
     if settings.share:
         if app.blocks.share_url:
             print(f"* Public share link: {app.blocks.share_url}", flush=True)

@@ -1,4 +1,8 @@
-"""The page: controls on the left, progress and gallery on the right, wired to Playground."""
+"""The page: the form on the left, progress, results and history on the right, and the wiring.
+
+On a phone the two columns stack; Generate then scrolls the progress bar into view, so
+the results show up where the visitor is looking, not below the whole form.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,14 @@ import html
 
 import gradio as gr
 
+from .access import KeyRequired
+from .api import ApiHandlers
 from .catalog import DEFAULT_MODEL, MODELS, SEED_MAX
-from .playground import MAX_IMAGES, Playground, RunSummary
+from .history import MAX_ENTRIES
+from .page import PageHandlers
+from .playground import MAX_IMAGES, Playground
 
+HISTORY_STORAGE_KEY = "imagen-playground-history"
 EXAMPLE_PROMPTS = [
     "A ceramic coffee mug on a wooden table in morning light, the word HELLO printed on "
     "its side in a serif font, photorealistic",
@@ -23,10 +32,30 @@ CSS = """
 #summary .run-summary { padding: 0.6rem 0.8rem; border-radius: 8px; font-size: 0.95rem; }
 #summary .run-ok { background: var(--color-accent-soft); }
 #summary .run-failed { background: #fdecea; color: #8a1c12; }
+.key-banner { padding: 0.5rem 1rem; border-radius: 8px; background: var(--color-accent-soft); }
 .demo-banner { padding: 0.7rem 1rem; border-radius: 8px; background: #fff6dd;
   border: 1px solid #f0d48a; color: #5c4400; }
-#gallery .caption-label { white-space: normal; overflow: visible; text-overflow: clip; }
+#cost { font-size: 0.9rem; color: var(--body-text-color-subdued); }
+#results .caption-label, #history .caption-label { white-space: normal; overflow: visible;
+  text-overflow: clip; }
+/* Each image at its own shape: no fixed square cells, no letterbox bands. */
+#results .grid-wrap, #history .grid-wrap, #results .gallery-container,
+#history .gallery-container { height: auto !important; min-height: 0 !important;
+  max-height: none !important; overflow-y: visible !important; }
+#history .caption-label { font-size: 0.72rem; line-height: 1.2; }
+#results .grid-container { grid-auto-rows: auto !important; align-items: start; }
+#results .thumbnail-item { aspect-ratio: auto !important; height: auto !important; }
+#results .thumbnail-item img { height: auto !important; max-height: 62vh; object-fit: contain; }
+#history .thumbnail-item { aspect-ratio: 1 / 1; }
 """
+
+# On a narrow screen the results sit below the form: bring the progress bar into view.
+SCROLL_TO_RESULTS_JS = """() => {
+  if (window.innerWidth < 800) {
+    document.getElementById('progress')?.scrollIntoView({behavior: 'smooth', block: 'start'});
+  }
+  return '';
+}"""
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -39,39 +68,49 @@ def ratio_choices(model: str, current: str) -> gr.Radio:
     return gr.Radio(choices=ratios, value=current if current in ratios else "1:1")
 
 
-def status_html(summary: RunSummary | None) -> str:
-    if summary is None:
-        return ""
-    css_class = "run-ok" if summary.ok else "run-failed"
-    return f'<div class="run-summary {css_class}">{html.escape(summary.text)}</div>'
-
-
 def announce_stop() -> None:
     gr.Info("Stopped. Images that had finished are kept.")
 
 
-def demo_banner(playground: Playground) -> str:
-    how = (
-        "Paste your RunAPI key below to generate real images"
-        if not playground.settings.demo
-        else "Restart without <code>--demo</code>, with a key, to generate real images"
-    )
+def key_banner(playground: Playground) -> str:
+    """Whose key pays, as the policy in force says; the demo banner when there is a demo."""
+    note = html.escape(playground.policy.page_note())
+    if not playground.policy.offers_demo:
+        return f'<div class="key-banner">{note}</div>'
     return (
         '<div class="demo-banner"><b>Demo mode.</b> Images are placeholders drawn locally '
-        f"by the built-in RunAPI simulator, not by Imagen 4. {how} (or set "
-        "<code>RUNAPI_API_KEY</code> before starting the app).</div>"
+        f"by the built-in RunAPI simulator, not by Imagen 4. {note}</div>"
+    )
+
+
+def cost_estimate(playground: Playground, model: str, num_images: int, api_key: str) -> str:
+    """What Generate will cost, next to the button."""
+    try:
+        backend = playground.backend_for(api_key)
+    except KeyRequired:
+        return "Enter your RunAPI key to generate."
+    info = MODELS.get(model)
+    if backend.is_demo or info is None:
+        return "Demo: no charge."
+    count = int(num_images or 1)
+    return (
+        f"Estimated cost: ${info.price_usd * count:.2f} ({count} × ${info.price_usd:.2f}, "
+        f"{html.escape(backend.source.value)}). RunAPI's published prices; they may change."
     )
 
 
 def build_ui(playground: Playground) -> gr.Blocks:
     settings = playground.settings
+    page = PageHandlers(playground)
+    api = ApiHandlers(playground)
+    runs_at_once = {"concurrency_limit": settings.max_concurrent_runs, "concurrency_id": "runs"}
     with gr.Blocks(title="Imagen Playground", delete_cache=(3600, 86400)) as demo:
         gr.Markdown(
             "# Imagen Playground\nGoogle DeepMind's **Imagen 4** through RunAPI: "
             "write a prompt, pick a model, get images."
         )
-        if settings.may_run_demo:
-            gr.HTML(demo_banner(playground))
+        policy = playground.policy
+        gr.HTML(key_banner(playground))
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=320):
@@ -106,16 +145,18 @@ def build_ui(playground: Playground) -> gr.Blocks:
                     lines=1,
                 )
                 api_key = gr.Textbox(
-                    value="",  # also what makes `api_key` optional in the API
+                    value="",
                     label="RunAPI key",
                     type="password",
                     placeholder="Paste your key to use RunAPI; leave empty for the demo",
                     info="Used only for your requests in this browser tab; never stored.",
-                    visible=settings.may_run_demo and not settings.demo,
+                    visible=policy.asks_for_visitor_keys,
                 )
                 with gr.Row():
                     generate_button = gr.Button("Generate", variant="primary", scale=2)
+                    compare_button = gr.Button("Compare 3 models", scale=2)
                     stop_button = gr.Button("Stop", variant="stop", scale=1)
+                cost = gr.Markdown(cost_estimate(playground, DEFAULT_MODEL, 1, ""), elem_id="cost")
                 gr.Examples(EXAMPLE_PROMPTS, inputs=[prompt], label="Example prompts")
 
             with gr.Column(scale=3, min_width=320):
@@ -123,9 +164,9 @@ def build_ui(playground: Playground) -> gr.Blocks:
                 # when a run ends.
                 progress = gr.HTML(elem_id="progress", padding=False, container=False)
                 summary = gr.HTML(elem_id="summary", padding=False, container=False)
-                gallery = gr.Gallery(
-                    label="Gallery",
-                    elem_id="gallery",
+                results = gr.Gallery(
+                    label="Results",
+                    elem_id="results",
                     columns=2,
                     height="auto",
                     object_fit="contain",
@@ -133,25 +174,94 @@ def build_ui(playground: Playground) -> gr.Blocks:
                     buttons=["download", "fullscreen"],
                     interactive=False,
                 )
+                with gr.Accordion("History", open=True):
+                    gr.Markdown(
+                        f"Kept in this browser: your last {MAX_ENTRIES} runs, newest first (older "
+                        "ones drop off). Images stay on this server for "
+                        f"{settings.image_max_age_days:g} days; after that an entry shows a small "
+                        "preview, and *Run again* makes it anew. Select a run to see it and put "
+                        "its settings back in the form; select an image to reuse its seed."
+                    )
+                    tiles = gr.Gallery(
+                        label="Your runs",
+                        show_label=False,
+                        elem_id="history",
+                        columns=4,
+                        height="auto",
+                        fit_columns=False,  # one run is one small tile, not a banner
+                        object_fit="cover",
+                        allow_preview=False,
+                        interactive=False,
+                    )
+                    with gr.Row():
+                        run_again_button = gr.Button("Run again", size="sm")
+                        wait_again_button = gr.Button(
+                            "Wait again", size="sm", visible=False, elem_id="wait-again"
+                        )
+                        clear_button = gr.Button("Clear history", size="sm", variant="stop")
 
-        history = gr.State([])  # this session's images, newest first
-        last_run = gr.State(None)
-
-        # In the order, and with the names, of Playground.generate's API parameters.
-        form = [prompt, model, aspect_ratio, negative_prompt, num_images, seed, api_key]
-        generation = generate_button.click(
-            playground.generate,
-            inputs=[*form, history],
-            outputs=[gallery, history, last_run],
-            api_name="generate",
-            concurrency_limit=settings.max_concurrent_runs,
-            concurrency_id="generate",
-            show_progress_on=[progress],
+        history = gr.BrowserState(
+            [], storage_key=HISTORY_STORAGE_KEY, secret=settings.history_secret
         )
-        generate_button.click(None, None, [summary], js="() => ''", api_visibility="private")
-        generation.success(status_html, [last_run], [summary], api_visibility="private")
-        # A toast: the summary line belongs to finished runs (Generate clears it, and a
-        # cancelled run never reaches `.success`).
-        stop_button.click(announce_stop, cancels=[generation], api_visibility="private")
-        model.change(ratio_choices, [model, aspect_ratio], [aspect_ratio], api_visibility="private")
+        shown = gr.State(None)  # which history entry the results show
+
+        form = [prompt, model, aspect_ratio, negative_prompt, num_images, seed]
+        page_outputs = [results, history, tiles, summary, shown]
+        watching = {"outputs": page_outputs, "show_progress_on": [progress], **runs_at_once}
+        private = {"api_visibility": "private"}
+        runs = [
+            generate_button.click(
+                page.on_generate, [*form, api_key, history], **watching, **private
+            ),
+            compare_button.click(
+                page.on_compare,
+                [prompt, aspect_ratio, negative_prompt, seed, api_key, history],
+                **watching,
+                **private,
+            ),
+            run_again_button.click(
+                page.on_run_again, [history, shown, api_key], **watching, **private
+            ),
+            wait_again_button.click(
+                page.on_wait_again, [history, shown, api_key], **watching, **private
+            ),
+            demo.load(page.on_load, [history], **watching, **private),
+        ]
+        for button in (generate_button, compare_button, run_again_button, wait_again_button):
+            button.click(None, None, [summary], js=SCROLL_TO_RESULTS_JS, **private)
+        stop_button.click(announce_stop, cancels=runs, **private).then(
+            page.on_stop, [history], [history, tiles, summary], **private
+        )
+
+        tiles.select(
+            page.on_select_entry,
+            [history],
+            [results, summary, shown, *form, wait_again_button],
+            **private,
+        )
+        results.select(page.on_select_image, [history, shown], form, **private)
+        clear_button.click(page.on_clear, None, page_outputs, **private)
+
+        model.change(ratio_choices, [model, aspect_ratio], [aspect_ratio], **private)
+        for control in (model, num_images, api_key):
+            control.change(
+                lambda m, n, k: cost_estimate(playground, m, n, k),
+                [model, num_images, api_key],
+                [cost],
+                **private,
+            )
+
+        # The endpoints for scripts: keywords in, gallery out; never shown on the page.
+        api_gallery = gr.Gallery(visible=False)
+        api_trigger = gr.Button(visible=False)
+        api_trigger.click(
+            api.generate, [*form, api_key], [api_gallery], api_name="generate", **runs_at_once
+        )
+        api_trigger.click(
+            api.compare,
+            [prompt, aspect_ratio, negative_prompt, seed, api_key],
+            [api_gallery],
+            api_name="compare",
+            **runs_at_once,
+        )
     return demo

@@ -1,0 +1,261 @@
+"""The visitor's history: one entry per run, kept in their browser, newest first.
+
+An entry is plain JSON (it lives in localStorage through `gr.BrowserState`): what was
+asked, how it went, the images' file paths and a small inline thumbnail of each, so an
+entry whose file is gone still shows what it was. It never holds an API key. Everything
+read back from the browser is untrusted: `clean()` keeps only well-formed entries, and
+image paths are checked by `ImageStore.resolve` before anything is served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .catalog import MODELS, SEED_MAX
+from .client import GenerationRequest
+from .errors import ValidationError
+from .images import ImageStore, thumbnail_data_url
+from .runs import Run, RunStatus
+
+MAX_ENTRIES = 60
+MAX_BYTES = 1_500_000  # of JSON; the browser's ~5 MB per site also holds Gradio's own state
+PROMPT_PREVIEW_CHARS = 60
+INTERRUPTED = "interrupted"
+STILL_RUNNING = RunStatus.RUNNING.value
+
+Entry = dict[str, Any]
+
+
+def entry_for(run: Run, *, thumbnails: dict[str, str] | None = None) -> Entry:
+    """The history entry of a run, as it stands now."""
+    first = run.jobs[0].request
+    thumbnails = thumbnails or {}
+    errors = run.errors
+    return {
+        "id": run.id,
+        "run": run.id,
+        "kind": run.kind,
+        "created": run.created,
+        "prompt": first.prompt,
+        "negative_prompt": first.negative_prompt or "",
+        "model": first.model,
+        "aspect_ratio": first.aspect_ratio,
+        "num_images": run.total,
+        "demo": run.is_demo,
+        "status": run.status.value,
+        "message": errors[0].message if errors else "",
+        "duration": round(run.elapsed, 1) if run.is_finished else None,
+        "cost": 0.0 if run.is_demo else cost_of(image.model for image in run.images),
+        "jobs": [
+            {
+                "model": job.request.model,
+                "aspect_ratio": job.request.aspect_ratio,
+                "seed": job.request.seed,
+                "task_id": job.task_id,
+                "seconds": round(job.seconds, 1) if job.seconds is not None else None,
+                "error": job.error.message if job.error else "",
+                "image": _image_record(job.image, thumbnails) if job.image else None,
+            }
+            for job in run.jobs
+        ],
+    }
+
+
+async def finished_entry(run: Run) -> Entry:
+    """The final entry, with every image's thumbnail made off the event loop."""
+    paths = [image.path for image in run.images]
+    thumbs = await asyncio.to_thread(lambda: [thumbnail_data_url(path) for path in paths])
+    return entry_for(run, thumbnails={str(p): t for p, t in zip(paths, thumbs, strict=True)})
+
+
+def cost_of(models: Sequence[str] | Any) -> float:
+    """RunAPI's published price for these images (failed ones are not charged)."""
+    return round(sum(MODELS[model].price_usd for model in models if model in MODELS), 2)
+
+
+def merge(history: list[Entry], entry: Entry) -> tuple[list[Entry], int]:
+    """`entry` first (replacing the one with its id), then the bound; returns how many fell off."""
+    entries = [entry] + [old for old in history if old.get("id") != entry["id"]]
+    kept = entries[:MAX_ENTRIES]
+    while len(kept) > 1 and len(json.dumps(kept)) > MAX_BYTES:
+        kept.pop()
+    return kept, len(entries) - len(kept)
+
+
+def clean(history: object) -> list[Entry]:
+    """The entries of a value read back from the browser that have the shape we wrote."""
+    if not isinstance(history, list):
+        return []
+    return [entry for entry in history if _well_formed(entry)][:MAX_ENTRIES]
+
+
+def interrupted(entry: Entry) -> Entry:
+    """A stored `running` entry whose run this server no longer knows (it restarted)."""
+    return {
+        **entry,
+        "status": INTERRUPTED,
+        "message": "The server restarted while this run was in flight. RunAPI may have "
+        "finished its tasks: press Wait again to fetch them without paying twice.",
+    }
+
+
+def requests_of(entry: Entry, *, only_unfinished: bool = False) -> list[GenerationRequest]:
+    """The requests behind an entry, seeds included: Run again sends these exactly."""
+    requests = []
+    for job in entry["jobs"]:
+        if only_unfinished and job.get("image"):
+            continue
+        request = GenerationRequest(
+            prompt=entry["prompt"],
+            model=job["model"],
+            aspect_ratio=job["aspect_ratio"],
+            negative_prompt=entry.get("negative_prompt") or None,
+            seed=job.get("seed"),
+        )
+        try:
+            requests.append(request.validated())
+        except ValidationError:
+            continue  # a hand-edited entry: skip what RunAPI would refuse anyway
+    return requests
+
+
+def waitable_task_ids(entry: Entry) -> list[str]:
+    """Tasks of the entry that may have finished without us: waited on again, not re-created."""
+    return [
+        job["task_id"]
+        for job in entry["jobs"]
+        if isinstance(job.get("task_id"), str) and not job.get("image")
+    ]
+
+
+def gallery_items(entry: Entry, store: ImageStore) -> list[tuple[str, str]]:
+    """The entry's images as (file, caption): the full image while it exists, else its
+    thumbnail, captioned as such."""
+    items = []
+    for job in entry["jobs"]:
+        image = job.get("image")
+        if not isinstance(image, dict):
+            continue
+        caption = _caption(entry, job)
+        path = store.resolve(image.get("path"))
+        if path is not None:
+            items.append((str(path), caption))
+            continue
+        thumb = store.thumbnail_file(image.get("thumb"))
+        if thumb is not None:
+            items.append((str(thumb), f"{caption} · preview only: the full image has expired"))
+    return items
+
+
+def tile_caption(entry: Entry) -> str:
+    """One line per history entry: what, with what, when, how long, how much, how it went."""
+    prompt = " ".join(entry["prompt"].split())
+    if len(prompt) > PROMPT_PREVIEW_CHARS:
+        prompt = prompt[: PROMPT_PREVIEW_CHARS - 1] + "…"
+    model = "3 models" if entry["kind"] == "compare" else entry["model"]
+    when = time.strftime("%b %d %H:%M UTC", time.gmtime(entry["created"]))
+    parts = [prompt, model, when]
+    if entry.get("duration") is not None:
+        parts.append(f"{entry['duration']:.0f} s")
+    parts.append("no charge (demo)" if entry["demo"] else f"${entry['cost']:.2f}")
+    if entry["status"] != RunStatus.DONE.value:
+        parts.append(entry["status"])
+    return " · ".join(parts)
+
+
+def controls_from(entry: Entry, image_index: int | None = None) -> dict[str, Any]:
+    """The form's values that remake this entry (or one of its images)."""
+    jobs = [job for job in entry["jobs"] if job.get("image")] if image_index is not None else []
+    job = jobs[image_index] if image_index is not None and image_index < len(jobs) else None
+    first = job or entry["jobs"][0]
+    seed = first.get("seed")
+    return {
+        "prompt": entry["prompt"],
+        "model": first["model"],
+        "aspect_ratio": first["aspect_ratio"],
+        "negative_prompt": entry.get("negative_prompt") or "",
+        "seed": "" if seed is None else str(seed),
+        "num_images": 1 if job is not None or entry["kind"] == "compare" else entry["num_images"],
+    }
+
+
+def _image_record(image: Any, thumbnails: dict[str, str]) -> dict[str, Any]:
+    return {
+        "path": str(image.path),
+        "thumb": thumbnails.get(str(image.path), ""),
+        "width": image.width,
+        "height": image.height,
+    }
+
+
+def _caption(entry: Entry, job: dict[str, Any]) -> str:
+    caption = f"{job['model']} · {job['aspect_ratio']} · seed {job['seed']}"
+    if entry["kind"] == "compare" and job.get("seconds") is not None:
+        price = "no charge" if entry["demo"] else f"${MODELS[job['model']].price_usd:.2f}"
+        caption += f" · {job['seconds']:.1f} s · {price}"
+    return f"Demo · {caption}" if entry["demo"] else caption
+
+
+def _well_formed(entry: object) -> bool:
+    if not isinstance(entry, dict):
+        return False
+    try:
+        jobs = entry["jobs"]
+        return (
+            isinstance(entry["id"], str)
+            and isinstance(entry["prompt"], str)
+            and isinstance(entry["created"], int | float)
+            and isinstance(entry["status"], str)
+            and isinstance(entry["demo"], bool)
+            and isinstance(entry["cost"], int | float)
+            and isinstance(entry["num_images"], int)
+            and isinstance(entry.get("negative_prompt", ""), str)
+            and (entry["duration"] is None or isinstance(entry["duration"], int | float))
+            and entry["kind"] in ("generate", "compare")
+            and isinstance(jobs, list)
+            and 0 < len(jobs) <= 4
+            and all(_job_well_formed(job) for job in jobs)
+        )
+    except (KeyError, TypeError):
+        return False
+
+
+def _job_well_formed(job: object) -> bool:
+    return (
+        isinstance(job, dict)
+        and job.get("model") in MODELS
+        and isinstance(job.get("aspect_ratio"), str)
+        and (
+            job.get("seed") is None
+            or (isinstance(job["seed"], int) and 0 <= job["seed"] <= SEED_MAX)
+        )
+        and (job.get("image") is None or isinstance(job["image"], dict))
+    )
+
+
+def combined(original: Entry, update: Entry) -> Entry:
+    """`update` (a later look at a run, or a Wait again's run) folded into `original`."""
+    if original.get("run") == update["run"]:
+        return {**update, "id": original["id"], "created": original["created"]}
+    by_task = {job["task_id"]: job for job in update["jobs"] if job.get("task_id")}
+    jobs = [by_task.get(job.get("task_id"), job) for job in original["jobs"]]
+    with_image = [job for job in jobs if job.get("image")]
+    if update["status"] == STILL_RUNNING:
+        status = STILL_RUNNING
+    elif len(with_image) == len(jobs):
+        status = RunStatus.DONE.value
+    else:
+        status = (RunStatus.PARTIAL if with_image else RunStatus.FAILED).value
+    errors = [job["error"] for job in jobs if job.get("error") and not job.get("image")]
+    return {
+        **original,
+        "run": update["run"],
+        "jobs": jobs,
+        "status": status,
+        "message": errors[0] if errors else "",
+        "cost": 0.0 if original["demo"] else cost_of(job["model"] for job in with_image),
+    }

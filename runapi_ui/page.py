@@ -1,0 +1,330 @@
+"""The page's handlers: start a run and watch it, restore history, reuse and resume entries.
+
+Every handler that runs something starts a `Run` through `Playground` and then only
+*watches* it, yielding the gallery, the history and the summary as images land. A page
+reload ends the watching (Gradio closes the generator at its next yield) but not the
+run: when the visitor comes back, `restore` finds the run by the id their history holds
+and watches it again. Stop cancels the watched run for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
+
+import gradio as gr
+
+from . import history as hist
+from .access import KeyRequired
+from .catalog import MODELS
+from .history import Entry
+from .playground import Playground, Refusal
+from .quota import LimitError
+from .runs import Run, RunStatus
+
+GalleryItems = list[tuple[str, str]]
+# What the run handlers return, in this order: results gallery, history (browser),
+# history tiles, summary line, index of the entry shown.
+PageOutputs = tuple[GalleryItems, list[Entry], GalleryItems, str, int | None]
+
+STOP_GRACE_SECONDS = 5.0
+
+
+class PageHandlers:
+    """The page's events, bound to one Playground."""
+
+    def __init__(self, playground: Playground) -> None:
+        self.playground = playground
+        self.store = playground.store
+
+    # --- running ---------------------------------------------------------------------
+
+    async def on_generate(
+        self,
+        prompt: str,
+        model: str,
+        aspect_ratio: str,
+        negative_prompt: str,
+        num_images: int,
+        seed: str,
+        api_key: str,
+        history: Any,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - how Gradio injects it
+    ) -> AsyncIterator[PageOutputs]:
+        start = self.playground.start(
+            prompt=prompt,
+            model=model,
+            aspect_ratio=aspect_ratio,
+            negative_prompt=negative_prompt,
+            num_images=num_images,
+            seed=seed,
+            api_key=api_key,
+            visitor=self.playground.visitor(request),
+        )
+        run = await _started(start)
+        async for outputs in self._watch(run, hist.clean(history), progress):
+            yield outputs
+
+    async def on_compare(
+        self,
+        prompt: str,
+        aspect_ratio: str,
+        negative_prompt: str,
+        seed: str,
+        api_key: str,
+        history: Any,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ) -> AsyncIterator[PageOutputs]:
+        start = self.playground.start_compare(
+            prompt=prompt,
+            aspect_ratio=aspect_ratio,
+            negative_prompt=negative_prompt,
+            seed=seed,
+            api_key=api_key,
+            visitor=self.playground.visitor(request),
+        )
+        run = await _started(start)
+        if aspect_ratio not in MODELS["imagen-4"].aspect_ratios:
+            gr.Info(
+                f"imagen-4 and imagen-4-ultra do not take {html.escape(aspect_ratio)}: they draw "
+                "at 1:1, the nearest they take."
+            )
+        async for outputs in self._watch(run, hist.clean(history), progress):
+            yield outputs
+
+    async def on_run_again(
+        self,
+        history: Any,
+        shown: int | None,
+        api_key: str,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ) -> AsyncIterator[PageOutputs]:
+        """The shown entry's exact requests (seeds included), as a new run."""
+        entries = hist.clean(history)
+        entry = _entry_at(entries, shown)
+        requests = hist.requests_of(entry)
+        if not requests:
+            raise gr.Error("That entry cannot be run again: its settings are not valid.")
+        start = self.playground.start_requests(
+            requests, api_key=api_key, visitor=self.playground.visitor(request), kind=entry["kind"]
+        )
+        run = await _started(start)
+        async for outputs in self._watch(run, entries, progress):
+            yield outputs
+
+    async def on_wait_again(
+        self,
+        history: Any,
+        shown: int | None,
+        api_key: str,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ) -> AsyncIterator[PageOutputs]:
+        """Wait on the shown entry's unfinished tasks by id: nothing is created or paid again."""
+        entries = hist.clean(history)
+        entry = _entry_at(entries, shown)
+        task_ids = hist.waitable_task_ids(entry)
+        if not task_ids:
+            raise gr.Error("This entry has no unfinished task to wait for. Use Run again.")
+        requests = hist.requests_of(entry, only_unfinished=True)
+        start = self.playground.start_requests(
+            requests,
+            api_key=api_key,
+            visitor=self.playground.visitor(request),
+            kind=entry["kind"],
+            task_ids=task_ids,
+        )
+        run = await _started(start)
+        async for outputs in self._watch(run, entries, progress, into=entry):
+            yield outputs
+
+    async def on_load(
+        self,
+        history: Any,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ) -> AsyncIterator[PageOutputs]:
+        """On page load: show the history, settle what ended meanwhile, resume what runs."""
+        entries = hist.clean(history)
+        running: list[tuple[Run, Entry]] = []
+        for index, entry in enumerate(entries):
+            if entry["status"] != RunStatus.RUNNING.value:
+                continue
+            run = self.playground.runs.get(entry.get("run"))
+            if run is None:
+                entries[index] = hist.interrupted(entry)
+            else:
+                running.append((run, entry))
+        yield self._outputs(entries, 0 if entries else None)
+        for run, entry in running:
+            async for outputs in self._watch(run, entries, progress, into=entry):
+                entries = outputs[1]
+                yield outputs
+
+    async def on_stop(self, history: Any) -> tuple[list[Entry], GalleryItems, str]:
+        """After Stop: record the stopped runs' final state (their images so far stay)."""
+        entries = hist.clean(history)
+        for entry in list(entries):
+            run = self.playground.runs.get(entry.get("run"))
+            if entry["status"] != RunStatus.RUNNING.value or run is None:
+                continue
+            try:
+                await asyncio.wait_for(run.finished(), STOP_GRACE_SECONDS)
+            except TimeoutError:
+                continue
+            entries, _ = hist.merge(entries, _into(entry, await hist.finished_entry(run)))
+        return entries, self._tiles(entries), html_summary(entries[0]) if entries else ""
+
+    # --- history -----------------------------------------------------------------------
+
+    def on_select_entry(self, history: Any, evt: gr.SelectData) -> tuple[Any, ...]:
+        """A history tile was selected: show its images and put its settings in the form."""
+        entries = hist.clean(history)
+        entry = _entry_at(entries, evt.index)
+        return (
+            hist.gallery_items(entry, self.store),
+            html_summary(entry),
+            entries.index(entry),
+            *_form_values(hist.controls_from(entry)),
+            _wait_again_button(entry),
+        )
+
+    def on_select_image(
+        self, history: Any, shown: int | None, evt: gr.SelectData
+    ) -> tuple[Any, ...]:
+        """An image of the results was selected: its settings, its seed, in the form."""
+        entry = _entry_at(hist.clean(history), shown)
+        return _form_values(hist.controls_from(entry, image_index=evt.index))
+
+    def on_clear(self) -> tuple[list[Entry], GalleryItems, GalleryItems, str, None]:
+        # `[]`, not None: Gradio does not write a None, and the old value would come back.
+        return [], [], [], "", None
+
+    # --- outputs -------------------------------------------------------------------------
+
+    async def _watch(
+        self, run: Run, entries: list[Entry], progress: gr.Progress, *, into: Entry | None = None
+    ) -> AsyncIterator[PageOutputs]:
+        """Yield the page as `run` goes; Stop (a cancel) stops the run, a reload does not."""
+        durations = self.playground.durations(run.is_demo)
+        entries, _ = hist.merge(entries, _into(into, hist.entry_for(run)))
+        yield self._outputs(entries, 0, run=run)  # the browser now holds the run's id
+        async for _ in run.landed(lambda run: progress(run.fraction(durations), run.describe())):
+            yield self._outputs(entries, 0, run=run)
+        final = _into(into, await hist.finished_entry(run))
+        entries, dropped = hist.merge(entries, final)
+        yield self._outputs(entries, 0, dropped=dropped)
+        _announce(run, final)
+
+    def _outputs(
+        self, entries: list[Entry], shown: int | None, *, run: Run | None = None, dropped: int = 0
+    ) -> PageOutputs:
+        if run is not None and not run.is_finished:
+            results = [(str(image.path), image.caption) for image in reversed(run.images)]
+            summary = ""
+        elif entries and shown is not None:
+            results = hist.gallery_items(entries[shown], self.store)
+            summary = html_summary(entries[shown], dropped=dropped)
+        else:
+            results, summary = [], ""
+        return results, entries, self._tiles(entries), summary, shown
+
+    def _tiles(self, entries: list[Entry]) -> GalleryItems:
+        tiles = []
+        for entry in entries:
+            items = hist.gallery_items(entry, self.store)
+            picture = items[0][0] if items else str(self.store.placeholder(entry["status"]))
+            tiles.append((picture, hist.tile_caption(entry)))
+        return tiles
+
+
+def html_summary(entry: Entry, *, dropped: int = 0) -> str:
+    """The status line of an entry; its text is escaped (a prompt may hold HTML)."""
+    images = sum(1 for job in entry["jobs"] if job.get("image"))
+    seeds = sorted({job["seed"] for job in entry["jobs"] if job.get("seed") is not None})
+    seed_text = ", ".join(map(str, seeds))
+    what = "3 models" if entry["kind"] == "compare" else entry["model"]
+    cost = "no charge (demo)" if entry["demo"] else f"${entry['cost']:.2f}"
+    text = (
+        f"{images} of {len(entry['jobs'])} images · {what} · {entry['aspect_ratio']} · "
+        f"seed{'s' if len(seeds) > 1 else ''} {seed_text}"
+    )
+    if entry.get("duration") is not None:
+        text += f" · {entry['duration']:.1f} s"
+    text += f" · {cost}"
+    ok = entry["status"] == RunStatus.DONE.value
+    if not ok:
+        text += f" · {entry['status']}"
+        if entry.get("message"):
+            text += f": {entry['message']}"
+    if dropped:
+        text += f" · the oldest {dropped} run(s) left the history (it keeps {hist.MAX_ENTRIES})"
+    css_class = "run-ok" if ok else "run-failed"
+    return f'<div class="run-summary {css_class}">{html.escape(text)}</div>'
+
+
+async def _started(start: Awaitable[Run]) -> Run:
+    """The run, or the reason it could not start, as the page's error toast."""
+    try:
+        return await start
+    except Refusal as error:
+        raise gr.Error(
+            html.escape(error.message), title=_error_title(error), print_exception=False
+        ) from None
+
+
+def _error_title(error: Exception) -> str:
+    if getattr(error, "field", None):
+        return "Check your input"
+    if isinstance(error, LimitError):
+        return "Limit reached"
+    if isinstance(error, KeyRequired):
+        return "Key needed"
+    return "Could not start"
+
+
+def _announce(run: Run, entry: Entry) -> None:
+    """Toasts for what went wrong; a run with no image at all is an error."""
+    messages = list(dict.fromkeys(error.message for error in run.errors))
+    if run.stopped or not messages:
+        return
+    if not run.images:
+        # Stays until dismissed: the message says what to do, so it must not vanish.
+        raise gr.Error(
+            html.escape(messages[0]),
+            title="Generation failed",
+            duration=None,
+            print_exception=False,
+        )
+    for message in messages:
+        gr.Warning(html.escape(message), duration=30)
+
+
+def _entry_at(entries: list[Entry], index: Any) -> Entry:
+    if not isinstance(index, int) or not 0 <= index < len(entries):
+        raise gr.Error("Select a run in the history first.")
+    return entries[index]
+
+
+def _into(original: Entry | None, update: Entry) -> Entry:
+    """`update` as the continuation of `original` (a Wait again), or as is."""
+    return hist.combined(original, update) if original is not None else update
+
+
+def _form_values(controls: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        controls["prompt"],
+        controls["model"],
+        controls["aspect_ratio"],
+        controls["negative_prompt"],
+        controls["num_images"],
+        controls["seed"],
+    )
+
+
+def _wait_again_button(entry: Entry) -> gr.Button:
+    return gr.Button(visible=bool(hist.waitable_task_ids(entry)))

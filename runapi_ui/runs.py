@@ -1,0 +1,311 @@
+"""Runs that outlive the browser: a generation lives on the server, not in the request.
+
+A page reload or a dropped connection ends the Gradio event that started a run, but
+RunAPI still finishes (and bills) its tasks. So every run is an asyncio task of its own,
+kept in a `RunRegistry` under an unguessable id; the page (or an agent) only watches it,
+and a visitor who comes back attaches again by that id. Stop cancels a run for good.
+
+The visitor's key is held by the run while it runs, in memory only, and dropped the
+moment it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from enum import Enum
+
+from .access import Backend
+from .client import GenerationRequest, Phase, RunAPIClient, TaskUpdate
+from .errors import RunAPIError
+from .images import ImageStore, SavedImage
+from .polling import DurationStats
+
+log = logging.getLogger(__name__)
+
+UPDATE_TICK = 0.25  # seconds between progress refreshes while nothing else happens
+
+_PHASE_LABELS = {
+    Phase.SUBMITTED: "Queued",
+    Phase.QUEUED: "Queued",
+    Phase.PROCESSING: "Generating",
+    Phase.DOWNLOADING: "Downloading",
+}
+# How far along an image is, for the bar, at the start of each phase.
+_PHASE_FLOOR = {Phase.SUBMITTED: 0.05, Phase.QUEUED: 0.08, Phase.PROCESSING: 0.12}
+_FINAL = {Phase.COMPLETED, Phase.FAILED}
+
+ClientFactory = Callable[[Backend], RunAPIClient]
+FinishCallback = Callable[["Run"], Awaitable[None]]
+
+
+class RunStatus(str, Enum):
+    RUNNING = "running"
+    DONE = "done"
+    PARTIAL = "partly failed"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+@dataclass
+class Job:
+    """One image of a run: its request, then its task, then its image or its error."""
+
+    request: GenerationRequest
+    task_id: str | None = None  # known from the start when a run resumes a task
+    phase: Phase = Phase.SUBMITTED
+    image: SavedImage | None = None
+    error: RunAPIError | None = None
+    seconds: float | None = None  # how long the image took, once it ended
+
+
+@dataclass
+class Run:
+    """A generation of one or more images (a compare is one run of three models)."""
+
+    jobs: list[Job]
+    backend: Backend | None = field(repr=False)  # dropped when the run ends
+    kind: str = "generate"  # or "compare"
+    id: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    created: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.monotonic)
+    ended: float | None = None  # monotonic
+    stopped: bool = False
+    is_demo: bool = False
+    images: list[SavedImage] = field(default_factory=list)  # in the order they landed
+    _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _shown: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return len(self.jobs)
+
+    @property
+    def errors(self) -> list[RunAPIError]:
+        return [job.error for job in self.jobs if job.error is not None]
+
+    @property
+    def is_finished(self) -> bool:
+        return self.ended is not None
+
+    @property
+    def elapsed(self) -> float:
+        return (self.ended or time.monotonic()) - self.started
+
+    @property
+    def status(self) -> RunStatus:
+        if not self.is_finished:
+            return RunStatus.RUNNING
+        if self.stopped:
+            return RunStatus.STOPPED
+        if not self.errors:
+            return RunStatus.DONE
+        return RunStatus.PARTIAL if self.images else RunStatus.FAILED
+
+    @property
+    def requests(self) -> list[GenerationRequest]:
+        return [job.request for job in self.jobs]
+
+    @property
+    def task_ids(self) -> list[str | None]:
+        return [job.task_id for job in self.jobs]
+
+    def describe(self) -> str:
+        """The progress bar's words: a phase, the seconds, N of M done."""
+        waiting = [job.phase for job in self.jobs if job.phase not in _FINAL]
+        if self.is_finished:
+            label = self.status.value.capitalize()
+        elif waiting:
+            label = _PHASE_LABELS[min(waiting, key=list(Phase).index)]
+        else:
+            label = "Finishing"
+        return f"{label} · {self.elapsed:.0f} s · {len(self.images)} of {self.total} images done"
+
+    def fraction(self, durations: DurationStats | None = None) -> float:
+        """Share of the run done, never going backwards."""
+        parts = [self._job_fraction(job, durations) for job in self.jobs]
+        self._shown = max(self._shown, min(sum(parts) / max(1, self.total), 0.99))
+        return 1.0 if self.is_finished else self._shown
+
+    def _job_fraction(self, job: Job, durations: DurationStats | None) -> float:
+        if job.phase in _FINAL:
+            return 1.0
+        if job.phase is Phase.DOWNLOADING:
+            return 0.95
+        early, late = durations.window(job.request.model) if durations else (5.0, 15.0)
+        expected = max(0.5, (early + late) / 2)
+        floor = _PHASE_FLOOR.get(job.phase, 0.0)
+        return max(floor, min(0.9, 0.12 + 0.78 * self.elapsed / expected))
+
+    async def updates(self, tick: float = UPDATE_TICK) -> AsyncIterator[Run]:
+        """This run after each change, and every `tick` seconds; ends once it has finished."""
+        while True:
+            changed = self._changed
+            yield self
+            if self.is_finished:
+                return
+            with suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), tick)
+
+    async def landed(self, on_tick: Callable[[Run], object] | None = None) -> AsyncIterator[Run]:
+        """This run each time an image lands; `on_tick` sees every update (a progress bar).
+
+        Cancelling the consumer (Stop) cancels the run; closing it (a reload) does not.
+        """
+        shown = 0
+        try:
+            async for _ in self.updates():
+                if on_tick is not None:
+                    on_tick(self)
+                if len(self.images) != shown:
+                    shown = len(self.images)
+                    yield self
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+
+    async def finished(self) -> Run:
+        async for _ in self.updates(tick=1.0):
+            pass
+        return self
+
+    def cancel(self) -> None:
+        """Stop: no more polling, and the run ends as stopped (its images so far stay)."""
+        if self._task is not None and not self._task.done():
+            self.stopped = True
+            self._task.cancel()
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+
+class RunRegistry:
+    """Every run of this server, by id, until `keep_seconds` after it ended."""
+
+    def __init__(
+        self,
+        store: ImageStore,
+        client_for: ClientFactory,
+        *,
+        keep_seconds: float = 3600.0,
+        max_finished: int = 2000,
+    ) -> None:
+        self.store = store
+        self._client_for = client_for
+        self.keep_seconds = keep_seconds
+        self.max_finished = max_finished
+        self._runs: dict[str, Run] = {}
+
+    def start(
+        self,
+        requests: Sequence[GenerationRequest],
+        backend: Backend,
+        *,
+        kind: str = "generate",
+        task_ids: Sequence[str | None] | None = None,
+        on_finish: FinishCallback | None = None,
+    ) -> Run:
+        """Begin a run on the running event loop; `task_ids` resumes existing tasks."""
+        self.sweep()
+        ids = list(task_ids or [None] * len(requests))
+        jobs = [Job(request, task_id) for request, task_id in zip(requests, ids, strict=True)]
+        run = Run(jobs, backend, kind=kind, is_demo=backend.is_demo)
+        self._runs[run.id] = run
+        run._task = asyncio.get_running_loop().create_task(self._execute(run, on_finish))
+        return run
+
+    def get(self, run_id: object) -> Run | None:
+        return self._runs.get(run_id) if isinstance(run_id, str) else None
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def sweep(self) -> None:
+        """Forget runs that ended long ago, and the oldest past the bound."""
+        now = time.monotonic()
+        finished = sorted(
+            (run for run in self._runs.values() if run.ended is not None),
+            key=lambda run: run.ended or 0.0,
+        )
+        excess = max(0, len(finished) - self.max_finished)
+        for index, run in enumerate(finished):
+            if index < excess or now - (run.ended or now) > self.keep_seconds:
+                del self._runs[run.id]
+
+    async def aclose(self) -> None:
+        running = [run for run in self._runs.values() if run._task and not run._task.done()]
+        for run in running:
+            run.cancel()
+        await asyncio.gather(*(run._task for run in running if run._task), return_exceptions=True)
+
+    async def _execute(self, run: Run, on_finish: FinishCallback | None) -> None:
+        backend = run.backend
+        assert backend is not None
+        try:
+            async with self._client_for(backend) as client:
+                await asyncio.gather(*(self._one(run, job, client) for job in run.jobs))
+        except asyncio.CancelledError:
+            run.stopped = True
+        except Exception:  # a bug of ours must not leave the run hanging
+            log.exception("unexpected failure in run %s", run.id[:6])
+        finally:
+            for job in run.jobs:
+                if job.phase not in _FINAL:
+                    job.phase = Phase.FAILED
+            run.ended = time.monotonic()
+            run.backend = None  # the key goes with the run
+            log.info(
+                "run %s: %s, %d/%d images in %.1fs, demo=%s",
+                run.id[:6],
+                run.status.value,
+                len(run.images),
+                run.total,
+                run.elapsed,
+                run.is_demo,
+            )
+            run._notify()
+            if on_finish is not None:
+                await on_finish(run)
+
+    async def _one(self, run: Run, job: Job, client: RunAPIClient) -> None:
+        def on_update(update: TaskUpdate) -> None:
+            job.phase = update.phase
+            run._notify()
+
+        started = time.monotonic()
+        try:
+            if job.task_id is None:
+                task = await client.submit(job.request)
+                job.task_id = task.id
+                on_update(TaskUpdate(task.id, Phase.SUBMITTED, 0.0, task.model))
+                result = await client.wait(task, on_update=on_update)
+            else:
+                result = await client.wait(
+                    job.task_id, on_update=on_update, model=job.request.model
+                )
+            image = await self.store.save(
+                result.images[0], job.request, result.task_id, is_demo=run.is_demo
+            )
+            job.image = image
+            run.images.append(image)
+            job.phase = Phase.COMPLETED
+        except RunAPIError as error:
+            job.error = error
+            job.phase = Phase.FAILED
+        except Exception:
+            log.exception("unexpected failure in an image of run %s", run.id[:6])
+            job.error = RunAPIError(
+                "Something unexpected went wrong in the playground. Try again, and if it "
+                "repeats, report it with the server log."
+            )
+            job.phase = Phase.FAILED
+        finally:
+            job.seconds = time.monotonic() - started
+            run._notify()
