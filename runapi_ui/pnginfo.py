@@ -36,6 +36,9 @@ JSON_KEY = "imagen-playground"
 PARAMETERS_KEY = "parameters"
 MAX_FILE_BYTES = 50 * 1024 * 1024  # Imagen 4's PNGs are a few MB; more is not ours
 MAX_TEXT_BYTES = 1024 * 1024  # per text chunk once inflated, as Pillow's own cap
+# A 50 MB PNG in libpng's 8 KiB IDATs has ~6,400 chunks; millions of empty ones would
+# cost seconds of CPU to walk, so a file with more is refused.
+MAX_CHUNKS = 20_000
 
 Source = Literal["RunAPI", "demo"]
 SOURCES: tuple[Source, ...] = ("RunAPI", "demo")
@@ -295,6 +298,11 @@ def _png_chunks(png: bytes) -> list[_Chunk]:
         chunks.append(_Chunk(ctype, offset, end))
         if ctype == b"IEND":
             return chunks
+        if len(chunks) >= MAX_CHUNKS:
+            raise ImageSettingsError(
+                f"The file holds over {MAX_CHUNKS} PNG chunks, far more than any real image, "
+                "so it was not read. Use the PNG the playground saved."
+            )
         offset = end
 
 

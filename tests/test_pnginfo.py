@@ -14,6 +14,7 @@ from PIL import Image, PngImagePlugin
 from runapi_ui.client import GenerationRequest
 from runapi_ui.pnginfo import (
     JSON_KEY,
+    MAX_CHUNKS,
     MAX_FILE_BYTES,
     PARAMETERS_KEY,
     ImageSettings,
@@ -350,6 +351,12 @@ def test_a_decompression_bomb_is_refused_by_its_header() -> None:
     assert_refused(bomb, "100000x100000 pixels", "decompression bomb")
     with pytest.raises(ImageSettingsError, match="100000x100000"):
         png_with_settings(bomb, SETTINGS)
+
+
+def test_a_png_of_countless_tiny_chunks_is_refused(png: bytes) -> None:
+    # Walking millions of empty chunks would hold a CPU for seconds.
+    tiny = chunk(b"tIMx", b"")
+    assert_refused(png[:33] + tiny * (MAX_CHUNKS + 10) + png[33:], f"over {MAX_CHUNKS} PNG chunks")
 
 
 def test_a_truncated_png(png: bytes) -> None:
