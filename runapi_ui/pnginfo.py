@@ -50,7 +50,6 @@ _OUR_KEYS = (JSON_KEY.encode(), PARAMETERS_KEY.encode())
 _PNG_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "P", "RGB", "RGBA"}
 # One `Key: value` pair of an A1111 parameters line; a value with a comma is JSON-quoted.
 _PARAMETER = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
-_SIZE = re.compile(r"(\d+)x(\d+)")
 
 
 class ImageSettingsError(Exception):
