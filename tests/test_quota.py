@@ -514,15 +514,25 @@ async def main():
         RedisStore(url, prefix), images_per_hour=int(per_hour), max_images_in_flight=int(cap)
     )
     visitor = Visitor(session="one-tab", address="8.8.8.8")
+    # Warm up (connect, load the scripts) with an admission that leaves nothing behind.
+    warm_up = await limits.admit(
+        Visitor(session="warm-up"), model="imagen-4", images=1, on_server_key=False
+    )
+    await warm_up.release(failed=1)
     print("ready", flush=True)
     sys.stdin.readline()  # both processes start their burst on the same word
-    results = await asyncio.gather(
-        *(
-            limits.admit(visitor, model="imagen-4", images=1, on_server_key=on_server_key == "1")
-            for _ in range(int(attempts))
-        ),
-        return_exceptions=True,
-    )
+    async def attempt():
+        try:
+            return await limits.admit(
+                visitor, model="imagen-4", images=1, on_server_key=on_server_key == "1"
+            )
+        except Exception as error:
+            return error
+
+    # Ten at a time, three times over: bursts that overlap the other process's.
+    results = []
+    for _ in range(int(attempts) // 10):
+        results += await asyncio.gather(*(attempt() for _ in range(10)))
     await limits.aclose()
     admitted = sum(not isinstance(r, BaseException) for r in results)
     refused = sum(isinstance(r, LimitError) for r in results)
@@ -534,7 +544,7 @@ asyncio.run(main())
 
 @pytest.mark.parametrize(
     ("per_hour", "cap", "on_server_key", "expected"),
-    [(25, 0, True, 25), (0, 7, False, 7)],
+    [(25, 0, True, 25), (0, 25, False, 25)],
     ids=["hourly quota", "in-flight cap"],
 )
 def test_two_processes_share_one_quota_through_redis(
