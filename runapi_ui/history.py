@@ -18,7 +18,9 @@ from typing import Any
 from .catalog import MODELS, SEED_MAX
 from .client import GenerationRequest
 from .errors import ValidationError
+from .exports import ExportItem
 from .images import ImageStore, thumbnail_data_url
+from .pnginfo import ImageSettings
 from .runs import Run, RunStatus
 
 MAX_ENTRIES = 60
@@ -259,3 +261,27 @@ def combined(original: Entry, update: Entry) -> Entry:
         "message": errors[0] if errors else "",
         "cost": 0.0 if original["demo"] else cost_of(job["model"] for job in with_image),
     }
+
+
+def export_items(entries: Sequence[Entry]) -> list[ExportItem]:
+    """Every image of these entries with its settings, for a ZIP (paths are checked there)."""
+    items = []
+    for entry in entries:
+        for job in entry["jobs"]:
+            image = job.get("image")
+            if not isinstance(image, dict):
+                continue
+            settings = ImageSettings(
+                prompt=entry["prompt"],
+                model=job["model"],
+                negative_prompt=entry.get("negative_prompt") or None,
+                aspect_ratio=job["aspect_ratio"],
+                seed=job.get("seed"),
+                task_id=job.get("task_id"),
+                created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry["created"])),
+                source="demo" if entry["demo"] else "RunAPI",
+                width=image.get("width"),
+                height=image.get("height"),
+            )
+            items.append(ExportItem(str(image.get("path", "")), settings))
+    return items

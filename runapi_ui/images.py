@@ -20,6 +20,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from .client import GeneratedImage, GenerationRequest
+from .pnginfo import ImageSettings, png_with_settings
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,21 @@ class ImageStore:
     async def save(
         self, image: GeneratedImage, request: GenerationRequest, task_id: str, *, is_demo: bool
     ) -> SavedImage:
-        """Write the image (off the event loop) under a fresh unguessable name."""
+        """Write the image as a PNG that carries its settings, under a fresh unguessable
+        name (off the event loop: it may mean re-encoding a JPEG or WebP)."""
         path = self.folder / f"{request.model}_{request.seed or 0}_{_token()}.png"
-        await asyncio.to_thread(path.write_bytes, image.data)
+        settings = ImageSettings.from_request(
+            request,
+            task_id=task_id,
+            source="demo" if is_demo else "RunAPI",
+            width=image.width,
+            height=image.height,
+        )
+
+        def write() -> None:
+            path.write_bytes(png_with_settings(image.data, settings))
+
+        await asyncio.to_thread(write)
         return SavedImage(path, request, task_id, image.width, image.height, is_demo)
 
     def resolve(self, untrusted: object) -> Path | None:

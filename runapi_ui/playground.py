@@ -50,7 +50,7 @@ class Playground:
         self.demo_url = demo_url
         self.policy = KeyPolicy.from_settings(settings)
         self.limits = limits
-        self.runs = RunRegistry(store, self._client_for, keep_seconds=settings.run_keep_seconds)
+        self.runs = RunRegistry(store, self.client_for, keep_seconds=settings.run_keep_seconds)
         self._ssl_context = httpx.create_ssl_context()  # shared by every run's client
         scale = settings.simulator_time_scale
         demo_priors = {model: seconds * scale for model, seconds in SIMULATED_SECONDS.items()}
@@ -160,7 +160,7 @@ class Playground:
             raise
         return admitted
 
-    def _client_for(self, backend: Backend) -> RunAPIClient:
+    def client_for(self, backend: Backend) -> RunAPIClient:
         return RunAPIClient(
             api_key=backend.api_key,
             base_url=backend.base_url,

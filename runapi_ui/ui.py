@@ -13,6 +13,7 @@ import gradio as gr
 from .access import KeyRequired
 from .api import ApiHandlers
 from .catalog import DEFAULT_MODEL, MODELS, SEED_MAX
+from .extras import ExtrasHandlers
 from .history import MAX_ENTRIES
 from .page import PageHandlers
 from .playground import MAX_IMAGES, Playground
@@ -35,6 +36,8 @@ CSS = """
 .key-banner { padding: 0.5rem 1rem; border-radius: 8px; background: var(--color-accent-soft); }
 .demo-banner { padding: 0.7rem 1rem; border-radius: 8px; background: #fff6dd;
   border: 1px solid #f0d48a; color: #5c4400; }
+.key-note { font-size: 0.9rem; padding: 0.3rem 0.2rem; }
+.key-bad { color: #8a1c12; }
 #cost { font-size: 0.9rem; color: var(--body-text-color-subdued); }
 #results .caption-label, #history .caption-label { white-space: normal; overflow: visible;
   text-overflow: clip; }
@@ -102,6 +105,7 @@ def cost_estimate(playground: Playground, model: str, num_images: int, api_key: 
 def build_ui(playground: Playground) -> gr.Blocks:
     settings = playground.settings
     page = PageHandlers(playground)
+    extras = ExtrasHandlers(playground)
     api = ApiHandlers(playground)
     runs_at_once = {"concurrency_limit": settings.max_concurrent_runs, "concurrency_id": "runs"}
     with gr.Blocks(title="Imagen Playground", delete_cache=(3600, 86400)) as demo:
@@ -152,12 +156,32 @@ def build_ui(playground: Playground) -> gr.Blocks:
                     info="Used only for your requests in this browser tab; never stored.",
                     visible=policy.asks_for_visitor_keys,
                 )
+                with gr.Row(visible=policy.asks_for_visitor_keys):
+                    check_key_button = gr.Button("Check key", size="sm")
+                    forget_key_button = gr.Button("Forget key", size="sm")
+                key_status = gr.HTML(elem_id="key-status", padding=False, container=False)
                 with gr.Row():
                     generate_button = gr.Button("Generate", variant="primary", scale=2)
                     compare_button = gr.Button("Compare 3 models", scale=2)
                     stop_button = gr.Button("Stop", variant="stop", scale=1)
                 cost = gr.Markdown(cost_estimate(playground, DEFAULT_MODEL, 1, ""), elem_id="cost")
                 gr.Examples(EXAMPLE_PROMPTS, inputs=[prompt], label="Example prompts")
+                dropped = gr.File(
+                    label="Read settings from an image (drop a PNG saved here)",
+                    file_count="single",
+                    type="filepath",
+                    height=110,
+                    elem_id="read-settings",
+                )
+                with gr.Accordion("Copy as code", open=False):
+                    gr.Markdown(
+                        "The request for the current settings, to run outside the page: create "
+                        "the task, poll it, download the image. Set `RUNAPI_API_KEY` first."
+                    )
+                    curl_code = gr.Code(label="curl (bash)", language="shell", elem_id="code-curl")
+                    python_code = gr.Code(
+                        label="Python (httpx)", language="python", elem_id="code-python"
+                    )
 
             with gr.Column(scale=3, min_width=320):
                 # The bar gets a component of its own: Gradio resets the one it is shown on
@@ -199,6 +223,10 @@ def build_ui(playground: Playground) -> gr.Blocks:
                             "Wait again", size="sm", visible=False, elem_id="wait-again"
                         )
                         clear_button = gr.Button("Clear history", size="sm", variant="stop")
+                    with gr.Row():
+                        zip_run_button = gr.Button("Download this run (ZIP)", size="sm")
+                        zip_all_button = gr.Button("Download all history (ZIP)", size="sm")
+                    zip_file = gr.File(label="Your download", visible=False, elem_id="zip")
 
         history = gr.BrowserState(
             [], storage_key=HISTORY_STORAGE_KEY, secret=settings.history_secret
@@ -229,6 +257,8 @@ def build_ui(playground: Playground) -> gr.Blocks:
         ]
         for button in (generate_button, compare_button, run_again_button, wait_again_button):
             button.click(None, None, [summary], js=SCROLL_TO_RESULTS_JS, **private)
+        for run_event in runs[:4]:
+            run_event.then(extras.on_check_key, [api_key], [key_status], **private)
         stop_button.click(announce_stop, cancels=runs, **private).then(
             page.on_stop, [history], [history, tiles, summary], **private
         )
@@ -241,6 +271,30 @@ def build_ui(playground: Playground) -> gr.Blocks:
         )
         results.select(page.on_select_image, [history, shown], form, **private)
         clear_button.click(page.on_clear, None, page_outputs, **private)
+
+        dropped.upload(extras.on_image_dropped, [dropped], form, **private)
+        zip_run_button.click(
+            lambda h, i: extras.on_download(h, i, everything=False),
+            [history, shown],
+            [zip_file],
+            **private,
+        )
+        zip_all_button.click(
+            lambda h: extras.on_download(h, None, everything=True), [history], [zip_file], **private
+        )
+        code_inputs = [prompt, model, aspect_ratio, negative_prompt, seed]
+        gr.on(
+            [demo.load, *(control.change for control in code_inputs)],
+            extras.on_code,
+            code_inputs,
+            [curl_code, python_code],
+            trigger_mode="always_last",
+            show_progress="hidden",
+            **private,
+        )
+        for key_event in (demo.load, check_key_button.click, api_key.submit, api_key.blur):
+            key_event(extras.on_check_key, [api_key], [key_status], **private)
+        forget_key_button.click(extras.on_forget_key, None, [api_key, key_status], **private)
 
         model.change(ratio_choices, [model, aspect_ratio], [aspect_ratio], **private)
         for control in (model, num_images, api_key):

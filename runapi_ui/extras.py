@@ -1,0 +1,134 @@
+"""The page's side panels: read settings from an image, ZIP downloads, copy as code, and
+the key check with the account's balance."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import time
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from . import history as hist
+from .access import KeyRequired
+from .client import GenerationRequest
+from .errors import RunAPIError
+from .exports import ExportError, build_zip_async
+from .playground import Playground
+from .pnginfo import ImageSettingsError, read_settings
+from .snippets import curl_snippet, python_snippet
+
+ZIP_KEEP_SECONDS = 3600  # a prepared download waits this long for its click
+CODE_PLACEHOLDER_PROMPT = "Describe the image here"
+
+
+class ExtrasHandlers:
+    def __init__(self, playground: Playground) -> None:
+        self.playground = playground
+        self.export_dir = playground.settings.data_dir / "exports"
+
+    # --- read settings from an image -----------------------------------------------------
+
+    async def on_image_dropped(self, path: str | None) -> tuple[Any, ...]:
+        """Fill the form from a PNG the playground saved; anything else changes nothing."""
+        keep = tuple(gr.skip() for _ in range(6))
+        if not path:
+            return keep
+        try:
+            settings = await asyncio.to_thread(read_settings, Path(path))
+        except ImageSettingsError as error:
+            gr.Warning(html.escape(str(error)), title="No settings read", duration=15)
+            return keep
+        missing = [
+            name for name in ("model", "aspect_ratio", "seed") if getattr(settings, name) is None
+        ]
+        note = (
+            f" It does not say its {', '.join(missing)}: those controls are unchanged."
+            if missing
+            else ""
+        )
+        gr.Info(f"Settings read from the image.{html.escape(note)}")
+        return (
+            settings.prompt,
+            settings.model or gr.skip(),
+            settings.aspect_ratio or gr.skip(),
+            settings.negative_prompt or "",
+            1,
+            "" if settings.seed is None else str(settings.seed),
+        )
+
+    # --- downloads -------------------------------------------------------------------------
+
+    async def on_download(self, history: Any, shown: int | None, everything: bool) -> Any:
+        """A ZIP of the shown run, or of the whole history, with a manifest of settings."""
+        entries = hist.clean(history)
+        if not everything:
+            entries = [entries[shown]] if isinstance(shown, int) and shown < len(entries) else []
+        title = "history" if everything else (entries[0]["prompt"] if entries else "run")
+        self._sweep_exports()
+        try:
+            path = await build_zip_async(
+                hist.export_items(entries),
+                self.export_dir,
+                title=title,
+                images_root=self.playground.store.folder,
+            )
+        except ExportError as error:
+            raise gr.Error(html.escape(error.message), title="No download") from None
+        return gr.File(value=str(path), visible=True)
+
+    def _sweep_exports(self) -> None:
+        cutoff = time.time() - ZIP_KEEP_SECONDS
+        for path in self.export_dir.glob("*.zip") if self.export_dir.exists() else ():
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+
+    # --- copy as code ----------------------------------------------------------------------
+
+    def on_code(
+        self, prompt: str, model: str, aspect_ratio: str, negative_prompt: str, seed: str
+    ) -> tuple[str, str]:
+        """The current settings as a curl script and a Python program (the key stays a
+        variable: `$RUNAPI_API_KEY`)."""
+        try:
+            seed_value: int | None = int(str(seed).strip()) if str(seed).strip() else None
+        except ValueError:
+            seed_value = None
+        request = GenerationRequest(
+            prompt=(prompt or "").strip() or CODE_PLACEHOLDER_PROMPT,
+            model=model,
+            aspect_ratio=aspect_ratio,
+            negative_prompt=(negative_prompt or "").strip() or None,
+            seed=seed_value,
+        )
+        base_url = self.playground.settings.base_url
+        return curl_snippet(request, base_url), python_snippet(request, base_url)
+
+    # --- the key and the balance -------------------------------------------------------------
+
+    async def on_check_key(self, api_key: str) -> str:
+        """The account's balance for the key that would pay, or why that key is refused."""
+        try:
+            backend = self.playground.backend_for(api_key)
+        except KeyRequired as error:
+            return _note(error.message, ok=False)
+        if backend.is_demo:
+            return ""  # the cost line already says the demo is free
+        try:
+            async with self.playground.client_for(backend) as client:
+                balance = await client.balance()
+        except RunAPIError as error:
+            return _note(error.message, ok=False)
+        return _note(
+            f"{backend.source.value.capitalize()}: balance ${balance.balance_cents / 100:.2f}."
+        )
+
+    def on_forget_key(self) -> tuple[str, str]:
+        return "", _note("Key forgotten: it is gone from this page.")
+
+
+def _note(text: str, *, ok: bool = True) -> str:
+    css_class = "key-ok" if ok else "key-bad"
+    return f'<div class="key-note {css_class}">{html.escape(text)}</div>'
