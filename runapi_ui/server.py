@@ -7,10 +7,14 @@ import io
 import logging
 import os
 from dataclasses import dataclass
+from urllib.parse import parse_qs, urlencode
 
 import gradio as gr
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .access import DEMO_KEY, KeyPolicy, auth_from
+from .agents import agent_routes
 from .images import ImageStore
 from .playground import Playground
 from .polling import DurationStats
@@ -20,6 +24,8 @@ from .simulator import SimulatorConfig, SimulatorServer
 from .ui import CSS, build_ui
 
 DEMO_BALANCE_CENTS = 10**15
+MCP_PATH = "/gradio_api/mcp"
+AGENT_TOOLS = ("generate_image",)
 
 
 @dataclass
@@ -83,6 +89,11 @@ def launch(app: PlaygroundApp, settings: Settings, *, block: bool = True) -> str
             allowed_paths=[str(app.playground.store.folder)],
             auth=auth_from(settings),
             ssr_mode=False,  # with SSR, Node fronts the server and hides our own routes
+            app_kwargs={
+                "routes": agent_routes(app.playground),  # /v1/images/generations
+                "middleware": [Middleware(AgentToolsOnly)],
+            },
+            mcp_server=settings.mcp,
             theme=gr.themes.Soft(),
             css=CSS,
             quiet=True,
@@ -90,6 +101,10 @@ def launch(app: PlaygroundApp, settings: Settings, *, block: bool = True) -> str
     url = app.blocks.local_url or f"http://{settings.host}:{settings.port}/"
     print(f"* Imagen Playground running on {url} ({_mode(settings)})", flush=True)
     print(f"* {app.playground.policy.describe()}", flush=True)
+    print(f"* {app.playground.limits.describe()}", flush=True)
+    print(f"* OpenAI-compatible images endpoint: {url}v1/images/generations", flush=True)
+    if settings.mcp:
+        print(f"* MCP server (tool generate_image): {url}gradio_api/mcp/", flush=True)
     if settings.share:
         if app.blocks.share_url:
             print(f"* Public share link: {app.blocks.share_url}", flush=True)
@@ -102,6 +117,24 @@ def launch(app: PlaygroundApp, settings: Settings, *, block: bool = True) -> str
     if block:
         app.blocks.block_thread()
     return url
+
+
+class AgentToolsOnly:
+    """MCP clients see the agents' tool alone: Gradio offers every public endpoint as a
+    tool, and `/generate` and `/compare` are there for gradio_client scripts. A client
+    that asks for tools by name (`?tools=...`) still gets what it asks for."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(MCP_PATH):
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            if "tools" not in query:
+                extra = urlencode({"tools": ",".join(AGENT_TOOLS)}).encode()
+                joined = b"&".join(filter(None, [scope.get("query_string", b""), extra]))
+                scope = {**scope, "query_string": joined}
+        await self.app(scope, receive, send)
 
 
 def _mode(settings: Settings) -> str:

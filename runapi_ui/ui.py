@@ -11,6 +11,7 @@ import html
 import gradio as gr
 
 from .access import KeyRequired
+from .agents import add_agent_tools
 from .api import ApiHandlers
 from .catalog import DEFAULT_MODEL, MODELS, SEED_MAX
 from .extras import ExtrasHandlers
@@ -309,7 +310,11 @@ def build_ui(playground: Playground) -> gr.Blocks:
         api_gallery = gr.Gallery(visible=False)
         api_trigger = gr.Button(visible=False)
         api_trigger.click(
-            api.generate, [*form, api_key], [api_gallery], api_name="generate", **runs_at_once
+            api.generate,
+            [*form, api_key],
+            [api_gallery],
+            api_name="generate",
+            **runs_at_once,
         )
         api_trigger.click(
             api.compare,
@@ -318,4 +323,5 @@ def build_ui(playground: Playground) -> gr.Blocks:
             api_name="compare",
             **runs_at_once,
         )
+        add_agent_tools(playground)  # generate_image, for MCP clients (served with --mcp)
     return demo
