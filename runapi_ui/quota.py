@@ -127,16 +127,25 @@ def visitor_from(request: Any, trusted_proxies: Sequence[IPNetwork] = ()) -> Vis
     The address is the connection's peer, or, when that peer is a trusted proxy, the
     client that proxy names in `X-Forwarded-For`: the right-most public address, since
     a proxy appends what it saw to whatever the client sent.
+
+    Gradio's MCP server relays queued tool calls through one gradio_client of its own,
+    from this machine, copying the caller's headers (and marking them
+    `x-gradio-user: mcp`). Its session is shared by every MCP caller, so it identifies
+    nobody and is left out; the caller's address survives only in a trusted proxy's
+    `X-Forwarded-For`. Without one, every relayed caller is the same anonymous visitor
+    (uvicorn may even have taken a copied, forged header for the peer). Dropping the
+    session never escapes a quota: clients choose their session ids anyway.
     """
+    user = getattr(request, "username", None) or None
+    relayed_by_mcp = _header_values(request, "x-gradio-user") == ["mcp"]
+    if relayed_by_mcp and not trusted_proxies:
+        return Visitor(user=user)
     peer = getattr(getattr(request, "client", None), "host", None) or None
     address = peer
     if peer is not None and _within(peer, trusted_proxies):
         address = _forwarded_client(_header_values(request, "x-forwarded-for")) or peer
-    return Visitor(
-        session=getattr(request, "session_hash", None) or None,
-        address=address,
-        user=getattr(request, "username", None) or None,
-    )
+    session = None if relayed_by_mcp else getattr(request, "session_hash", None) or None
+    return Visitor(session=session, address=address, user=user)
 
 
 def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

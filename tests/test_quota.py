@@ -365,10 +365,13 @@ async def test_a_budget_too_small_for_one_request(make_limits) -> None:
 # -- Who the visitor is -------------------------------------------------------------------
 
 
-def starlette_request(peer: str, forwarded_for: str | None = None) -> Request:
+def starlette_request(
+    peer: str, forwarded_for: str | None = None, extra: dict[str, str] | None = None
+) -> Request:
     headers = [(b"host", b"playground.example")]
     if forwarded_for is not None:
         headers.append((b"x-forwarded-for", forwarded_for.encode()))
+    headers += [(name.encode(), value.encode()) for name, value in (extra or {}).items()]
     scope = {
         "type": "http",
         "method": "POST",
@@ -428,6 +431,22 @@ def test_the_logged_in_user_and_who_counts_when_nothing_is_known() -> None:
     assert visitor.ids() == ("user:alice",)
     assert Visitor(session="s", address="8.8.8.8").ids() == ("session:s", "address:8.8.8.8")
     assert visitor_from(gr.Request()).ids() == ("anonymous",)
+
+
+@pytest.mark.parametrize("queued", [False, True])
+def test_the_mcp_relays_shared_session_identifies_nobody(queued) -> None:
+    """Gradio's MCP server calls queued tools through its own gradio_client, one session
+    for every MCP caller, copying the caller's headers (seen with gradio 6.31): behind a
+    known proxy the caller is its forwarded address; elsewhere its address is lost (and
+    uvicorn may have believed a copied, forged header), so all are one visitor."""
+    relayed = gr.Request(
+        starlette_request(FORGED, f"{FORGED}, 8.8.4.4", {"x-gradio-user": "mcp"}),
+        session_hash="the-mcp-clients-session",
+    )
+    if queued:
+        relayed = pickle.loads(pickle.dumps(relayed))
+    assert visitor_from(relayed, SPACES) == Visitor(session=None, address="8.8.4.4")
+    assert visitor_from(relayed).ids() == ("anonymous",)
 
 
 @pytest.mark.parametrize(
