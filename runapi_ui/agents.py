@@ -1,0 +1,534 @@
+"""Imagen 4 for agents, on the page's own server: an MCP tool and an OpenAI-style endpoint.
+
+- `add_agent_tools(playground)` registers the MCP tool `generate_image` on the Blocks
+  being built (Gradio serves it at `/gradio_api/mcp/` when launched with `mcp_server`).
+- `agent_routes(playground)` is `POST /v1/images/generations`, answering like OpenAI's
+  Images API, for Hermes Agent's image providers and anything using the `openai` package.
+
+Both wait for the whole generation in one call and go through `Playground.start`, so the
+key policy, demo mode and the limits are exactly the page's. A caller's
+`Authorization: Bearer <RunAPI key>` (on MCP and on the endpoint alike) is the key it
+spends; without one, the server's key or the demo applies as for a visitor who types none.
+
+No `from __future__ import annotations` here: Gradio reads the tool's signature at run
+time (its return annotation decides how many outputs the tool has).
+"""
+
+import asyncio
+import base64
+import hashlib
+import io
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import gradio as gr
+from gradio.data_classes import FileData
+from gradio.route_utils import get_root_url
+from gradio_client.utils import encode_file_path
+from mcp.server.lowlevel.server import request_ctx
+from PIL import Image
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from .access import KeyRequired
+from .catalog import ASPECT_RATIOS, DEFAULT_MODEL, MODELS, PROMPT_MAX_CHARS, SEED_MAX
+from .errors import (
+    AuthenticationError,
+    ImageDownloadError,
+    InsufficientCreditsError,
+    NetworkError,
+    RateLimitError,
+    RunAPIError,
+    ServerError,
+    TaskFailedError,
+    TaskTimeoutError,
+    ValidationError,
+)
+from .playground import MAX_IMAGES, Playground
+from .quota import LimitError, LimitsUnavailable, QuotaExceeded, ServerBusy, visitor_from
+from .runs import Run, RunStatus
+from .shared_runs import SharedRuns
+
+log = logging.getLogger(__name__)
+
+TOOL_NAME = "generate_image"  # Gradio names an MCP tool after its function
+IMAGES_PATH = "/v1/images/generations"
+# Why a start can be refused before anything is sent; each has a user-facing `.message`.
+REFUSALS = (RunAPIError, KeyRequired, LimitError)
+
+# The tool's typed arguments, from the catalog (an agent sees them as enums).
+_RATIOS = tuple(dict.fromkeys(ratio for info in MODELS.values() for ratio in info.aspect_ratios))
+ModelName = Literal[tuple(MODELS)]  # type: ignore[valid-type]
+RatioName = Literal[_RATIOS]  # type: ignore[valid-type]
+# One image slot: a Gradio file (sent to MCP as an image block plus its URL), or "" unused.
+ImageSlot = FileData | str
+# Fixed outputs, because Gradio turns each output into its own content blocks: a slot and
+# its caption line per image, then a summary line.
+ToolOutputs = tuple[(ImageSlot, str) * MAX_IMAGES + (str,)]  # type: ignore[misc]
+
+
+# --- the MCP tool -------------------------------------------------------------------------
+
+
+class ToolError(gr.Error):
+    """A failure the MCP client sees as the tool's error text: the playground's message."""
+
+    def __str__(self) -> str:  # gr.Error's is the message's repr, quotes and all
+        return self.message
+
+
+def tool_description() -> str:
+    """What an agent reads before calling the tool: what it is for, the models, the wait."""
+    models = "; ".join(
+        f"{name} (${info.price_usd:.2f} per image, {info.speed}, about "
+        f"{info.typical_seconds:.0f} s)"
+        for name, info in MODELS.items()
+    )
+    return (
+        "Generate images from a text prompt with Google DeepMind's Imagen 4, through RunAPI. "
+        "Imagen 4 is strong at photorealism, fine detail and lighting, and at legible text "
+        "inside the image (signs, labels, posters, logos). "
+        f"Models: {models}. The default is {DEFAULT_MODEL}. "
+        f"A call waits until the images are ready, usually 5 to 20 seconds; up to {MAX_IMAGES} "
+        "images per call are drawn in parallel and each is billed at its model's price. "
+        "Returns each image, with a line giving its URL and one giving its model, aspect "
+        "ratio and seed, then a summary line."
+    )
+
+
+def _tool_arguments_doc() -> str:
+    """The docstring Gradio reads the arguments' descriptions from (one line each)."""
+    fast_only = [r for r in MODELS["imagen-4-fast"].aspect_ratios if r not in ASPECT_RATIOS]
+    return "\n".join(
+        [
+            tool_description(),
+            "",
+            "Args:",
+            "    prompt: What to draw: subject, setting, style, lighting; put any text to "
+            f"render in quotes. At most {PROMPT_MAX_CHARS} characters.",
+            "    model: imagen-4-fast (cheapest, fastest), imagen-4 (balanced, the default) "
+            "or imagen-4-ultra (best quality, slowest).",
+            "    aspect_ratio: The image's shape: 1:1 square, 16:9 or 4:3 landscape, 9:16 or "
+            f"3:4 portrait; {', '.join(fast_only)} (imagen-4-fast only) lets the model choose.",
+            "    negative_prompt: What to leave out (optional; Imagen 4 may ignore it).",
+            f"    seed: A whole number from 0 to {SEED_MAX} to make the images reproducible "
+            "(the images of one call get seed, seed+1, ...); omit it for random seeds.",
+            f"    num_images: How many images to draw, 1 to {MAX_IMAGES}; each one is billed.",
+        ]
+    )
+
+
+def add_agent_tools(playground: Playground) -> None:
+    """Register the MCP tool `generate_image` on the Blocks being built (call it inside
+    the `with gr.Blocks()` block)."""
+
+    async def generate_image(
+        prompt: str,
+        model: ModelName = DEFAULT_MODEL,
+        aspect_ratio: RatioName = "1:1",
+        negative_prompt: str = "",
+        seed: int | None = None,
+        num_images: int = 1,
+        request: gr.Request | None = None,
+    ) -> ToolOutputs:
+        try:
+            run = await playground.start(
+                prompt=prompt,
+                model=model,
+                aspect_ratio=aspect_ratio,
+                negative_prompt=negative_prompt,
+                num_images=num_images,
+                seed="" if seed is None else seed,
+                api_key=caller_key(request.headers if request is not None else {}),
+                visitor=visitor_from(request) if request is not None else None,
+            )
+        except REFUSALS as refusal:
+            raise ToolError(refusal.message, print_exception=False) from None
+        await _follow(run, _mcp_progress_reporter())
+        return _tool_outputs(run)
+
+    generate_image.__doc__ = _tool_arguments_doc()
+    # Not queued: Gradio then hands MCP every output as its own content blocks, with or
+    # without a progress token (queued, a multi-output tool called without a token comes
+    # back as one text dump). Progress goes to the MCP client directly instead.
+    gr.api(generate_image, api_name=TOOL_NAME, api_description=tool_description(), queue=False)
+
+
+ProgressReporter = Callable[[Run], Awaitable[None]]
+
+
+def _mcp_progress_reporter() -> ProgressReporter | None:
+    """Sends the run's progress as MCP notifications, when the caller asked for them
+    (a progress token); None outside an MCP call or without a token."""
+    try:
+        context = request_ctx.get()
+    except LookupError:  # called through Gradio's own API, not MCP
+        return None
+    token = context.meta.progressToken if context.meta is not None else None
+    if token is None:
+        return None
+
+    async def report(run: Run) -> None:
+        await context.session.send_progress_notification(
+            token,
+            round(run.fraction() * 100, 1),
+            100.0,
+            message=run.describe(),
+            related_request_id=str(context.request_id),
+        )
+
+    return report
+
+
+async def _follow(run: Run, report: ProgressReporter | None) -> None:
+    """Wait for the run, reporting each change of its words; a cancelled caller stops it."""
+    said = None
+    try:
+        async for current in run.updates():
+            words = (current.describe(), round(current.fraction(), 3))
+            if report is None or words == said:
+                continue
+            said = words
+            try:
+                await report(current)
+            except Exception as error:  # progress is a courtesy: the images still matter
+                log.info("progress notifications stopped: %s", error)
+                report = None
+    except asyncio.CancelledError:
+        run.cancel()  # the caller went away: stop polling for good
+        raise
+
+
+def _tool_outputs(run: Run) -> tuple[ImageSlot | str, ...]:
+    """The images as Gradio files with caption lines, then a summary; or a ToolError."""
+    if not run.images:
+        raise ToolError(_failure_message(run), print_exception=False)
+    slots: list[ImageSlot | str] = []
+    for index in range(MAX_IMAGES):
+        if index < len(run.images):
+            image = run.images[index]
+            file = FileData(path=str(image.path), orig_name=image.path.name, mime_type="image/png")
+            size = f"{image.width}x{image.height}"
+            caption = f"Image {index + 1} of {run.total}: {image.caption} · {size}"
+            slots += [file, caption]
+        else:
+            slots += ["", ""]
+    summary = run.describe()
+    if run.errors:
+        summary += f" · {len(run.errors)} failed: {_failure_message(run)}"
+    return (*slots, summary)
+
+
+def _failure_message(run: Run) -> str:
+    if run.status is RunStatus.STOPPED:
+        return "The generation was stopped before its images were ready. Call the tool again."
+    messages = dict.fromkeys(error.message for error in run.errors)
+    return " ".join(messages) or "No image came back. Try again."
+
+
+def caller_key(headers: Any) -> str:
+    """The RunAPI key a caller spends, or "" for none (the server's key or the demo).
+
+    `X-RunAPI-Key`, else `Authorization: Bearer`, except a Hugging Face token (`hf_…`):
+    that one opens a private Space, and is never sent on to RunAPI.
+    """
+    explicit = (headers.get("x-runapi-key") or "").strip()
+    if explicit:
+        return explicit
+    scheme, _, key = (headers.get("authorization") or "").strip().partition(" ")
+    key = key.strip() if scheme.lower() == "bearer" else ""
+    return "" if key.startswith("hf_") else key
+
+
+# --- the OpenAI-compatible endpoint ----------------------------------------------------
+
+
+class InvalidRequest(Exception):
+    """A request body OpenAI's API would refuse: 400, naming the parameter."""
+
+    def __init__(self, param: str | None, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ImagesRequest:
+    """An OpenAI images request, read into the playground's terms."""
+
+    prompt: str
+    model: str
+    aspect_ratio: str
+    n: int
+    response_format: str
+    negative_prompt: str = ""
+    seed: int | None = None
+
+    def fingerprint(self) -> str:
+        """What makes two requests the same generation (the answer's format does not)."""
+        fields = (
+            self.prompt,
+            self.model,
+            self.aspect_ratio,
+            self.n,
+            self.negative_prompt,
+            self.seed,
+        )
+        return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+
+
+def ratio_for_size(size: str) -> str:
+    """OpenAI's `size` as the nearest Imagen 4 aspect ratio; `auto` is square."""
+    if size.strip().lower() == "auto":
+        return "1:1"
+    match = re.fullmatch(r"\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*", size)
+    if not match or not int(match[1]) or not int(match[2]):
+        raise InvalidRequest(
+            "size", f"size must be WIDTHxHEIGHT (e.g. 1024x1024) or auto; got {size!r}."
+        )
+    wanted = math.log(int(match[1]) / int(match[2]))
+    return min(ASPECT_RATIOS, key=lambda ratio: abs(math.log(_ratio_value(ratio)) - wanted))
+
+
+def _ratio_value(ratio: str) -> float:
+    width, height = ratio.split(":")
+    return int(width) / int(height)
+
+
+def model_for(name: str | None) -> str:
+    """An Imagen 4 model by its name; any other name (`gpt-image-2`, `dall-e-3`) is the
+    default model."""
+    return name if name in MODELS else DEFAULT_MODEL
+
+
+def images_request(body: Any) -> ImagesRequest:
+    """The body of `POST /v1/images/generations`, checked field by field."""
+    if not isinstance(body, dict):
+        raise InvalidRequest(None, "The body must be a JSON object.")
+    prompt = _field(body, "prompt", str, required=True)
+    model = _field(body, "model", str)
+    size = _field(body, "size", str) or "auto"
+    explicit_ratio = _field(body, "aspect_ratio", str)
+    n = _field(body, "n", int)
+    n = 1 if n is None else n
+    if not 1 <= n <= MAX_IMAGES:
+        raise InvalidRequest("n", f"n must be from 1 to {MAX_IMAGES}; got {n}.")
+    response_format = _field(body, "response_format", str) or "url"
+    if response_format not in ("url", "b64_json"):
+        raise InvalidRequest(
+            "response_format", f"response_format must be url or b64_json; got {response_format!r}."
+        )
+    _field(body, "quality", str)  # accepted for compatibility; the model decides quality
+    ratio = explicit_ratio if explicit_ratio else ratio_for_size(size)
+    return ImagesRequest(
+        prompt=prompt,
+        model=model_for(model),
+        aspect_ratio=ratio,
+        n=n,
+        response_format=response_format,
+        negative_prompt=_field(body, "negative_prompt", str) or "",
+        seed=_field(body, "seed", int),
+    )
+
+
+def _field(body: dict[str, Any], name: str, kind: type, *, required: bool = False) -> Any:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise InvalidRequest(name, f"Missing required parameter: {name}.")
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise InvalidRequest(name, f"{name} must be a {_JSON_TYPES[kind]}; got {value!r}.")
+    return value
+
+
+_JSON_TYPES = {str: "string", int: "whole number"}
+
+
+@dataclass(frozen=True)
+class ErrorKind:
+    """How one kind of failure looks to an OpenAI client."""
+
+    status: int
+    type: str
+    code: str
+
+
+# By class, most specific first. A retry is invited only where nothing was sent to
+# RunAPI (see `error_response`): everything else answers `x-should-retry: false`, since
+# tasks that were created are paid for whether or not we waited for them.
+_ERROR_KINDS: tuple[tuple[type[BaseException], ErrorKind], ...] = (
+    (InvalidRequest, ErrorKind(400, "invalid_request_error", "invalid_request")),
+    (ValidationError, ErrorKind(400, "invalid_request_error", "invalid_value")),
+    (AuthenticationError, ErrorKind(401, "invalid_request_error", "invalid_api_key")),
+    (KeyRequired, ErrorKind(401, "invalid_request_error", "missing_api_key")),
+    (InsufficientCreditsError, ErrorKind(402, "insufficient_quota", "insufficient_quota")),
+    (QuotaExceeded, ErrorKind(429, "rate_limit_error", "quota_exceeded")),
+    (ServerBusy, ErrorKind(503, "server_error", "server_busy")),
+    (LimitsUnavailable, ErrorKind(503, "server_error", "limits_unavailable")),
+    (RateLimitError, ErrorKind(429, "rate_limit_error", "rate_limit_exceeded")),
+    (TaskFailedError, ErrorKind(500, "server_error", "generation_failed")),
+    (TaskTimeoutError, ErrorKind(504, "server_error", "timeout")),
+    (ServerError, ErrorKind(502, "server_error", "upstream_error")),
+    (NetworkError, ErrorKind(502, "server_error", "upstream_unreachable")),
+    (ImageDownloadError, ErrorKind(502, "server_error", "image_download_failed")),
+)
+_INTERNAL = ErrorKind(500, "server_error", "internal_error")
+_PARAMS = {"num_images": "n"}  # the playground's field names, in OpenAI's words
+MAX_RETRY_AFTER = 60.0  # the `openai` package waits at most this long for a Retry-After
+
+
+def error_kind(error: BaseException) -> ErrorKind:
+    return next((kind for cls, kind in _ERROR_KINDS if isinstance(error, cls)), _INTERNAL)
+
+
+def error_response(error: BaseException, *, message: str | None = None) -> JSONResponse:
+    """OpenAI's error shape, `{"error": {message, type, param, code}}`, with its status."""
+    kind = error_kind(error)
+    param = getattr(error, "param", None) or getattr(error, "field", None)
+    body = {
+        "error": {
+            "message": message or getattr(error, "message", None) or str(error),
+            "type": kind.type,
+            "param": _PARAMS.get(param, param),
+            "code": kind.code,
+        }
+    }
+    retry_at = getattr(error, "retry_at", None)
+    retry_after = _seconds_until(retry_at)
+    # Only our own limits refuse before anything reaches RunAPI: invite a retry when
+    # waiting a little can help (a full server; a quota that frees up within a minute).
+    retry = isinstance(error, ServerBusy) or (
+        isinstance(error, QuotaExceeded) and retry_at is not None and retry_after <= MAX_RETRY_AFTER
+    )
+    headers = {"x-should-retry": "true" if retry else "false"}
+    if retry_after:
+        headers["retry-after"] = str(math.ceil(retry_after))
+    return JSONResponse(body, status_code=kind.status, headers=headers)
+
+
+def _seconds_until(unix_time: float | None) -> float:
+    return 0.0 if unix_time is None else max(0.0, unix_time - time.time())
+
+
+class ImagesEndpoint:
+    """`POST /v1/images/generations`: one synchronous call for a whole generation."""
+
+    def __init__(self, playground: Playground, shared: SharedRuns | None = None) -> None:
+        self.playground = playground
+        self.shared = shared or SharedRuns()
+
+    async def generations(self, request: Request) -> Response:
+        try:
+            return await self._generations(request)
+        except Exception as error:  # a bug of ours: say so in OpenAI's shape, never retry
+            log.exception("unexpected failure in %s", IMAGES_PATH)
+            return error_response(
+                error,
+                message="Something unexpected went wrong in the playground. Try again later, "
+                "and if it repeats, report it with the server log.",
+            )
+
+    async def _generations(self, request: Request) -> Response:
+        try:
+            wanted = images_request(await _json_body(request))
+        except InvalidRequest as invalid:
+            return error_response(invalid)
+        api_key = caller_key(request.headers)
+        idempotency_key = request.headers.get("idempotency-key", "").strip()
+        # A different body under the same Idempotency-Key is a different generation.
+        key = (_caller(api_key, request), wanted.fingerprint(), idempotency_key)
+
+        def start() -> Awaitable[Run]:
+            return self.playground.start(
+                prompt=wanted.prompt,
+                model=wanted.model,
+                aspect_ratio=wanted.aspect_ratio,
+                negative_prompt=wanted.negative_prompt,
+                num_images=wanted.n,
+                seed="" if wanted.seed is None else wanted.seed,
+                api_key=api_key,
+                visitor=visitor_from(request),
+            )
+
+        try:
+            run = await self.shared.attach(key, start, explicit=bool(idempotency_key))
+        except REFUSALS as refusal:
+            return error_response(refusal)
+        answered = False
+        try:
+            if not await _finished_while_connected(run, request):
+                log.info("agent run %s: the caller disconnected while waiting", run.id[:6])
+                return Response(status_code=499)  # nobody reads it
+            response = await self._answer(run, wanted, request)
+            answered = response.status_code == 200
+            return response
+        finally:
+            self.shared.detach(key, run, answered=answered)
+
+    async def _answer(self, run: Run, wanted: ImagesRequest, request: Request) -> Response:
+        if not run.images:
+            error = run.errors[0] if run.errors else RunAPIError("")
+            return error_response(error, message=_failure_message(run))
+        root = get_root_url(
+            request, route_path=IMAGES_PATH, root_path=request.scope.get("root_path")
+        )
+        data = []
+        for image in run.images:
+            if wanted.response_format == "b64_json":
+                data.append({"b64_json": await asyncio.to_thread(png_base64, image.path)})
+            else:
+                data.append({"url": file_url(root, image.path)})
+        return JSONResponse({"created": int(time.time()), "data": data})
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        raise InvalidRequest(None, "The body is not valid JSON.") from None
+
+
+def _caller(api_key: str, request: Request) -> str:
+    """Who is asking, for sharing runs: their key's hash, or as the quotas know them."""
+    if api_key:
+        return "key:" + hashlib.sha256(api_key.encode()).hexdigest()
+    return "visitor:" + ",".join(visitor_from(request).ids())
+
+
+async def _finished_while_connected(run: Run, request: Request) -> bool:
+    """Wait for the run (its own deadline bounds it); False if the caller went away first."""
+    async for _ in run.updates():
+        if await request.is_disconnected():
+            return False
+    return True
+
+
+def file_url(root_url: str, path: Path) -> str:
+    """The absolute URL at which Gradio serves `path` (under the app's allowed image folder)."""
+    return f"{root_url}/gradio_api/file={encode_file_path(path)}"
+
+
+def png_base64(path: Path) -> str:
+    """The image as base64 PNG, converting if RunAPI sent another format."""
+    data = path.read_bytes()
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        with Image.open(io.BytesIO(data)) as image:
+            out = io.BytesIO()
+            image.save(out, format="PNG")
+            data = out.getvalue()
+    return base64.b64encode(data).decode("ascii")
+
+
+def agent_routes(playground: Playground) -> list[BaseRoute]:
+    """The routes to pass to `launch(app_kwargs={"routes": ...})`."""
+    endpoint = ImagesEndpoint(playground)
+    return [Route(IMAGES_PATH, endpoint.generations, methods=["POST"])]
