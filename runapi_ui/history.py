@@ -79,6 +79,11 @@ def cost_of(models: Sequence[str] | Any) -> float:
     return round(sum(MODELS[model].price_usd for model in models if model in MODELS), 2)
 
 
+def total_cost(entries: Sequence[Entry]) -> float:
+    """What the runs in this history cost, all together."""
+    return round(sum(entry["cost"] for entry in entries), 2)
+
+
 def merge(history: list[Entry], entry: Entry) -> tuple[list[Entry], int]:
     """`entry` first (replacing the one with its id), then the bound; returns how many fell off."""
     entries = [entry] + [old for old in history if old.get("id") != entry["id"]]

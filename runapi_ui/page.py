@@ -228,7 +228,7 @@ class PageHandlers:
             summary = ""
         elif entries and shown is not None:
             results = hist.gallery_items(entries[shown], self.store)
-            summary = html_summary(entries[shown], dropped=dropped)
+            summary = html_summary(entries[shown], dropped=dropped, total=hist.total_cost(entries))
         else:
             results, summary = [], ""
         return results, entries, self._tiles(entries), summary, shown
@@ -242,7 +242,7 @@ class PageHandlers:
         return tiles
 
 
-def html_summary(entry: Entry, *, dropped: int = 0) -> str:
+def html_summary(entry: Entry, *, dropped: int = 0, total: float = 0.0) -> str:
     """The status line of an entry; its text is escaped (a prompt may hold HTML)."""
     images = sum(1 for job in entry["jobs"] if job.get("image"))
     seeds = sorted({job["seed"] for job in entry["jobs"] if job.get("seed") is not None})
@@ -261,6 +261,8 @@ def html_summary(entry: Entry, *, dropped: int = 0) -> str:
         text += f" · {entry['status']}"
         if entry.get("message"):
             text += f": {entry['message']}"
+    if total:
+        text += f" · ${total:.2f} spent in your history"
     if dropped:
         text += f" · the oldest {dropped} run(s) left the history (it keeps {hist.MAX_ENTRIES})"
     css_class = "run-ok" if ok else "run-failed"
