@@ -51,6 +51,11 @@ CSS = """
 #results .thumbnail-item { aspect-ratio: auto !important; height: auto !important; }
 #results .thumbnail-item img { height: auto !important; max-height: 62vh; object-fit: contain; }
 #history .thumbnail-item { aspect-ratio: 1 / 1; }
+@media (max-width: 640px) {  /* a phone: one image a row, captions that leave it visible */
+  #results .grid-container { grid-template-columns: 1fr !important; }
+  #results .caption-label { font-size: 0.75rem; }
+  #history .grid-container { grid-template-columns: repeat(3, 1fr) !important; }
+}
 """
 
 # On a narrow screen the results sit below the form: bring the progress bar into view.
