@@ -1,0 +1,423 @@
+"""Runs, history entries and the image folder, against a real simulator over loopback.
+
+No browser here: `RunRegistry` runs real tasks on a `SimulatorServer`, history entries
+are built from those runs, and `ImageStore` is given real files, real symlinks and
+forged paths. The browser side of the same feature is in `tests/test_history.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import io
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from runapi_ui import history as hist
+from runapi_ui.access import Backend, KeySource
+from runapi_ui.client import GenerationRequest, RunAPIClient
+from runapi_ui.images import ImageStore
+from runapi_ui.runs import Run, RunRegistry, RunStatus
+from runapi_ui.simulator import SimulatorServer
+from tests.conftest import fast_durations
+
+KEY = "sk-runs-5e1f0a9d77"
+STEADY_POLL_SECONDS = 0.2  # what fast_durations() makes a client poll at
+THUMBNAIL_MAX_SIDE = 256  # the issue's "small thumbnail (e.g. 256 px WebP)"
+THUMBNAIL_MAX_BYTES = 16_000  # each; four of them must fit many times in ~5 MB
+
+
+def registry(store: ImageStore, **kwargs: Any) -> RunRegistry:
+    """A registry whose clients poll fast and retry fast, as the tests' clients do."""
+
+    def client_for(backend: Backend) -> RunAPIClient:
+        return RunAPIClient(
+            api_key=backend.api_key,
+            base_url=backend.base_url,
+            durations=fast_durations(),
+            retry_base_delay=0.01,
+            deadline=20.0,
+        )
+
+    return RunRegistry(store, client_for, **kwargs)
+
+
+def requests_for(count: int, *, model: str = "imagen-4-fast", seed: int = 40) -> list:
+    return [
+        GenerationRequest(prompt="a kite over the dunes", model=model, aspect_ratio="16:9", seed=s)
+        for s in range(seed, seed + count)
+    ]
+
+
+def backend(server: SimulatorServer) -> Backend:
+    return Backend(KEY, server.url, KeySource.VISITOR)
+
+
+def creates(server: SimulatorServer) -> int:
+    return sum(1 for r in server.simulator.requests if r.method == "POST")
+
+
+def status_reads(server: SimulatorServer) -> int:
+    return sum(
+        1 for r in server.simulator.requests if r.method == "GET" and "/files/" not in r.path
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ImageStore:
+    return ImageStore(tmp_path / "images")
+
+
+@pytest.fixture
+def sim(make_simulator: Callable[..., SimulatorServer]) -> SimulatorServer:
+    """Tasks take a few tenths of a second: long enough to be watched, short for a test."""
+    return make_simulator(time_scale=0.05, api_keys=frozenset({KEY}))
+
+
+async def finished_run(store: ImageStore, sim: SimulatorServer, count: int = 2) -> Run:
+    run = registry(store).start(requests_for(count), backend(sim))
+    return await asyncio.wait_for(run.finished(), 20)
+
+
+# --- the run registry -------------------------------------------------------------------
+
+
+async def test_a_run_finishes_after_whoever_watched_it_went_away(store, sim) -> None:
+    runs = registry(store)
+
+    async def page_event() -> Run:
+        """Starts a run, sees its first update, and ends: a page reload closes the watcher."""
+        run = runs.start(requests_for(3), backend(sim))
+        watcher = run.updates()
+        await anext(watcher)
+        await watcher.aclose()  # what Gradio does to a generator at a reload
+        return run
+
+    run = await asyncio.create_task(page_event())
+    assert not run.is_finished, "the run must still be going when its watcher is gone"
+
+    assert await asyncio.wait_for(run.finished(), 20) is run
+    assert run.status is RunStatus.DONE and len(run.images) == 3
+    assert sorted(image.seed for image in run.images) == [40, 41, 42]
+    assert all(image.path.is_file() and image.path.parent == store.folder for image in run.images)
+    assert runs.get(run.id) is run, "a visitor who comes back finds the run by its id"
+    assert creates(sim) == 3
+
+
+async def test_closing_the_watcher_of_landed_images_does_not_stop_the_run(store, sim) -> None:
+    run = registry(store).start(requests_for(2), backend(sim))
+    landed = run.landed()
+    await anext(landed)  # the first image is in
+    await landed.aclose()
+    await asyncio.wait_for(run.finished(), 20)
+    assert run.status is RunStatus.DONE and not run.stopped and len(run.images) == 2
+
+
+async def test_stop_cancels_the_run_and_no_status_is_read_after(make_simulator, store) -> None:
+    sim = make_simulator(faults="stuck", api_keys=frozenset({KEY}))
+    run = registry(store).start(requests_for(2), backend(sim))
+    while status_reads(sim) < 4:  # noqa: ASYNC110 - the simulator is another thread: look
+        await asyncio.sleep(0.05)
+    assert run.backend is not None, "a running run holds its key"
+
+    run.cancel()
+    await asyncio.wait_for(run.finished(), 5)
+    seen = len(sim.simulator.requests)
+    await asyncio.sleep(5 * STEADY_POLL_SECONDS)  # five polls would have come by now
+    assert len(sim.simulator.requests) == seen, "polling went on after Stop"
+    assert run.status is RunStatus.STOPPED and run.stopped
+    assert run.backend is None, "a stopped run still holds the visitor's key"
+
+
+async def test_cancelling_the_watcher_is_stop(make_simulator, store) -> None:
+    """Stop reaches a run as the cancel of the event that watches it."""
+    sim = make_simulator(faults="stuck", api_keys=frozenset({KEY}))
+    run = registry(store).start(requests_for(1), backend(sim))
+
+    async def watch() -> None:
+        async for _ in run.landed():
+            pass
+
+    watcher = asyncio.create_task(watch())
+    while status_reads(sim) < 2:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    watcher.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await watcher
+    await asyncio.wait_for(run.finished(), 5)
+    assert run.status is RunStatus.STOPPED
+
+
+async def test_a_finished_run_lets_go_of_the_key(store, sim) -> None:
+    run = registry(store).start(requests_for(1), backend(sim))
+    assert run.backend is not None and run.backend.api_key == KEY
+    await asyncio.wait_for(run.finished(), 20)
+    assert run.backend is None
+    assert KEY not in repr(run)
+
+
+async def test_runs_nobody_came_back_for_are_forgotten_after_keep_seconds(store, sim) -> None:
+    runs = registry(store, keep_seconds=60.0)
+    old, recent = (runs.start(requests_for(1), backend(sim)) for _ in range(2))
+    for run in (old, recent):
+        await asyncio.wait_for(run.finished(), 20)
+    still_running = runs.start(requests_for(1), backend(sim))
+
+    assert old.ended is not None
+    old.ended -= 61.0  # as if it ended a minute ago
+    runs.sweep()
+    assert runs.get(old.id) is None
+    assert runs.get(recent.id) is recent and runs.get(still_running.id) is still_running
+    await asyncio.wait_for(still_running.finished(), 20)
+
+
+async def test_finished_runs_are_bounded_in_number_oldest_first(store, sim) -> None:
+    runs = registry(store, keep_seconds=3600.0, max_finished=2)
+    started = []
+    for _ in range(4):
+        run = runs.start(requests_for(1), backend(sim))
+        await asyncio.wait_for(run.finished(), 20)
+        started.append(run)
+    runs.sweep()
+    assert len(runs) == 2
+    assert [runs.get(run.id) for run in started] == [None, None, started[2], started[3]]
+
+
+async def test_resuming_by_task_id_fetches_the_images_and_creates_nothing(store, sim) -> None:
+    """Wait again: tasks made by a run this server forgot are waited on by their ids."""
+    first = registry(store).start(requests_for(2), backend(sim))
+    while len(sim.simulator.tasks) < 2:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    task_ids = list(sim.simulator.tasks)
+    first.cancel()  # the server "restarted": nobody waits on those tasks any more
+    await asyncio.wait_for(first.finished(), 5)
+    made = creates(sim)
+
+    again = registry(store).start(requests_for(2), backend(sim), task_ids=task_ids)
+    await asyncio.wait_for(again.finished(), 20)
+    assert [job.error for job in again.jobs] == [None, None]
+    assert again.status is RunStatus.DONE and len(again.images) == 2
+    assert sorted(image.task_id for image in again.images) == sorted(task_ids)
+    assert creates(sim) == made, "waiting again created a new (paid) task"
+
+
+# --- history entries ------------------------------------------------------------------
+
+
+async def test_an_entry_records_the_run_and_never_the_key(store, sim) -> None:
+    run = await finished_run(store, sim, count=2)
+    entry = await hist.finished_entry(run)
+    assert entry["run"] == run.id and entry["status"] == "done"
+    assert entry["prompt"] == "a kite over the dunes" and entry["num_images"] == 2
+    assert [job["seed"] for job in entry["jobs"]] == [40, 41]
+    assert [job["task_id"] for job in entry["jobs"]] == run.task_ids
+    assert entry["cost"] == pytest.approx(0.08) and entry["duration"] is not None
+    assert KEY not in json.dumps(entry)
+    assert hist.clean([entry]) == [entry], "what we write, we read back"
+    assert hist.requests_of(entry) == run.requests, "Run again sends the same requests"
+
+
+async def test_thumbnails_are_small_webp_data_urls(store, sim) -> None:
+    run = await finished_run(store, sim, count=2)
+    entry = await hist.finished_entry(run)
+    for job in entry["jobs"]:
+        thumb = job["image"]["thumb"]
+        prefix = "data:image/webp;base64,"
+        assert thumb.startswith(prefix)
+        data = base64.b64decode(thumb[len(prefix) :], validate=True)
+        assert len(data) <= THUMBNAIL_MAX_BYTES, len(data)
+        with Image.open(io.BytesIO(data)) as image:
+            assert image.format == "WEBP"
+            assert max(image.size) <= THUMBNAIL_MAX_SIDE
+            # The shape of the image, not a square crop: 16:9 stays wide.
+            assert image.width > image.height
+
+
+async def test_image_file_names_carry_at_least_128_random_bits(store, sim) -> None:
+    """Same model, same seed, twice: names must differ by an unguessable part."""
+    names = []
+    for _ in range(2):
+        run = registry(store).start(requests_for(2), backend(sim))  # seeds 40 and 41
+        await asyncio.wait_for(run.finished(), 20)
+        names += [image.path.name for image in run.images]
+    assert len(set(names)) == 4
+    for name in names:
+        token = re.fullmatch(r"imagen-4-fast_4[01]_([A-Za-z0-9_-]+)\.png", name)
+        assert token, name
+        random_bits = len(base64.urlsafe_b64decode(token[1] + "=" * (-len(token[1]) % 4))) * 8
+        assert random_bits >= 128, name
+
+
+def entry_like(template: hist.Entry, number: int, *, thumb_bytes: int = 0) -> hist.Entry:
+    entry = copy.deepcopy(template)
+    entry["id"] = entry["run"] = f"run-{number}"
+    entry["prompt"] = f"entry number {number}"
+    if thumb_bytes:
+        for job in entry["jobs"]:
+            job["image"]["thumb"] = "data:image/webp;base64," + "A" * thumb_bytes
+    return entry
+
+
+async def test_history_keeps_the_newest_entries_and_drops_the_oldest(store, sim) -> None:
+    template = await hist.finished_entry(await finished_run(store, sim, count=1))
+    entries: list[hist.Entry] = []
+    dropped_total = 0
+    for number in range(hist.MAX_ENTRIES + 5):  # oldest first, as they happen
+        entries, dropped = hist.merge(entries, entry_like(template, number))
+        dropped_total += dropped
+    assert len(entries) == hist.MAX_ENTRIES and dropped_total == 5
+    assert entries[0]["prompt"] == f"entry number {hist.MAX_ENTRIES + 4}", "newest first"
+    assert entries[-1]["prompt"] == "entry number 5", "the five oldest went"
+
+
+async def test_history_is_bounded_in_bytes_too(store, sim) -> None:
+    template = await hist.finished_entry(await finished_run(store, sim, count=1))
+    big = hist.MAX_BYTES // 8  # eight such entries are just over the bound
+    entries: list[hist.Entry] = []
+    for number in range(12):
+        entries, _ = hist.merge(entries, entry_like(template, number, thumb_bytes=big))
+    assert len(json.dumps(entries)) <= hist.MAX_BYTES
+    assert 1 < len(entries) < 12
+    kept = [entry["prompt"] for entry in entries]
+    assert kept == [f"entry number {n}" for n in range(11, 11 - len(entries), -1)]
+
+
+async def test_updating_an_entry_replaces_it_in_place_of_the_newest(store, sim) -> None:
+    template = await hist.finished_entry(await finished_run(store, sim, count=1))
+    entries, _ = hist.merge([], entry_like(template, 1))
+    entries, _ = hist.merge(entries, entry_like(template, 2))
+    update = entry_like(template, 1)
+    update["status"] = "partly failed"
+    entries, dropped = hist.merge(entries, update)
+    assert dropped == 0 and [e["id"] for e in entries] == ["run-1", "run-2"]
+    assert entries[0]["status"] == "partly failed"
+
+
+def _broken(entry: hist.Entry, change: Callable[[hist.Entry], object]) -> hist.Entry:
+    broken = copy.deepcopy(entry)
+    change(broken)
+    return broken
+
+
+MALFORMED: dict[str, Callable[[hist.Entry], object]] = {
+    "no id": lambda e: e.pop("id"),
+    "id not text": lambda e: e.update(id=7),
+    "prompt not text": lambda e: e.update(prompt=["a", "b"]),
+    "created not a number": lambda e: e.update(created="yesterday"),
+    "demo not a bool": lambda e: e.update(demo="no"),
+    "cost not a number": lambda e: e.update(cost="free"),
+    "count not a number": lambda e: e.update(num_images="2"),
+    "negative prompt not text": lambda e: e.update(negative_prompt={"x": 1}),
+    "duration not a number": lambda e: e.update(duration="long"),
+    "unknown kind": lambda e: e.update(kind="<script>"),
+    "jobs not a list": lambda e: e.update(jobs="none"),
+    "no jobs": lambda e: e.update(jobs=[]),
+    "five jobs": lambda e: e.update(jobs=e["jobs"] * 5),
+    "unknown model": lambda e: e["jobs"][0].update(model="imagen-9"),
+    "negative seed": lambda e: e["jobs"][0].update(seed=-1),
+    "seed too large": lambda e: e["jobs"][0].update(seed=2**31),
+    "seed not a number": lambda e: e["jobs"][0].update(seed="42"),
+    "image not a record": lambda e: e["jobs"][0].update(image="/etc/passwd"),
+    "job not a record": lambda e: e.update(jobs=["imagen-4"]),
+}
+
+
+async def test_clean_keeps_only_well_formed_entries(store, sim) -> None:
+    good = await hist.finished_entry(await finished_run(store, sim, count=1))
+    forged = [_broken(good, change) for change in MALFORMED.values()]
+    assert hist.clean([*forged, good, None, "text", 3]) == [good]
+    for name, entry in zip(MALFORMED, forged, strict=True):
+        assert hist.clean([entry]) == [], f"a history entry with {name} was accepted"
+    for not_a_list in (None, "[]", {"entries": [good]}, 42):
+        assert hist.clean(not_a_list) == []
+    assert len(hist.clean([good] * (hist.MAX_ENTRIES + 3))) == hist.MAX_ENTRIES
+
+
+# --- paths that come back from the browser --------------------------------------------
+
+
+def our_style_name(tag: str = "a") -> str:
+    """A name of the shape our own files have, for files that are not ours."""
+    return f"imagen-4_7_{tag * 22}.png"
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder next to the image folder, with a file named like one of ours."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    (folder / our_style_name()).write_bytes(b"not yours")
+    return folder
+
+
+def forged_paths(store: ImageStore, outside: Path) -> dict[str, str]:
+    """Every way a visitor's edited history might point at a file that is not ours."""
+    link = store.folder / our_style_name("l")
+    link.symlink_to(outside / our_style_name())
+    (store.folder / our_style_name("d")).mkdir()
+    return {
+        "/etc/passwd": "/etc/passwd",
+        "a file outside named like ours": str(outside / our_style_name()),
+        "a ../ climb out of the folder": str(store.folder / ".." / "elsewhere" / our_style_name()),
+        "a symlink inside pointing outside": str(link),
+        "a directory named like ours": str(store.folder / our_style_name("d")),
+        "a relative name": our_style_name(),
+        "a file:// URL": (outside / our_style_name()).as_uri(),
+        "a null byte": str(store.folder / our_style_name()) + "\x00.png",
+        "proc of this process": f"/proc/{os.getpid()}/environ",
+    }
+
+
+async def test_resolve_serves_our_files_and_nothing_else(store, sim, outside) -> None:
+    run = await finished_run(store, sim, count=1)
+    ours = run.images[0].path
+    assert store.resolve(str(ours)) == ours
+    for name, forged in forged_paths(store, outside).items():
+        assert store.resolve(forged) is None, f"{name} would be served: {forged!r}"
+    for not_text in (None, 42, ["/etc/passwd"], {"path": str(ours)}, ""):
+        assert store.resolve(not_text) is None
+
+
+def folder_of(path: str) -> Path:
+    """The folder the file really is in, links followed."""
+    return Path(path).resolve().parent
+
+
+async def test_a_forged_entry_shows_only_files_from_the_image_folder(store, sim, outside) -> None:
+    entry = await hist.finished_entry(await finished_run(store, sim, count=1))
+    for name, forged in forged_paths(store, outside).items():
+        tampered = copy.deepcopy(entry)
+        tampered["jobs"][0]["image"]["path"] = forged
+        (entry_read_back,) = hist.clean([tampered])
+        items = hist.gallery_items(entry_read_back, store)
+        # The stored thumbnail stands in, marked as such; the forged file never shows.
+        assert len(items) == 1, name
+        shown, caption = items[0]
+        assert folder_of(shown) == store.folder, f"{name}: {shown}"
+        assert Path(shown).suffix == ".webp" and "preview only" in caption, name
+    assert hist.gallery_items(entry, store)[0][0] == entry["jobs"][0]["image"]["path"]
+
+
+async def test_a_forged_thumbnail_is_refused(store) -> None:
+    png = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(png, format="PNG")
+    huge = io.BytesIO()
+    Image.new("RGB", (2000, 2000)).save(huge, format="WEBP")
+    for forged in (
+        "data:image/webp;base64," + base64.b64encode(png.getvalue()).decode(),  # not a WebP
+        "data:image/webp;base64," + base64.b64encode(huge.getvalue()).decode(),  # not small
+        "data:image/webp;base64,!!!not base64!!!",
+        "data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=",
+        "/etc/passwd",
+        None,
+    ):
+        assert store.thumbnail_file(forged) is None, str(forged)[:60]
+    assert sorted(p.suffix for p in store.folder.iterdir()) == [], "a refused thumbnail was kept"
