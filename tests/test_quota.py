@@ -19,8 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import httpx
 import pytest
 import redis
+from gradio_client import Client
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 from starlette.requests import Request
 
 from runapi_ui.quota import (
@@ -447,6 +451,55 @@ def test_the_mcp_relays_shared_session_identifies_nobody(queued) -> None:
         relayed = pickle.loads(pickle.dumps(relayed))
     assert visitor_from(relayed, SPACES) == Visitor(session=None, address="8.8.4.4")
     assert visitor_from(relayed).ids() == ("anonymous",)
+
+
+async def test_visitors_as_gradios_own_server_delivers_them(monkeypatch) -> None:
+    """Through a real Gradio server on loopback: an API call and an MCP tool call (which
+    Gradio relays through its own client), each with a forged X-Forwarded-For."""
+    # uvicorn believes X-Forwarded-For from loopback peers unless told otherwise; the
+    # app clears this so that `visitor_from` alone decides whom to believe.
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "")
+    seen: list[gr.Request] = []
+
+    def echo(text: str, request: gr.Request) -> str:
+        """Echo the text.
+
+        Args:
+            text: any text
+        """
+        seen.append(request)
+        return text
+
+    with gr.Blocks() as demo:
+        box = gr.Textbox()
+        box.submit(echo, box, box, api_name="echo")
+    port = free_port()
+    demo.queue().launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        mcp_server=True,
+        quiet=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        api = Client(url, headers={"X-Forwarded-For": FORGED}, verbose=False)
+        await asyncio.to_thread(api.predict, "hi", api_name="/echo")
+        forwarded = httpx.AsyncClient(headers={"X-Forwarded-For": f"{FORGED}, 8.8.4.4"})
+        async with (
+            forwarded,
+            streamable_http_client(f"{url}gradio_api/mcp/", http_client=forwarded) as streams,
+            ClientSession(*streams[:2]) as session,
+        ):
+            await session.initialize()
+            await session.call_tool("echo", {"text": "hi"})
+    finally:
+        demo.close()
+    direct, relayed = seen
+    assert direct.session_hash
+    assert visitor_from(direct) == Visitor(session=direct.session_hash, address="127.0.0.1")
+    assert visitor_from(relayed) == Visitor()  # one anonymous visitor for every MCP caller
+    assert visitor_from(relayed, SPACES) == Visitor(address="8.8.4.4")
 
 
 @pytest.mark.parametrize(
