@@ -249,12 +249,12 @@ class MemoryStore:
         if ticket.hour_limit:
             used, free_at = 0, None
             for key in ticket.visitor_keys:
-                log_ = [entry for entry in self._hours.get(key, []) if entry[0] > now - HOUR]
-                self._hours[key] = log_
-                used = max(used, len(log_))
-                excess = len(log_) + ticket.images - ticket.hour_limit
+                recent = [entry for entry in self._hours.get(key, []) if entry[0] > now - HOUR]
+                self._hours[key] = recent
+                used = max(used, len(recent))
+                excess = len(recent) + ticket.images - ticket.hour_limit
                 if excess > 0:
-                    free_at = max(free_at or 0.0, log_[excess - 1][0])
+                    free_at = max(free_at or 0.0, recent[excess - 1][0])
             if free_at is not None:
                 return Verdict("hour", used, free_at)
         spent = self._spent.get(ticket.day, 0)
