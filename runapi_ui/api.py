@@ -78,8 +78,12 @@ class ApiHandlers:
 
     async def _follow(self, run: Run, progress: gr.Progress) -> AsyncIterator[GalleryItems]:
         durations = self.playground.durations(run.is_demo)
-        async for _ in run.landed(lambda run: progress(run.fraction(durations), run.describe())):
-            yield _items(run)
+        shown = 0
+        tick = lambda run: progress(run.fraction(durations), run.describe())  # noqa: E731
+        async for _ in run.milestones(tick):
+            if len(run.images) != shown:
+                shown = len(run.images)
+                yield _items(run)
         if run.images:
             yield _items(run)
         elif not run.stopped:

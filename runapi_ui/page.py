@@ -213,7 +213,11 @@ class PageHandlers:
         durations = self.playground.durations(run.is_demo)
         entries, _ = hist.merge(entries, _into(into, hist.entry_for(run)))
         yield self._outputs(entries, 0, run=run)  # the browser now holds the run's id
-        async for _ in run.landed(lambda run: progress(run.fraction(durations), run.describe())):
+        tick = lambda run: progress(run.fraction(durations), run.describe())  # noqa: E731
+        async for _ in run.milestones(tick):
+            # The browser learns each task id as it is made: after a server restart,
+            # Wait again needs them.
+            entries, _ = hist.merge(entries, _into(into, hist.entry_for(run)))
             yield self._outputs(entries, 0, run=run)
         final = _into(into, await hist.finished_entry(run))
         entries, dropped = hist.merge(entries, final)

@@ -153,18 +153,22 @@ class Run:
             with suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), tick)
 
-    async def landed(self, on_tick: Callable[[Run], object] | None = None) -> AsyncIterator[Run]:
-        """This run each time an image lands; `on_tick` sees every update (a progress bar).
+    async def milestones(
+        self, on_tick: Callable[[Run], object] | None = None
+    ) -> AsyncIterator[Run]:
+        """This run each time a task is created or an image lands; `on_tick` sees every
+        update (a progress bar).
 
         Cancelling the consumer (Stop) cancels the run; closing it (a reload) does not.
         """
-        shown = 0
+        seen: tuple[object, ...] = ()
         try:
             async for _ in self.updates():
                 if on_tick is not None:
                     on_tick(self)
-                if len(self.images) != shown:
-                    shown = len(self.images)
+                now = (len(self.images), *self.task_ids)
+                if now != seen:
+                    seen = now
                     yield self
         except asyncio.CancelledError:
             self.cancel()
