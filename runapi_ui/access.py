@@ -88,6 +88,8 @@ class KeyPolicy:
             reasons.append("SPACE_ID is set (Hugging Face Spaces)")
         if settings.share:
             reasons.append("--share")
+        if settings.public:
+            reasons.append("RUNAPI_UI_PUBLIC=1")
         if not is_loopback_host(settings.host):
             reasons.append(f"listening on {settings.host}, not loopback")
         server_key = (settings.api_key or "").strip() or None

@@ -13,12 +13,12 @@ import gradio as gr
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .access import DEMO_KEY, KeyPolicy, auth_from
+from .access import DEMO_KEY, AuthConfigError, KeyPolicy, auth_from
 from .agents import agent_routes
 from .images import ImageStore
 from .playground import Playground
 from .polling import DurationStats
-from .quota import limits_from
+from .quota import LimitsUnavailable, limits_from
 from .settings import Settings
 from .simulator import SimulatorConfig, SimulatorServer
 from .ui import CSS, build_ui
@@ -147,9 +147,16 @@ def _mode(settings: Settings) -> str:
 
 def main(settings: Settings) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # uvicorn believes X-Forwarded-For from loopback by default: a local client could then
+    # forge its address past a quota. Operators behind their own proxy name it here.
+    os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines are one per request
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+        auth_from(settings)  # a malformed RUNAPI_UI_AUTH stops the start, not the first visitor
+    except (LimitsUnavailable, AuthConfigError, ValueError) as error:
+        raise SystemExit(f"Imagen Playground cannot start: {error}") from None
     try:
         launch(app, settings)
     finally:

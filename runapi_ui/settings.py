@@ -43,6 +43,7 @@ class Settings:
     mcp: bool = False  # serve the MCP tool at /gradio_api/mcp/
     # Public deployments.
     space_id: str | None = None  # set by Hugging Face Spaces
+    public: bool = False  # behind the operator's own proxy: treat as public though on loopback
     share_server_key: bool = False  # the operator opts in to paying for visitors
     no_demo: bool = False  # a visitor without a key is asked for one instead of the demo
     images_per_hour: int = 20  # per visitor, on the server's key; 0 for no limit
@@ -124,6 +125,7 @@ def settings_from(
         history_secret=env.get("RUNAPI_UI_HISTORY_SECRET") or Settings.history_secret,
         mcp=args.mcp or env.get("RUNAPI_UI_MCP", "").lower() in _TRUE,
         space_id=env.get("SPACE_ID") or None,
+        public=env.get("RUNAPI_UI_PUBLIC", "").lower() in _TRUE,
         share_server_key=args.share_server_key
         or env.get("RUNAPI_SHARE_SERVER_KEY", "").lower() in _TRUE,
         no_demo=args.no_demo or env.get("RUNAPI_UI_NO_DEMO", "").lower() in _TRUE,
