@@ -321,7 +321,10 @@ def images_request(body: Any) -> ImagesRequest:
     n = 1 if n is None else n
     if not 1 <= n <= MAX_IMAGES:
         raise InvalidRequest("n", f"n must be from 1 to {MAX_IMAGES}; got {n}.")
-    response_format = _field(body, "response_format", str) or "url"
+    # OpenAI's own default differs by model: URLs from dall-e-*, base64 from gpt-image-*
+    # (whose clients read `b64_json` and do not send the field); base64 for ours too.
+    default_format = "url" if (model or "").startswith("dall-e") else "b64_json"
+    response_format = _field(body, "response_format", str) or default_format
     if response_format not in ("url", "b64_json"):
         raise InvalidRequest(
             "response_format", f"response_format must be url or b64_json; got {response_format!r}."

@@ -282,8 +282,9 @@ def test_images_request_reads_openai_bodies_and_names_the_bad_parameter() -> Non
         "imagen-4",
         "4:3",
         1,
-        "url",
+        "b64_json",
     )
+    assert images_request({"prompt": "a", "model": "dall-e-3"}).response_format == "url"
     assert (
         images_request({"prompt": "a", "size": "1536x1024", "aspect_ratio": "9:16"}).aspect_ratio
         == "9:16"
@@ -315,7 +316,11 @@ def test_the_callers_key_comes_from_its_headers_but_never_a_hugging_face_token()
 
 def test_openai_url_answers_point_at_images_this_server_serves(agent_app) -> None:
     answer = openai_client(agent_app).images.generate(
-        model="imagen-4-fast", prompt="a glass of water", n=2, size="1536x1024"
+        model="imagen-4-fast",
+        prompt="a glass of water",
+        n=2,
+        size="1536x1024",
+        response_format="url",
     )
     assert len(answer.data) == 2 and answer.created > 0
     for image in answer.data:
@@ -417,7 +422,9 @@ def test_an_idempotency_key_replays_and_a_plain_repeat_is_a_new_generation(agent
     before = agent_app.creates(agent_app.live)
 
     def generate(**kwargs: Any) -> str:
-        answer = client.images.generate(model="imagen-4-fast", prompt="a blue cube", **kwargs)
+        answer = client.images.generate(
+            model="imagen-4-fast", prompt="a blue cube", response_format="url", **kwargs
+        )
         return answer.data[0].url
 
     key = {"extra_headers": {"Idempotency-Key": "cube-1"}}

@@ -121,6 +121,28 @@ def test_hermes_image_tool_gets_imagen_4_through_the_openai_style_endpoint(
     assert [(task.api_key, task.body["model"]) for task in tasks] == [(ALICE, "imagen-4-fast")]
 
 
+def test_hermes_openai_provider_gets_the_default_model_for_gpt_image_2(
+    agent_app: AgentApp, tmp_path: Path
+) -> None:
+    """Hermes' `openai` provider always asks for gpt-image-2 and sends no response_format."""
+    before = len(agent_app.live.simulator.tasks)
+    answer = hermes(
+        tmp_path / "hermes",
+        "image_gen:\n  provider: openai\n",
+        "image",
+        "image_generate",
+        {"prompt": "a watercolor map of a coastal town", "aspect_ratio": "portrait"},
+        OPENAI_API_KEY=BOB,
+        OPENAI_BASE_URL=f"{agent_app.url}/v1",
+    )
+    assert answer["success"] is True, answer
+    saved = Path(answer["image"])
+    assert saved.is_file() and (tmp_path / "hermes") in saved.parents
+    assert image_size(saved) == (896, 1280), "portrait (1024x1536) is drawn at 3:4"
+    tasks = list(agent_app.live.simulator.tasks.values())[before:]
+    assert [(task.api_key, task.body["model"]) for task in tasks] == [(BOB, "imagen-4")]
+
+
 def test_hermes_mcp_client_calls_generate_image_and_saves_the_image(
     agent_app: AgentApp, tmp_path: Path
 ) -> None:
