@@ -112,11 +112,11 @@ async def test_a_run_finishes_after_whoever_watched_it_went_away(store, sim) -> 
     assert creates(sim) == 3
 
 
-async def test_closing_the_watcher_of_landed_images_does_not_stop_the_run(store, sim) -> None:
+async def test_closing_the_watcher_of_milestones_does_not_stop_the_run(store, sim) -> None:
     run = registry(store).start(requests_for(2), backend(sim))
-    landed = run.landed()
-    await anext(landed)  # the first image is in
-    await landed.aclose()
+    milestones = run.milestones()
+    await anext(milestones)  # a task was made, or an image landed
+    await milestones.aclose()
     await asyncio.wait_for(run.finished(), 20)
     assert run.status is RunStatus.DONE and not run.stopped and len(run.images) == 2
 
@@ -143,7 +143,7 @@ async def test_cancelling_the_watcher_is_stop(make_simulator, store) -> None:
     run = registry(store).start(requests_for(1), backend(sim))
 
     async def watch() -> None:
-        async for _ in run.landed():
+        async for _ in run.milestones():
             pass
 
     watcher = asyncio.create_task(watch())
