@@ -139,7 +139,9 @@ def add_agent_tools(playground: Playground) -> None:
         num_images: int = 1,
         request: gr.Request | None = None,
     ) -> ToolOutputs:
+        api_key = caller_key(request.headers if request is not None else {})
         try:
+            check_login(playground, api_key)
             run = await playground.start(
                 prompt=prompt,
                 model=model,
@@ -147,7 +149,7 @@ def add_agent_tools(playground: Playground) -> None:
                 negative_prompt=negative_prompt,
                 num_images=num_images,
                 seed="" if seed is None else seed,
-                api_key=caller_key(request.headers if request is not None else {}),
+                api_key=api_key,
                 visitor=visitor_from(request) if request is not None else None,
             )
         except REFUSALS as refusal:
@@ -246,6 +248,20 @@ def caller_key(headers: Any) -> str:
     scheme, _, key = (headers.get("authorization") or "").strip().partition(" ")
     key = key.strip() if scheme.lower() == "bearer" else ""
     return "" if key.startswith("hf_") else key
+
+
+def check_login(playground: Playground, api_key: str) -> None:
+    """Behind a login (`RUNAPI_UI_AUTH`), agents spend only their own key.
+
+    Gradio's login guards the page, but neither its MCP server nor our own routes, and
+    an agent cannot log in: without this, a keyless agent would spend the server's key
+    (or the demo) that the login is there to protect.
+    """
+    if playground.settings.auth and not api_key:
+        raise KeyRequired(
+            "This server asks for a login, which agents cannot give: send your own RunAPI "
+            "key (Authorization: Bearer <key>, or X-RunAPI-Key: <key>)."
+        )
 
 
 # --- the OpenAI-compatible endpoint ----------------------------------------------------
@@ -463,6 +479,7 @@ class ImagesEndpoint:
             )
 
         try:
+            check_login(self.playground, api_key)
             run = await self.shared.attach(key, start, explicit=bool(idempotency_key))
         except REFUSALS as refusal:
             return error_response(refusal)

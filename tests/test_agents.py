@@ -79,8 +79,9 @@ class AgentApp:
 
 
 @contextmanager
-def running_app(data_dir: Path) -> Iterator[AgentApp]:
-    """The real app with MCP on; demo tasks take ~1 s (imagen-4-fast), live ones less."""
+def running_app(data_dir: Path, **overrides: Any) -> Iterator[AgentApp]:
+    """The real app with MCP on; demo tasks take ~1 s (imagen-4-fast), live ones less.
+    `overrides` are more Settings."""
     live = SimulatorServer(SimulatorConfig(time_scale=0.05, api_keys=LIVE_KEYS)).start()
     settings = Settings(
         base_url=live.url,
@@ -89,6 +90,7 @@ def running_app(data_dir: Path) -> Iterator[AgentApp]:
         deadline=60,
         mcp=True,
         data_dir=data_dir,
+        **overrides,
     )
     app = create_app(settings, live_durations=fast_durations())
     try:
@@ -472,3 +474,23 @@ async def test_many_agent_calls_at_once_each_get_their_own_images(agent_app) -> 
     )
     urls = [answer.data[0].url for answer in answers]
     assert len(set(urls)) == len(prompts)
+
+
+async def test_behind_a_login_agents_must_bring_their_own_key(tmp_path: Path) -> None:
+    """Gradio's login guards neither its MCP server nor our route, and agents cannot log
+    in: keyless, they would spend what the login protects."""
+    with running_app(tmp_path, auth="carol:a-long-password") as app:
+        async with httpx.AsyncClient(base_url=app.url, timeout=30) as http:
+            body = {"prompt": "a locked door", "model": "imagen-4-fast"}
+            refused = await http.post("/v1/images/generations", json=body)
+            assert refused.status_code == 401
+            assert refused.json()["error"]["code"] == "missing_api_key"
+            assert "your own RunAPI key" in refused.json()["error"]["message"]
+            own_key = await http.post(
+                "/v1/images/generations", json=body, headers={"X-RunAPI-Key": ALICE}
+            )
+            assert own_key.status_code == 200, own_key.text
+        async with mcp_session(app.url) as session:
+            keyless = await session.call_tool("generate_image", {"prompt": "a locked door"})
+        assert keyless.isError and "your own RunAPI key" in text_of(keyless)
+        assert app.creates(app.demo) == 0, "a keyless agent reached the demo"
