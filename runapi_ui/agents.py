@@ -53,7 +53,7 @@ from .errors import (
     ValidationError,
 )
 from .playground import MAX_IMAGES, Playground
-from .quota import LimitError, LimitsUnavailable, QuotaExceeded, ServerBusy, visitor_from
+from .quota import LimitError, LimitsUnavailable, QuotaExceeded, ServerBusy
 from .runs import Run, RunStatus
 from .shared_runs import SharedRuns
 
@@ -150,7 +150,7 @@ def add_agent_tools(playground: Playground) -> None:
                 num_images=num_images,
                 seed="" if seed is None else seed,
                 api_key=api_key,
-                visitor=visitor_from(request) if request is not None else None,
+                visitor=playground.visitor(request),
             )
         except REFUSALS as refusal:
             raise ToolError(refusal.message, print_exception=False) from None
@@ -464,7 +464,7 @@ class ImagesEndpoint:
         api_key = caller_key(request.headers)
         idempotency_key = request.headers.get("idempotency-key", "").strip()
         # A different body under the same Idempotency-Key is a different generation.
-        key = (_caller(api_key, request), wanted.fingerprint(), idempotency_key)
+        key = (self._caller(api_key, request), wanted.fingerprint(), idempotency_key)
 
         def start() -> Awaitable[Run]:
             return self.playground.start(
@@ -475,7 +475,7 @@ class ImagesEndpoint:
                 num_images=wanted.n,
                 seed="" if wanted.seed is None else wanted.seed,
                 api_key=api_key,
-                visitor=visitor_from(request),
+                visitor=self.playground.visitor(request),
             )
 
         try:
@@ -493,6 +493,12 @@ class ImagesEndpoint:
             return response
         finally:
             self.shared.detach(key, run, answered=answered)
+
+    def _caller(self, api_key: str, request: Request) -> str:
+        """Who is asking, for sharing runs: their key's hash, or as the quotas know them."""
+        if api_key:
+            return "key:" + hashlib.sha256(api_key.encode()).hexdigest()
+        return "visitor:" + ",".join(self.playground.visitor(request).ids())
 
     async def _answer(self, run: Run, wanted: ImagesRequest, request: Request) -> Response:
         if not run.images:
@@ -515,13 +521,6 @@ async def _json_body(request: Request) -> Any:
         return json.loads(await request.body())
     except ValueError:
         raise InvalidRequest(None, "The body is not valid JSON.") from None
-
-
-def _caller(api_key: str, request: Request) -> str:
-    """Who is asking, for sharing runs: their key's hash, or as the quotas know them."""
-    if api_key:
-        return "key:" + hashlib.sha256(api_key.encode()).hexdigest()
-    return "visitor:" + ",".join(visitor_from(request).ids())
 
 
 async def _finished_while_connected(run: Run, request: Request) -> bool:
