@@ -1,8 +1,9 @@
-"""The playground's handler and its API, against real simulators over loopback.
+"""The playground's runs, its page handlers and its API, against real simulators over loopback.
 
 Two simulators play two roles: the app's built-in one (demo mode) and a second one
 standing in for RunAPI itself (`live`), which accepts only ALICE's and BOB's keys and
-records which key each request carried.
+records which key each request carried. A run starts through `Playground.start` (the
+seam every way in shares); the page's Generate is `PageHandlers.on_generate`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,12 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from runapi_ui.playground import DEMO_KEY, Playground
+from runapi_ui.access import DEMO_KEY
+from runapi_ui.images import ImageStore
+from runapi_ui.page import PageHandlers, PageOutputs
+from runapi_ui.playground import Playground
+from runapi_ui.quota import limits_from
+from runapi_ui.runs import Run
 from runapi_ui.server import PlaygroundApp, create_app, launch
 from runapi_ui.settings import Settings
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer
@@ -47,24 +53,44 @@ def live(make_simulator: Callable[..., SimulatorServer]) -> SimulatorServer:
 
 
 @pytest.fixture
-def make_playground(
+async def make_playground(
     tmp_path: Path, make_simulator: Callable[..., SimulatorServer]
-) -> Callable[..., tuple[Playground, SimulatorServer]]:
-    """A Playground whose demo backend is a fresh simulator; returns both."""
+) -> AsyncIterator[Callable[..., tuple[Playground, SimulatorServer]]]:
+    """A Playground (no quotas) whose demo backend is a fresh simulator; returns both.
+    Runs still going at the end of the test are stopped."""
+    made: list[Playground] = []
 
     def make(
         live: SimulatorServer | str | None = None, **settings: Any
     ) -> tuple[Playground, SimulatorServer]:
         demo = make_simulator(api_keys=frozenset({DEMO_KEY}))
         url = live if isinstance(live, str) else (live.url if live else "http://127.0.0.1:9")
-        config = Settings(base_url=url, simulator_time_scale=0.0, **settings)
-        return Playground(config, tmp_path, demo.url, fast_durations()), demo
+        config = Settings(base_url=url, simulator_time_scale=0.0, data_dir=tmp_path, **settings)
+        playground = Playground(
+            config,
+            ImageStore(config.image_dir),
+            demo.url,
+            limits=limits_from(Settings(images_per_hour=0)),
+            live_durations=fast_durations(),
+        )
+        made.append(playground)
+        return playground, demo
 
-    return make
+    yield make
+    for playground in made:
+        await playground.runs.aclose()
 
 
-async def run(playground: Playground, **overrides: Any) -> list[tuple[Any, Any, Any]]:
-    """Every (gallery, history, summary) the handler yields for one Generate click."""
+async def generated(playground: Playground, **overrides: Any) -> Run:
+    """A finished run of the defaults below, started as every way in starts one."""
+    arguments: dict[str, Any] = {"prompt": "a red fox in fresh snow", "model": "imagen-4-fast"}
+    arguments.update(overrides)
+    run = await playground.start(**arguments)
+    return await asyncio.wait_for(run.finished(), 30)
+
+
+async def click_generate(playground: Playground, **overrides: Any) -> list[PageOutputs]:
+    """Every (results, history, tiles, summary, shown) the page yields for one Generate."""
     arguments: dict[str, Any] = {
         "prompt": "a red fox in fresh snow",
         "model": "imagen-4-fast",
@@ -76,62 +102,74 @@ async def run(playground: Playground, **overrides: Any) -> list[tuple[Any, Any, 
         "history": [],
     }
     arguments.update(overrides)
-    return [output async for output in playground.generate(**arguments)]
+    page = PageHandlers(playground)
+    events = page.on_generate(**arguments, request=None, progress=lambda *_, **__: None)
+    return [outputs async for outputs in events]
 
 
-# --- the handler ---------------------------------------------------------------------
+def api_requests(server: SimulatorServer) -> list[Any]:
+    return [r for r in server.simulator.requests if r.path.startswith("/api")]
 
 
-async def test_demo_run_fills_the_gallery_newest_first_with_captions(make_playground) -> None:
+# --- runs and the page's handler -------------------------------------------------------
+
+
+async def test_demo_run_shows_each_image_as_it_lands_with_captions(make_playground) -> None:
     playground, demo = make_playground()
-    earlier = [("earlier.png", "imagen-4 · 1:1 · seed 1")]
-    outputs = await run(playground, num_images=3, seed="7", aspect_ratio="16:9", history=earlier)
+    earlier = (await click_generate(playground, prompt="an earlier run"))[-1][1]
+    outputs = await click_generate(
+        playground, num_images=3, seed="7", aspect_ratio="16:9", history=earlier
+    )
 
-    gallery, history, summary = outputs[-1]
-    assert len(outputs) == 3, "each image is shown the moment it lands"
-    assert gallery == history
-    assert gallery[-1] == earlier[0], "earlier results stay below the newest"
-    captions = sorted(caption for _, caption in gallery[:3])
+    counts = [len(results) for results, *_ in outputs]
+    assert counts == sorted(counts) and {1, 2, 3} <= set(counts), (
+        f"each image is shown the moment it lands: {counts}"
+    )
+    results, history, tiles, summary, shown = outputs[-1]
+    assert shown == 0 and [entry["prompt"] for entry in history] == [
+        "a red fox in fresh snow",
+        "an earlier run",
+    ], "the earlier run stays in the history, below the newest"
+    assert len(tiles) == 2
+    captions = sorted(caption for _, caption in results)
     assert captions == [f"Demo · imagen-4-fast · 16:9 · seed {seed}" for seed in (7, 8, 9)]
-    for path, _ in gallery[:3]:
+    for path, _ in results:
         with Image.open(path) as image:
             assert image.size == (1408, 768)
-    assert summary.ok and "3 of 3 images" in summary.text and "seeds 7, 8, 9" in summary.text
-    assert {r.api_key for r in demo.simulator.requests if r.path.startswith("/api")} == {DEMO_KEY}
+    assert "run-ok" in summary and "3 of 3 images" in summary and "seeds 7, 8, 9" in summary
+    assert {r.api_key for r in api_requests(demo)} == {DEMO_KEY}
 
 
 async def test_an_empty_seed_picks_a_random_one_and_shows_it(make_playground) -> None:
     playground, _ = make_playground()
     seeds = set()
     for _ in range(2):
-        gallery, _, summary = (await run(playground))[-1]
-        seed = gallery[0][1].rsplit("seed ", 1)[1]
-        assert f"seed {seed}" in summary.text
+        results, _, _, summary, _ = (await click_generate(playground))[-1]
+        seed = results[0][1].rsplit("seed ", 1)[1]
+        assert f"seed {seed}" in summary
         seeds.add(seed)
     assert len(seeds) == 2
 
 
 async def test_a_typed_key_goes_to_runapi_and_only_there(make_playground, live) -> None:
     playground, demo = make_playground(live)
-    outputs = await run(playground, api_key=f"  {ALICE} ")
-    gallery = outputs[-1][0]
-    assert not gallery[0][1].startswith("Demo"), "a real image is not captioned as a demo"
-    api_requests = [r for r in live.simulator.requests if r.path.startswith("/api")]
-    assert api_requests and {r.api_key for r in api_requests} == {ALICE}
+    run = await generated(playground, api_key=f"  {ALICE} ")
+    assert not run.images[0].caption.startswith("Demo"), "a real image is not captioned as a demo"
+    assert api_requests(live) and {r.api_key for r in api_requests(live)} == {ALICE}
     assert all(r.api_key != ALICE for r in demo.simulator.requests)
 
 
 async def test_the_server_key_is_used_when_none_is_typed(make_playground, live) -> None:
     playground, demo = make_playground(live, api_key=BOB)
-    await run(playground)
-    assert {r.api_key for r in live.simulator.requests if r.path.startswith("/api")} == {BOB}
+    await generated(playground)
+    assert {r.api_key for r in api_requests(live)} == {BOB}
     assert not demo.simulator.requests
 
 
 async def test_demo_flag_forces_the_simulator_even_with_keys(make_playground, live) -> None:
     playground, demo = make_playground(live, api_key=BOB, demo=True)
-    outputs = await run(playground, api_key=ALICE)
-    assert outputs[-1][0][0][1].startswith("Demo")
+    run = await generated(playground, api_key=ALICE)
+    assert run.images[0].caption.startswith("Demo")
     assert not live.simulator.requests and demo.simulator.requests
 
 
@@ -157,10 +195,11 @@ async def test_invalid_input_is_refused_before_anything_is_sent(
     playground, demo = make_playground(live)
     model = {"model": "imagen-4"} if field == "aspect_ratio" else {}
     with pytest.raises(gr.Error) as caught:
-        await run(playground, **{field: value, **model})
+        await click_generate(playground, **{field: value, **model})
     assert phrase in caught.value.message
     assert caught.value.title == "Check your input"
     assert not demo.simulator.requests and not live.simulator.requests
+    assert len(playground.runs) == 0, "a refused run must not be started"
 
 
 @pytest.mark.parametrize(
@@ -182,7 +221,7 @@ async def test_every_service_failure_says_what_happened_and_what_to_do(
     live = make_simulator(api_keys=LIVE_KEYS, faults=faults)
     playground, _ = make_playground(live)
     with pytest.raises(gr.Error) as caught:
-        await run(playground, api_key=key)
+        await click_generate(playground, api_key=key)
     message = caught.value.message
     assert phrase in message
     assert "Traceback" not in message and key not in message
@@ -193,7 +232,7 @@ async def test_a_timeout_names_the_task_so_it_can_be_resumed(make_playground, ma
     live = make_simulator(api_keys=LIVE_KEYS, faults="stuck")
     playground, _ = make_playground(live, deadline=0.6)
     with pytest.raises(gr.Error) as caught:
-        await run(playground, api_key=ALICE)
+        await click_generate(playground, api_key=ALICE)
     (task_id,) = live.simulator.tasks
     assert task_id in caught.value.message and "did not finish within" in caught.value.message
 
@@ -201,7 +240,7 @@ async def test_a_timeout_names_the_task_so_it_can_be_resumed(make_playground, ma
 async def test_an_unreachable_service_is_a_network_message(make_playground) -> None:
     playground, _ = make_playground(f"http://127.0.0.1:{free_port()}")
     with pytest.raises(gr.Error) as caught:
-        await run(playground, api_key=ALICE)
+        await click_generate(playground, api_key=ALICE)
     assert "Could not reach RunAPI" in caught.value.message
 
 
@@ -209,22 +248,24 @@ async def test_after_a_failure_the_next_generate_works(make_playground, make_sim
     live = make_simulator(api_keys=LIVE_KEYS, faults="task_fail*1")
     playground, _ = make_playground(live)
     with pytest.raises(gr.Error):
-        await run(playground, api_key=ALICE)
-    assert len((await run(playground, api_key=ALICE))[-1][0]) == 1
+        await click_generate(playground, api_key=ALICE)
+    assert len((await click_generate(playground, api_key=ALICE))[-1][0]) == 1
 
 
 async def test_a_partial_failure_keeps_the_images_that_came(make_playground, make_simulator):
     live = make_simulator(api_keys=LIVE_KEYS, faults="task_fail*1")
     playground, _ = make_playground(live)
-    gallery, _, summary = (await run(playground, api_key=ALICE, num_images=3))[-1]
-    assert len(gallery) == 2
-    assert not summary.ok and "2 of 3 images" in summary.text and "safety filter" in summary.text
+    with pytest.warns(UserWarning, match="safety filter"):  # the page's warning toast
+        outputs = await click_generate(playground, api_key=ALICE, num_images=3)
+    results, _, _, summary, _ = outputs[-1]
+    assert len(results) == 2
+    assert "run-failed" in summary and "2 of 3 images" in summary and "safety filter" in summary
 
 
 async def test_stopping_a_run_stops_its_polling_at_once(make_playground, make_simulator):
     live = make_simulator(api_keys=LIVE_KEYS, faults="stuck")
     playground, _ = make_playground(live)
-    running = asyncio.ensure_future(run(playground, api_key=ALICE, num_images=3))
+    running = asyncio.ensure_future(click_generate(playground, api_key=ALICE, num_images=3))
     # The simulator runs in another thread: there is no event to await, so look.
     while sum("/text_to_image/" in r.path for r in live.simulator.requests) < 6:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
@@ -257,7 +298,13 @@ def test_the_ratio_list_follows_the_model(model, current, offered, kept) -> None
 def launched(tmp_path_factory) -> Iterator[tuple[PlaygroundApp, str, SimulatorServer]]:
     """The real app on a real port; its demo tasks take ~1 s (imagen-4-fast)."""
     live = SimulatorServer(SimulatorConfig(time_scale=0.05, api_keys=LIVE_KEYS)).start()
-    settings = Settings(base_url=live.url, port=free_port(), simulator_time_scale=0.25, deadline=60)
+    settings = Settings(
+        base_url=live.url,
+        port=free_port(),
+        simulator_time_scale=0.25,
+        deadline=60,
+        data_dir=tmp_path_factory.mktemp("launched"),
+    )
     app = create_app(settings, live_durations=fast_durations())
     url = launch(app, settings, block=False)
     yield app, url, live
