@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runapi_ui.playground import DEMO_KEY
+from runapi_ui.access import DEMO_KEY
 from runapi_ui.server import create_app, launch
 from runapi_ui.settings import Settings, settings_from
 from tests.test_app import free_port
@@ -19,10 +19,14 @@ from tests.test_app import free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_app_py_prints_its_url_and_serves_the_playground() -> None:
+def test_app_py_prints_its_url_and_serves_the_playground(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNAPI_", "GRADIO_"))}
-    env.update(RUNAPI_SIM_TIME_SCALE="0", GRADIO_ANALYTICS_ENABLED="False")
+    env.update(
+        RUNAPI_SIM_TIME_SCALE="0",
+        GRADIO_ANALYTICS_ENABLED="False",
+        RUNAPI_UI_DATA_DIR=str(tmp_path),
+    )
     process = subprocess.Popen(
         [sys.executable, "app.py", "--port", str(port)],
         cwd=ROOT,
@@ -46,8 +50,8 @@ def test_app_py_prints_its_url_and_serves_the_playground() -> None:
         process.wait(timeout=20)
 
 
-def test_share_that_cannot_start_is_one_line_and_serving_goes_on(capsys) -> None:
-    settings = Settings(port=free_port(), share=True, simulator_time_scale=0.0)
+def test_share_that_cannot_start_is_one_line_and_serving_goes_on(capsys, tmp_path) -> None:
+    settings = Settings(port=free_port(), share=True, simulator_time_scale=0.0, data_dir=tmp_path)
     app = create_app(settings)
     try:
         url = launch(app, settings, block=False)
@@ -55,11 +59,14 @@ def test_share_that_cannot_start_is_one_line_and_serving_goes_on(capsys) -> None
         if app.blocks.share_url:  # a machine with internet gets its link
             assert printed[-1] == f"* Public share link: {app.blocks.share_url}"
         else:
-            assert printed == [
-                printed[0],
+            # Our start-up lines only (no Gradio output, no traceback), the failure last.
+            assert all(line.startswith("* ") for line in printed), printed
+            assert printed[0].startswith(f"* Imagen Playground running on {url}")
+            assert printed[-1] == (
                 "* Could not create a public share link (Gradio's share server is unreachable "
-                "from here); serving locally only.",
-            ]
+                "from here); serving locally only."
+            )
+            assert sum("share link" in line for line in printed) == 1
         assert httpx.get(url, timeout=10).status_code == 200
     finally:
         app.close()
@@ -96,10 +103,10 @@ def test_which_backend_a_visitor_gets(env, flags, server_key, demo_possible) -> 
     assert settings.may_run_demo is demo_possible
 
 
-def test_the_shared_demo_key_never_runs_out_of_credit() -> None:
+def test_the_shared_demo_key_never_runs_out_of_credit(tmp_path: Path) -> None:
     """Every demo visitor shares one key: a $10 simulated balance would end the demo
     for everyone after ~250 images."""
-    app = create_app(Settings(simulator_time_scale=0.0))
+    app = create_app(Settings(simulator_time_scale=0.0, data_dir=tmp_path))
     try:
         assert app.simulator is not None
         balance = httpx.get(
