@@ -239,15 +239,15 @@ def _failure_message(run: Run) -> str:
 def caller_key(headers: Any) -> str:
     """The RunAPI key a caller spends, or "" for none (the server's key or the demo).
 
-    `X-RunAPI-Key`, else `Authorization: Bearer`, except a Hugging Face token (`hf_…`):
-    that one opens a private Space, and is never sent on to RunAPI.
+    `X-RunAPI-Key`, else `Authorization: Bearer`. Not a key: `none` (clients such as the
+    `openai` package and Hermes insist on sending one), and a Hugging Face token
+    (`hf_…`), which opens a private Space and is never sent on to RunAPI.
     """
-    explicit = (headers.get("x-runapi-key") or "").strip()
-    if explicit:
-        return explicit
-    scheme, _, key = (headers.get("authorization") or "").strip().partition(" ")
-    key = key.strip() if scheme.lower() == "bearer" else ""
-    return "" if key.startswith("hf_") else key
+    key = (headers.get("x-runapi-key") or "").strip()
+    if not key:
+        scheme, _, bearer = (headers.get("authorization") or "").strip().partition(" ")
+        key = bearer.strip() if scheme.lower() == "bearer" else ""
+    return "" if key.lower() == "none" or key.startswith("hf_") else key
 
 
 def check_login(playground: Playground, api_key: str) -> None:

@@ -314,6 +314,8 @@ def test_the_callers_key_comes_from_its_headers_but_never_a_hugging_face_token()
     # A private Space is opened with a Hugging Face token: it is not a RunAPI key.
     assert caller_key({"authorization": "Bearer hf_abcdef"}) == ""
     assert caller_key({"authorization": "Bearer hf_abcdef", "x-runapi-key": BOB}) == BOB
+    # What a client that insists on a key sends for "use the server's key or the demo".
+    assert caller_key({"authorization": "Bearer none"}) == ""
 
 
 def test_openai_url_answers_point_at_images_this_server_serves(agent_app) -> None:
@@ -352,6 +354,13 @@ def test_openai_b64_json_without_a_key_uses_the_demo_and_the_default_model(agent
     assert png_size(base64.b64decode(image["b64_json"])) == (768, 1408)
     new_tasks = list(agent_app.demo.simulator.tasks.values())[before:]
     assert [task.body["model"] for task in new_tasks] == ["imagen-4"]
+
+
+def test_openai_with_the_key_none_uses_the_demo(agent_app) -> None:
+    before = agent_app.creates(agent_app.demo)
+    answer = openai_client(agent_app, api_key="none").images.generate(prompt="a kite")
+    assert png_size(base64.b64decode(answer.data[0].b64_json)) == (1024, 1024)
+    assert agent_app.creates(agent_app.demo) - before == 1
 
 
 def test_openai_an_explicit_aspect_ratio_wins_over_size(agent_app) -> None:
