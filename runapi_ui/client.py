@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
 import os
 import random
 import ssl
@@ -39,8 +40,9 @@ from .errors import (
     ValidationError,
     error_from_response,
     parse_retry_after,
+    unreadable_answer,
 )
-from .polling import DurationStats, finish_estimate, next_poll_delay, poll_step
+from .polling import DurationStats, PollPlan, expected_finish
 
 DEFAULT_BASE_URL = "https://runapi.ai"
 SDK_CREATE_PATH = "/api/v1/imagen_4/text_to_image"
@@ -175,6 +177,53 @@ class GenerationResult:
     request: GenerationRequest | None = None
 
 
+@dataclass(frozen=True)
+class Balance:
+    """The account's credit, from `GET /api/v1/me/balance`; fields RunAPI left out are None."""
+
+    balance_cents: int
+    paid_balance_cents: int | None = None
+    bonus_balance_cents: int | None = None
+    spent_cents_today: int | None = None
+    spent_cents_total: int | None = None
+
+    @classmethod
+    def from_answer(cls, body: Any) -> Balance:
+        """Read tolerantly: also wrapped in `data`, cents as numeric strings, or a dollar
+        `balance` when there is no `balance_cents`; an unreadable field is None."""
+        fields = _unwrap(body)
+        cents = _whole(fields.get("balance_cents"))
+        if cents is None:
+            cents = _whole(fields.get("balance"), scale=100)
+        if cents is None:
+            raise RunAPIError(
+                "RunAPI's balance answer names no balance. Try again; if it persists, check "
+                "RUNAPI_BASE_URL."
+            )
+        return cls(
+            balance_cents=cents,
+            paid_balance_cents=_whole(fields.get("paid_balance_cents")),
+            bonus_balance_cents=_whole(fields.get("bonus_balance_cents")),
+            spent_cents_today=_whole(fields.get("spent_cents_today")),
+            spent_cents_total=_whole(fields.get("spent_cents_total")),
+        )
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A successful answer with its JSON body, and when its exchange began and ended."""
+
+    response: httpx.Response
+    body: Any
+    sent_at: float  # monotonic, like everything timed here
+    received_at: float
+
+    @property
+    def evaluated_at(self) -> float:
+        """When the service most likely looked at the task: halfway through the exchange."""
+        return (self.sent_at + self.received_at) / 2
+
+
 def _api_root(base_url: str) -> str:
     """`https://runapi.ai`, also from Hermes' `https://runapi.ai/v1` or an `/api/v1` base."""
     root = base_url.strip().rstrip("/")
@@ -241,18 +290,26 @@ def _check_image(data: bytes, url: str) -> GeneratedImage:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:
-                raise ImageDownloadError(
-                    f"The image at {url} claims {width}x{height} pixels, far beyond Imagen 4's "
-                    "sizes, so it was not opened. Generate again."
-                )
+                raise _broken_image(url, f"{width}x{height} pixels")
             image_format = image.format or "PNG"
             image.load()
+    except Image.DecompressionBombError:
+        # Pillow refuses to open a body declaring hundreds of megapixels before our check
+        # sees its size: the same broken image, said the same way.
+        raise _broken_image(url, "hundreds of megapixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageDownloadError(
             f"The image link returned data that is not a valid image ({exc}). Generate again; "
             "if it keeps happening, RunAPI's image storage may be having trouble."
         ) from None
     return GeneratedImage(url=url, data=data, width=width, height=height, format=image_format)
+
+
+def _broken_image(url: str, declared: str) -> ImageDownloadError:
+    return ImageDownloadError(
+        f"The image at {url} is broken: it declares {declared}, far beyond Imagen 4's "
+        "sizes, so it was not opened. Generate again."
+    )
 
 
 class RunAPIClient:
@@ -319,13 +376,13 @@ class RunAPIClient:
         for path in paths:
             try:
                 url = self.base_url + path
-                response = await self._send("POST", url, json=body, headers=headers)
+                answer = await self._send("POST", url, json=body, headers=headers)
             except NotFoundError:
                 if path == paths[-1]:
                     raise
                 continue
             self._create_path = path
-            return self._task_from_create(response, path, request)
+            return self._task_from_create(answer, path, request)
         raise AssertionError("unreachable: the last path returns or raises")
 
     async def wait(
@@ -334,43 +391,46 @@ class RunAPIClient:
         *,
         on_update: UpdateCallback | None = None,
         deadline: float | None = None,
+        model: str = DEFAULT_MODEL,
     ) -> GenerationResult:
-        """Poll until the task ends, then fetch its images (their URLs expire)."""
+        """Poll until the task ends, then fetch its images (their URLs expire).
+
+        `task` is what `submit` returned, or a bare task id; for an id, `model` says
+        which model's durations to expect (and learn from), and the wait's start stands
+        in for the submission, so the deadline counts from now.
+        """
+        submitted_here = isinstance(task, Task)
         if isinstance(task, str):
-            task = Task(id=task, model="", status_urls=self._status_urls_for_id(task))
+            task = Task(id=task, model=model, status_urls=self._status_urls_for_id(task))
         deadline_at = task.submitted_at + (self.deadline if deadline is None else deadline)
         notify = _Notifier(task, on_update)
         await notify(_phase_of(task.status))
 
+        plan = PollPlan(self.durations, task.model, submitted_here=submitted_here)
         candidates = list(task.status_urls)
         answered = False
-        last_poll = task.submitted_at
-        delay = task.retry_after
+        hint: float | None = None  # the service's expected finish, seconds after submission
+        poll_at = task.submitted_at + task.retry_after if task.retry_after is not None else None
         while True:
-            elapsed = time.monotonic() - task.submitted_at
-            if delay is None:
-                delay = next_poll_delay(elapsed, self.durations.window(task.model))
-            remaining = deadline_at - time.monotonic()
-            await asyncio.sleep(max(0.0, min(delay, remaining)))
+            if poll_at is None:
+                poll_at = task.submitted_at + plan.next_poll(hint)
+            await asyncio.sleep(max(0.0, min(poll_at, deadline_at) - time.monotonic()))
             try:
-                response = await self._send("GET", candidates[0], deadline_at=deadline_at)
+                answer = await self._send("GET", candidates[0], deadline_at=deadline_at)
             except NotFoundError:
                 if answered or len(candidates) == 1:
                     raise
                 candidates.pop(0)  # not this service's status path: try the next at once
-                delay = 0.0
+                poll_at = time.monotonic()
                 continue
             if not answered:
                 answered = True
                 self._remember_status_url(task.id, candidates[0])
-            poll_at = time.monotonic()
-            state = _unwrap(_json(response))
+            state = _unwrap(answer.body)
             phase = _phase_of(str(state.get("status", "")))
+            evaluated = answer.evaluated_at - task.submitted_at
             if phase is Phase.COMPLETED:
-                step = poll_step(self.durations.window(task.model))
-                finished_after = finish_estimate(last_poll, poll_at, step) - task.submitted_at
-                if task.model:
-                    self.durations.observe(task.model, finished_after)
+                plan.done_at(evaluated)
                 return await self._collect(task, state, notify, deadline_at)
             if phase is Phase.FAILED:
                 reason = _failure_reason(state)
@@ -382,14 +442,22 @@ class RunAPIClient:
                     reason=reason,
                 )
             await notify(phase)
-            last_poll = poll_at
-            if poll_at >= deadline_at:
+            plan.running_at(evaluated)
+            if answer.received_at >= deadline_at:
                 raise TaskTimeoutError(
                     f"Task {task.id} did not finish within {deadline_at - task.submitted_at:.0f} s."
                     " It may still complete: wait on it again by its id, or generate again.",
                     task_id=task.id,
                 )
-            delay = parse_retry_after(response.headers.get("retry-after"))
+            hint = expected_finish(state, answer.received_at - task.submitted_at)
+            retry_after = parse_retry_after(answer.response.headers.get("retry-after"))
+            # A Retry-After is the service's instruction: it wins over any plan.
+            poll_at = None if retry_after is None else answer.received_at + retry_after
+
+    async def balance(self) -> Balance:
+        """The account's credit: a cheap way to check a key (a bad one is AuthenticationError)."""
+        answer = await self._send("GET", f"{self.base_url}/api/v1/me/balance")
+        return Balance.from_answer(answer.body)
 
     async def generate(
         self,
@@ -456,8 +524,9 @@ class RunAPIClient:
         json: Any = None,
         headers: dict[str, str] | None = None,
         deadline_at: float | None = None,
-    ) -> httpx.Response:
-        """One request, retried on 429/5xx and transport errors with jittered backoff.
+    ) -> _Answer:
+        """One request for a JSON answer, retried with jittered backoff on 429/5xx, on
+        transport errors, and on a success whose body is not JSON (a proxy's glitch).
 
         Only idempotent requests come here: GETs, and creates that carry an
         Idempotency-Key. A `Retry-After` from the service wins over the backoff.
@@ -465,12 +534,18 @@ class RunAPIClient:
         headers = {**(headers or {}), **self._auth_for(url)}
         attempt = 0
         while True:
+            sent_at = time.monotonic()
             try:
                 response = await self._http.request(method, url, json=json, headers=headers)
                 if response.is_success:
-                    return response
-                error: RunAPIError = error_from_response(response)
-                retryable = response.status_code in RETRYABLE_STATUSES
+                    body = _json_body(response)
+                    if body is not _NOT_JSON:
+                        return _Answer(response, body, sent_at, time.monotonic())
+                    error: RunAPIError = unreadable_answer(response)
+                    retryable = True
+                else:
+                    error = error_from_response(response)
+                    retryable = response.status_code in RETRYABLE_STATUSES
                 hint = parse_retry_after(response.headers.get("retry-after"))
             except httpx.TransportError as exc:
                 error = NetworkError(
@@ -502,10 +577,9 @@ class RunAPIClient:
 
     # --- tasks -------------------------------------------------------------------
 
-    def _task_from_create(
-        self, response: httpx.Response, path: str, request: GenerationRequest
-    ) -> Task:
-        state = _unwrap(_json(response))
+    def _task_from_create(self, answer: _Answer, path: str, request: GenerationRequest) -> Task:
+        response = answer.response
+        state = _unwrap(answer.body)
         task_id = state.get("id") or state.get("task_id")
         task_id = task_id or response.headers.get("x-runapi-task-id")
         if not task_id:
@@ -621,14 +695,28 @@ def _too_large(url: str) -> ImageDownloadError:
     )
 
 
-def _json(response: httpx.Response) -> Any:
+_NOT_JSON = object()
+
+
+def _json_body(response: httpx.Response) -> Any:
+    """The answer's JSON; {} for an empty body (a bare 202); `_NOT_JSON` for anything else."""
+    if not response.content.strip():
+        return {}
     try:
         return response.json()
     except ValueError:
-        raise RunAPIError(
-            f"RunAPI answered HTTP {response.status_code} with a body that is not JSON. "
-            "Try again; if it persists, check RUNAPI_BASE_URL."
-        ) from None
+        return _NOT_JSON
+
+
+def _whole(value: Any, *, scale: int = 1) -> int | None:
+    """`value` (a number or a numeric string) times `scale`, rounded; None if it is not one."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value) * scale
+    except ValueError:
+        return None
+    return round(number) if math.isfinite(number) else None
 
 
 class _Notifier:

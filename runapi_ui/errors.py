@@ -224,3 +224,17 @@ def error_from_response(response: httpx.Response) -> RunAPIError:
         "Try again; if it persists, check RUNAPI_BASE_URL.",
         **context,
     )
+
+
+def unreadable_answer(response: httpx.Response) -> RunAPIError:
+    """The error for a success status whose body is not JSON: a proxy's page, usually."""
+    _, page_gist = _read_body(response)
+    what = f": {page_gist}" if page_gist else ""
+    return RunAPIError(
+        f"RunAPI answered HTTP {response.status_code} with a body that is not JSON{what}. "
+        "A proxy between here and RunAPI may be failing: try again in a minute; if it "
+        "persists, check RUNAPI_BASE_URL.",
+        status=response.status_code,
+        detail=page_gist,
+        request_id=response.headers.get("x-request-id"),
+    )

@@ -1,97 +1,304 @@
-"""When to ask a task's status next.
+"""When to ask a task's status next: polls placed where finishes are likely.
 
-The official SDK asks every 2 s, so it sees a finished task ~1 s late on average and
-spends a request per 2 s of waiting. Here each model's duration is learned from the
-tasks the client has seen (a running mean and spread), and the polls are spent where a
-finish is likely: one at the early edge of that window, then small steps across it,
-then backing off in proportion to the elapsed time if the task runs long.
+The official SDK asks right after creating a task, then every 2 s, so it notices a
+finished task about 1 s late on average. Here each model keeps a bounded sample of how
+long its recent tasks took, with the catalog's figure as a wide prior until there are
+enough, and a wait places its polls at quantiles of that distribution: each covers an
+equal share of the finishes still ahead. Their number is a budget no larger than the
+SDK's: k polls at equal shares cost (k + 1) / 2 on average, and k is chosen so that
+stays within 90% of what the SDK (one request, then one per 2 s) spends on the same
+durations. A task that outlives everything seen is polled with proportional backoff.
+A service's own hint (an expected finish or a progress figure, read by
+`expected_finish`) places the next poll instead; a `Retry-After` is the client's to obey.
+
+Finishes are only ever seen between two polls: the last that saw the task running and
+the first that saw it done. Each is taken at the middle of that bracket and spread over
+the usual bracket width (wider while the sample is small, so the gaps between a few
+observations still get polls). Times are seconds after the task's submission.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import bisect
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .catalog import MODELS
 
-MIN_STEP = 0.2  # seconds: no two polls closer than this
-MAX_STEP = 2.0  # seconds: inside the window, never coarser than the official SDK's interval
+SDK_INTERVAL = 2.0  # seconds: the official SDK's fixed poll interval, our budget's unit
+BUDGET_SHARE = 0.9  # of the SDK's average status requests for the same durations
+MIN_FIRST_DELAY = 0.05  # seconds after submission: the earliest first poll
+MIN_STEP = 0.2  # seconds: no two polls of a task closer than this
 MAX_INTERVAL = 10.0  # seconds: a long-running task is still polled this often
-STEPS_PER_WINDOW = 4  # polls spent across the likely-finish window
-LONG_RUN_FRACTION = 0.2  # past the window, poll every 20% of the elapsed time
-_PRIOR_SPREAD = 0.35  # before any observation, assume ±35% around the prior
-_MIN_SPREAD_FRACTION = 0.04
+LONG_RUN_FRACTION = 0.1  # past every likely finish, wait 10% of the elapsed time
+SAMPLE_SIZE = 32  # observations kept per model: recent enough to follow a drift
+ENOUGH_OBSERVATIONS = 8  # from this many on, the prior no longer counts
+PRIOR_WEIGHT = 2.0  # until then the prior counts as this many observations
+PRIOR_SPAN = (0.5, 1.5)  # the prior: evenly from half to 1.5x the catalog's typical seconds
+FIRST_POLL_SHARE = 0.2  # a first poll that found the task done: keep the last 20% of its wait
+MOSTLY_LATE = 0.5  # first polls finding most tasks done are too late...
+LATE_EVIDENCE = 4  # ...once this many tasks were seen
+SMOOTHING_SAMPLE = 16  # below this many observations, each is spread wider than its bracket
+_SDK_PROBES = 64  # quantiles at which the SDK's cost is averaged
+_MIN_WIDTH = 0.01  # seconds: an observation is never a single point
 _DEFAULT_PRIOR_SECONDS = 10.0
 
+# Fields a status answer may use for the seconds still to go, or the share done.
+_REMAINING_FIELDS = (
+    "eta_seconds",
+    "eta",
+    "estimated_seconds_remaining",
+    "remaining_seconds",
+    "estimated_seconds",
+    "estimated_time",
+)
+_PROGRESS_FIELDS = ("progress", "percent", "percentage")
+_MAX_HINT_SECONDS = 86400.0
 
-@dataclass
-class _Estimate:
-    mean: float
-    spread: float  # mean absolute deviation, seconds
-    observations: int = 0
+
+def sdk_requests(seconds: float) -> int:
+    """Status requests the official SDK sends for a task that takes `seconds`."""
+    return 1 + math.ceil(max(0.0, seconds) / SDK_INTERVAL - 1e-9)
+
+
+def poll_budget(distribution: Distribution) -> int:
+    """How many polls a wait may place across `distribution`.
+
+    k polls at equal shares cost (k + 1) / 2 on average; k keeps that within
+    `BUDGET_SHARE` of the SDK's average for the same durations.
+    """
+    return max(1, math.floor(2 * BUDGET_SHARE * distribution.sdk_requests - 1))
+
+
+@dataclass(frozen=True)
+class Span:
+    """A share (`weight`) of the likely finishes, spread evenly from `start` to `end` s."""
+
+    start: float
+    end: float
+    weight: float = 1.0
+
+
+class Distribution:
+    """A duration distribution made of evenly spread spans: its CDF is piecewise linear."""
+
+    def __init__(self, spans: Sequence[Span]) -> None:
+        spans = [s for s in spans if s.weight > 0]
+        if not spans:
+            raise ValueError("a distribution needs at least one span with weight")
+        total = sum(s.weight for s in spans)
+        spans = [Span(s.start, max(s.end, s.start + _MIN_WIDTH), s.weight / total) for s in spans]
+        # Between two consecutive span ends the CDF is a straight line: keep only the corners.
+        self._points = sorted({p for s in spans for p in (s.start, s.end)})
+        self._shares = [
+            sum(s.weight * min(1.0, max(0.0, (p - s.start) / (s.end - s.start))) for s in spans)
+            for p in self._points
+        ]
+        probes = [self.seconds_at((i + 0.5) / _SDK_PROBES) for i in range(_SDK_PROBES)]
+        # What the official SDK would spend on tasks of these durations, on average.
+        self.sdk_requests = sum(sdk_requests(seconds) for seconds in probes) / _SDK_PROBES
+
+    @property
+    def low(self) -> float:
+        return self._points[0]
+
+    @property
+    def high(self) -> float:
+        return self._points[-1]
+
+    def share_by(self, seconds: float) -> float:
+        """The share of tasks finished by `seconds` (the CDF)."""
+        return _interpolate(seconds, self._points, self._shares)
+
+    def seconds_at(self, share: float) -> float:
+        """The duration by which `share` of the tasks have finished (the quantile)."""
+        return _interpolate(share, self._shares, self._points)
+
+
+def _interpolate(x: float, xs: Sequence[float], ys: Sequence[float]) -> float:
+    """y at x on the broken line through (xs, ys); xs ascending, flat beyond its ends."""
+    if x <= xs[0]:
+        return ys[0]
+    if x >= xs[-1]:
+        return ys[-1]
+    index = bisect.bisect_left(xs, x)
+    x0, x1, y0, y1 = xs[index - 1], xs[index], ys[index - 1], ys[index]
+    return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
+@dataclass(frozen=True)
+class Finish:
+    """Where one task's end lies: after `start` s and by `end` s."""
+
+    start: float
+    end: float
+    seen_running: bool  # a poll saw the task running at `start`
 
 
 class DurationStats:
-    """Learned task durations per model, shared by every wait of a client (or app).
+    """Observed task durations per model, shared by every wait of a client (or an app).
 
     Holds timings only, nothing secret, so one instance may serve many users' clients.
+    `priors` maps a model to its typical seconds (default: the catalog's).
     """
 
-    def __init__(self, priors: Mapping[str, float] | None = None) -> None:
-        seconds = priors or {name: info.typical_seconds for name, info in MODELS.items()}
-        self._estimates = {
-            model: _Estimate(mean=value, spread=value * _PRIOR_SPREAD)
-            for model, value in seconds.items()
-        }
+    def __init__(
+        self, priors: Mapping[str, float] | None = None, *, sample_size: int = SAMPLE_SIZE
+    ) -> None:
+        typical = priors or {name: info.typical_seconds for name, info in MODELS.items()}
+        self._priors = dict(typical)
+        self._sample_size = sample_size
+        self._observed: dict[str, deque[Finish]] = {}
+        self._estimates: dict[str, Distribution] = {}  # rebuilt only after an observation
+
+    def observe(self, model: str, after: float | None, by: float) -> None:
+        """A task of `model` was seen running `after` s into it (None: never) and done `by` s.
+
+        A task already done at its first poll ended somewhere in that wait. With first
+        polls placed at equal shares, that happens to a few tasks, which ended near the
+        poll: only the wait's last `FIRST_POLL_SHARE` is kept. When it happens to most
+        (the prior, or the service, is far slower than the tasks), the whole wait is
+        kept, so the next first polls come much earlier.
+        """
+        sample = self._observed.setdefault(model, deque(maxlen=self._sample_size))
+        if after is None:
+            late = sum(not finish.seen_running for finish in sample)
+            mostly_late = len(sample) >= LATE_EVIDENCE and late > MOSTLY_LATE * len(sample)
+            start = 0.0 if mostly_late else by * (1 - FIRST_POLL_SHARE)
+        else:
+            start = max(0.0, after)
+        sample.append(Finish(start, max(by, start + _MIN_WIDTH), seen_running=after is not None))
+        self._estimates.pop(model, None)
+
+    def observations(self, model: str) -> int:
+        return len(self._observed.get(model, ()))
+
+    def distribution(self, model: str) -> Distribution:
+        """What is known of `model`'s durations: the sample, plus the prior while it is small."""
+        if model not in self._estimates:
+            finishes = list(self._observed.get(model, ()))
+            spans = _estimate(finishes)
+            if len(finishes) < ENOUGH_OBSERVATIONS:
+                typical = self._priors.get(model)
+                if typical is None:  # an unknown model: the slowest known one is the safe guess
+                    typical = max(self._priors.values(), default=_DEFAULT_PRIOR_SECONDS)
+                low, high = PRIOR_SPAN
+                spans.append(Span(typical * low, typical * high, PRIOR_WEIGHT))
+            self._estimates[model] = Distribution(spans)
+        return self._estimates[model]
 
     def window(self, model: str) -> tuple[float, float]:
         """(earliest, latest) likely finish, in seconds after submission."""
-        estimate = self._estimate(model)
-        return max(0.0, estimate.mean - 2 * estimate.spread), estimate.mean + 2 * estimate.spread
-
-    def observe(self, model: str, seconds: float) -> None:
-        """Fold in one task's duration: fast at first, steadier as evidence accumulates.
-
-        The first observation replaces the prior mean outright. The spread is measured
-        against the updated mean, so a wrong prior counts as a wrong guess, not as
-        evidence that durations vary widely.
-        """
-        estimate = self._estimate(model)
-        weight = max(0.2, 1 / (estimate.observations + 1))
-        estimate.mean += weight * (seconds - estimate.mean)
-        deviation = abs(seconds - estimate.mean)
-        spread_weight = max(0.2, 1 / (estimate.observations + 2))
-        estimate.spread += spread_weight * (deviation - estimate.spread)
-        estimate.spread = max(estimate.spread, estimate.mean * _MIN_SPREAD_FRACTION, 0.05)
-        estimate.observations += 1
-
-    def _estimate(self, model: str) -> _Estimate:
-        if model not in self._estimates:
-            prior = max((e.mean for e in self._estimates.values()), default=_DEFAULT_PRIOR_SECONDS)
-            self._estimates[model] = _Estimate(mean=prior, spread=prior * _PRIOR_SPREAD)
-        return self._estimates[model]
+        distribution = self.distribution(model)
+        return distribution.low, distribution.high
 
 
-def poll_step(window: tuple[float, float]) -> float:
-    """The interval between polls inside the likely-finish window."""
-    early, late = window
-    return min(MAX_STEP, max(MIN_STEP, (late - early) / STEPS_PER_WINDOW))
+def _estimate(finishes: Sequence[Finish]) -> list[Span]:
+    """Where the finishes lie: each at its bracket's middle, spread over the usual width
+    of a bracket between two polls, wider while the sample is small.
 
-
-def finish_estimate(not_done_at: float, done_at: float, step: float) -> float:
-    """When a task finished, from the last poll that saw it running and the first that saw
-    it done. A wide bracket (the first poll found it done) means it finished shortly before
-    that poll if our window is right, and the next estimate moves the window earlier if not.
+    Evenly over their own brackets instead, the rare wide ones (a long step past
+    everything seen) would widen the distribution, hence the next brackets, and so on.
+    A task found done at its first poll only says it ended by then: its weight goes to
+    the finishes seen between polls before that, and only where there are none (the
+    earliest finishes, or a prior far too long) to its own bracket.
     """
-    return max((not_done_at + done_at) / 2, done_at - step)
+    if not finishes:
+        return []
+    between = [f for f in finishes if f.seen_running]
+    widths = sorted(f.end - f.start for f in between or finishes)
+    width = widths[len(widths) // 2] * max(1.0, math.sqrt(SMOOTHING_SAMPLE / len(finishes)))
+    middles = [(f.start + f.end) / 2 for f in between]
+    weights = [1.0] * len(between)
+    alone = []
+    for finish in finishes:
+        if finish.seen_running:
+            continue
+        earlier = [i for i, middle in enumerate(middles) if middle <= finish.end]
+        for i in earlier:
+            weights[i] += 1.0 / len(earlier)
+        if not earlier:
+            alone.append((finish.start + finish.end) / 2)
+    return [
+        Span(max(0.0, middle - width / 2), middle + width / 2, weight)
+        for middle, weight in [*zip(middles, weights, strict=True), *((m, 1.0) for m in alone)]
+    ]
 
 
-def next_poll_delay(elapsed: float, window: tuple[float, float]) -> float:
-    """Seconds to wait before the next status request, `elapsed` seconds into a task."""
-    early, late = window
-    step = poll_step(window)
-    if elapsed < early:
-        return max(MIN_STEP, early - elapsed)
-    if elapsed < late:
-        return step
-    return min(MAX_INTERVAL, max(step, LONG_RUN_FRACTION * elapsed))
+class PollPlan:
+    """One task's status requests: when the next goes, and what its finish teaches.
+
+    The distribution is read afresh for every poll, so a wait learns from the tasks
+    that finish while it runs (the other images of a run, other visitors' runs).
+    """
+
+    def __init__(self, stats: DurationStats, model: str, *, submitted_here: bool = True) -> None:
+        self._stats = stats
+        self.model = model
+        # Waiting on a bare id, the wait's start stands in for the submission: a task
+        # found done at the first poll may have ended long before, so it teaches nothing.
+        self._submitted_here = submitted_here
+        self.polls = 0
+        self.last_poll: float | None = None  # when the latest poll saw the task running
+
+    def next_poll(self, expected_finish: float | None = None) -> float:
+        """When to send the next status request; `expected_finish` is the service's hint."""
+        since = self.last_poll if self.last_poll is not None else 0.0
+        earliest = since + MIN_STEP if self.polls else MIN_FIRST_DELAY
+        if expected_finish is not None:
+            return max(earliest, expected_finish)
+        distribution = self._stats.distribution(self.model)
+        remaining = poll_budget(distribution) - self.polls
+        if since < distribution.high and remaining > 0:
+            # Split the finishes still ahead into `remaining` equal shares; poll at the first.
+            done = distribution.share_by(since)
+            target = distribution.seconds_at(done + (1.0 - done) / remaining)
+            if since >= distribution.low:  # among likely finishes: no coarser than the SDK
+                target = min(target, since + max(SDK_INTERVAL, LONG_RUN_FRACTION * since))
+        else:  # it outlived everything seen: back off in proportion
+            target = since + min(MAX_INTERVAL, LONG_RUN_FRACTION * since)
+        return max(earliest, target)
+
+    def running_at(self, seconds: float) -> None:
+        """A poll evaluated `seconds` into the task found it still running."""
+        self.polls += 1
+        self.last_poll = seconds
+
+    def done_at(self, seconds: float) -> None:
+        """A poll evaluated `seconds` into the task found it ended: learn its duration."""
+        self.polls += 1
+        if self.model and (self._submitted_here or self.last_poll is not None):
+            self._stats.observe(self.model, self.last_poll, seconds)
+
+
+def expected_finish(answer: Mapping[str, Any], elapsed: float) -> float | None:
+    """When a status answer says the task will end, in seconds after submission, if it says.
+
+    Reads a remaining-seconds field first, then a progress share (0-1, or a percentage),
+    extrapolated from the time spent so far. Anything absent or absurd is None.
+    """
+    for name in _REMAINING_FIELDS:
+        remaining = _number(answer.get(name))
+        if remaining is not None and 0 <= remaining <= _MAX_HINT_SECONDS:
+            return elapsed + remaining
+    for name in _PROGRESS_FIELDS:
+        progress = _number(answer.get(name))
+        if progress is None or progress <= 0:
+            continue
+        share = progress / 100 if progress > 1 else progress
+        if 0.01 <= share < 1 and elapsed / share <= _MAX_HINT_SECONDS:
+            return elapsed / share
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

@@ -1,28 +1,32 @@
 """A local RunAPI: the same HTTP contract, drawn placeholder images, injectable faults.
 
-It is the playground's demo mode and what every test runs against. It speaks both
-forms of the contract (the official SDK's paths and the guide's), so the official SDK
-runs against it unmodified.
+It is the playground's demo mode and what every test and benchmark runs against. It
+speaks both forms of the contract (the official SDK's paths and the guide's), so the
+official SDK runs against it unmodified.
 
     python -m runapi_ui.simulator --port 8787 --time-scale 0.2 --faults "rate_limit@status*2"
 
-Faults are `kind[@target][*count|~probability]`, comma-separated (also from the
+Faults are `kind[@target][:model][*count|~probability]`, comma-separated (also from the
 `RUNAPI_SIM_FAULTS` environment variable):
 
-    bad_key        every request answers 401
-    no_credits     creates answer 402
-    rate_limit     429 with Retry-After (target: create, status, image or any)
-    server_error   502 with an HTML page, as a broken proxy sends (any target)
-    drop           the connection is cut mid-answer; a create is dropped *after*
-                   the task was made, which is what Idempotency-Key exists for
-    invalid        creates answer 422 with an `errors` dict
-    task_fail      tasks end as failed with a reason
-    stuck          tasks stay processing forever
-    image_404      image URLs answer 404
-    image_garbage  image URLs answer bytes that are not an image
+    bad_key         every request answers 401
+    no_credits      creates answer 402
+    rate_limit      429 with Retry-After (target: create, status, image, balance or any)
+    server_error    502 with an HTML page, as a broken proxy sends (any target)
+    drop            the connection is cut mid-answer; a create is dropped *after*
+                    the task was made, which is what Idempotency-Key exists for
+    status_garbage  200 with an HTML page instead of JSON, as a confused proxy sends
+                    (a create is garbled after the task was made)
+    invalid         creates answer 422 with an `errors` dict
+    task_fail       tasks end as failed with a reason
+    stuck           tasks stay processing forever
+    image_404       image URLs answer 404
+    image_garbage   image URLs answer bytes that are not an image
+    image_bomb      image URLs answer a small PNG that declares 400 megapixels
 
-`*N` applies a fault to the first N matching requests (or tasks); `~P` to each with
-probability P; neither means every one.
+`:model` limits a fault to one model's requests (`task_fail:imagen-4-ultra`,
+`rate_limit@create:imagen-4*2`); `*N` applies it to the first N matching requests (or
+tasks); `~P` to each with probability P; neither means every one.
 """
 
 from __future__ import annotations
@@ -36,12 +40,14 @@ import logging
 import os
 import random
 import socket
+import struct
 import textwrap
 import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Iterable
+import zlib
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,8 +61,6 @@ from starlette.types import Receive, Scope, Send
 
 from .catalog import MODELS, PROMPT_MAX_CHARS, SEED_MAX, image_size
 
-log = logging.getLogger(__name__)
-
 FAULT_KINDS = {
     # kind: default target
     "bad_key": "any",
@@ -67,8 +71,10 @@ FAULT_KINDS = {
     "invalid": "create",
     "task_fail": "create",
     "stuck": "create",
+    "status_garbage": "status",
     "image_404": "image",
     "image_garbage": "image",
+    "image_bomb": "image",
 }
 TARGETS = {"any", "create", "status", "image", "balance"}
 
@@ -85,10 +91,11 @@ class Fault:
     target: str
     count: int | None = None  # the first N matches; None with no probability: every match
     probability: float | None = None
+    model: str | None = None  # only this model's requests and tasks
 
     @classmethod
     def parse(cls, spec: str) -> Fault:
-        """`kind[@target][*count|~probability]`, e.g. `rate_limit@status*2`."""
+        """`kind[@target][:model][*count|~probability]`, e.g. `rate_limit@status:imagen-4*2`."""
         text = spec.strip()
         count = probability = None
         if "*" in text:
@@ -97,13 +104,26 @@ class Fault:
         elif "~" in text:
             text, _, number = text.partition("~")
             probability = float(number)
+        text, _, model = text.partition(":")
         kind, _, target = text.partition("@")
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_KINDS)}")
         target = target or FAULT_KINDS[kind]
         if target not in TARGETS:
             raise ValueError(f"unknown fault target {target!r}; known: {', '.join(TARGETS)}")
-        return cls(kind, target, count, probability)
+        if model and model not in MODELS:
+            raise ValueError(
+                f"unknown model {model!r} in fault {spec!r}; known: {', '.join(MODELS)}"
+            )
+        return cls(kind, target, count, probability, model or None)
+
+    def strikes(self, kind: str, target: str, model: str | None) -> bool:
+        """Whether this fault is about such a request (before its count or chance)."""
+        return (
+            self.kind == kind
+            and self.target in (target, "any")
+            and (self.model is None or self.model == model)
+        )
 
 
 def parse_faults(specs: str | Iterable[str] | None) -> list[Fault]:
@@ -117,6 +137,10 @@ def parse_faults(specs: str | Iterable[str] | None) -> list[Fault]:
 class SimulatorConfig:
     time_scale: float = 1.0  # multiplies every duration; 0 makes tasks finish at once
     jitter: float = 0.15  # ± fraction of a task's duration
+    # (low, high) seconds per model at time scale 1, drawn evenly; None: SIMULATED_SECONDS
+    # with `jitter`. A model left out keeps its SIMULATED_SECONDS.
+    durations: Mapping[str, tuple[float, float]] | None = None
+    progress_hints: bool = False  # status answers carry `progress` (%) and `eta_seconds`
     api_keys: frozenset[str] | None = None  # None: any non-empty key is accepted
     starting_balance_cents: int = 1000
     sdk_routes: bool = True  # POST /api/v1/imagen_4/text_to_image and its GET
@@ -127,6 +151,9 @@ class SimulatorConfig:
     fail_reason: str = DEFAULT_FAIL_REASON
     faults: list[Fault] = field(default_factory=list)
     seed: int | None = None  # for the jitter and probabilistic faults
+    record_limit: int = 5000  # requests (and served images) remembered for tests
+    max_tasks: int = 100_000  # older tasks are forgotten, as a long-running demo must
+    image_cache: int = 64  # rendered images kept; the same inputs draw the same image
 
     @classmethod
     def from_env(cls, **overrides: Any) -> SimulatorConfig:
@@ -148,7 +175,10 @@ class RecordedRequest:
     path: str
     api_key: str | None
     idempotency_key: str | None
-    at: float
+    at: float  # monotonic: when it arrived
+    body: dict[str, Any] | None = None  # a create's JSON body, as sent
+    fault: str | None = None  # the fault that struck it, if one did
+    task_id: str | None = None  # the task it made or asked about
 
 
 @dataclass
@@ -194,8 +224,46 @@ def _html_error_page(status: int) -> str:
     )
 
 
+# What a confused proxy answers with a 200: a page, not the JSON that was asked for.
+_GARBLED_PAGE = (
+    "<!DOCTYPE html><html><head><title>Just a moment...</title></head>"
+    "<body><p>Checking your browser before accessing the site.</p></body></html>"
+)
+
+
+def _bomb_png(width: int = 20_000, height: int = 20_000) -> bytes:
+    """A 60-byte PNG whose header declares `width` x `height` pixels (400 MP by default)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+        + chunk(b"IEND", b"")
+    )
+
+
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+@dataclass
+class _Call:
+    """One request being answered: what is known of it so far, recorded when answered."""
+
+    request: Request
+    target: str
+    arrived: float
+    key: str | None = None
+    model: str | None = None
+    body: dict[str, Any] | None = None
+    fault: str | None = None
+    task_id: str | None = None
 
 
 class RunAPISimulator:
@@ -203,175 +271,250 @@ class RunAPISimulator:
 
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config or SimulatorConfig()
-        self.tasks: dict[str, SimTask] = {}
-        self.requests: deque[RecordedRequest] = deque(maxlen=5000)
+        limit = self.config.record_limit
+        self.tasks: OrderedDict[str, SimTask] = OrderedDict()
+        self.requests: deque[RecordedRequest] = deque(maxlen=limit)
+        # sha256 of every image body served -> its task id: which task an image came from.
+        self.served_images: OrderedDict[str, str] = OrderedDict()
         self._balances: dict[str, int] = {}
         self._spent: dict[str, int] = {}
-        self._idempotency: dict[tuple[str, str], tuple[str, str]] = {}
+        self._idempotency: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
         self._fault_hits: dict[int, int] = {}
         self._random = random.Random(self.config.seed)
-        self._images: dict[tuple[str, int], bytes] = {}
-        self._image_locks: dict[tuple[str, int], asyncio.Lock] = {}
+        self._images: OrderedDict[tuple[str, str, str, int], bytes] = OrderedDict()
+        self._rendering: dict[tuple[str, str, str, int], asyncio.Future[bytes]] = {}
         routes = [
-            Route("/api/v1/me/balance", self._balance, methods=["GET"]),
-            Route("/api/v1/tasks/{task_id}", self._status, methods=["GET"]),
-            Route("/files/{task_id}/{index:int}.png", self._image, methods=["GET"]),
+            Route("/api/v1/me/balance", self._answering(self._balance, "balance"), methods=["GET"]),
+            Route(
+                "/api/v1/tasks/{task_id}", self._answering(self._status, "status"), methods=["GET"]
+            ),
+            Route(
+                "/files/{task_id}/{index:int}.png",
+                self._answering(self._image, "image"),
+                methods=["GET"],
+            ),
         ]
         if self.config.sdk_routes:
             routes += [
-                Route("/api/v1/imagen_4/text_to_image", self._create_sdk, methods=["POST"]),
-                Route("/api/v1/imagen_4/text_to_image/{task_id}", self._status, methods=["GET"]),
+                Route(
+                    "/api/v1/imagen_4/text_to_image",
+                    self._answering(self._create_sdk, "create"),
+                    methods=["POST"],
+                ),
+                Route(
+                    "/api/v1/imagen_4/text_to_image/{task_id}",
+                    self._answering(self._status, "status"),
+                    methods=["GET"],
+                ),
             ]
         if self.config.guide_routes:
-            routes.append(Route("/v1/text_to_image", self._create_guide, methods=["POST"]))
+            routes.append(
+                Route(
+                    "/v1/text_to_image",
+                    self._answering(self._create_guide, "create"),
+                    methods=["POST"],
+                )
+            )
         if self.config.guide_v1_status:
-            routes.append(Route("/v1/tasks/{task_id}", self._status, methods=["GET"]))
+            routes.append(
+                Route(
+                    "/v1/tasks/{task_id}", self._answering(self._status, "status"), methods=["GET"]
+                )
+            )
         # Unrouted requests are recorded too: a client probing a path this service
         # lacks (the SDK's create, the guide's status) must show up in `requests`.
         self.app = Starlette(routes=routes, exception_handlers={404: self._unrouted})
 
-    def _record(self, request: Request) -> str | None:
-        """Note the request for tests; return the bearer key it carried, if any."""
-        key = _bearer(request.headers.get("authorization"))
+    def _answering(self, handler: Any, target: str) -> Any:
+        """`handler(call)` as a route: every request is recorded once, with its outcome."""
+
+        async def endpoint(request: Request) -> Response:
+            call = _Call(
+                request, target, time.monotonic(), key=_bearer(request.headers.get("authorization"))
+            )
+            try:
+                return await handler(call)
+            finally:
+                self._record(call)
+
+        return endpoint
+
+    def _record(self, call: _Call) -> None:
+        request = call.request
         self.requests.append(
             RecordedRequest(
                 request.method,
                 request.url.path,
-                key,
+                call.key,
                 request.headers.get("idempotency-key"),
-                time.monotonic(),
+                call.arrived,
+                body=call.body,
+                fault=call.fault,
+                task_id=call.task_id,
             )
         )
-        return key
 
     async def _unrouted(self, request: Request, exc: Exception) -> Response:
-        self._record(request)
+        key = _bearer(request.headers.get("authorization"))
+        self._record(_Call(request, "any", time.monotonic(), key=key))
         return Response("Not Found", status_code=404, media_type="text/plain")
 
     # --- faults ------------------------------------------------------------------
 
-    def _fault(self, kind: str, target: str) -> bool:
+    def _fault(self, kind: str, call: _Call) -> bool:
         """Whether a configured fault of `kind` strikes this request (and count it)."""
         for index, fault in enumerate(self.config.faults):
-            if fault.kind != kind or fault.target not in (target, "any"):
+            if not fault.strikes(kind, call.target, call.model):
                 continue
             if fault.probability is not None:
-                if self._random.random() < fault.probability:
-                    return True
-                continue
-            hits = self._fault_hits.get(index, 0)
-            if fault.count is None or hits < fault.count:
-                self._fault_hits[index] = hits + 1
+                struck = self._random.random() < fault.probability
+            else:
+                hits = self._fault_hits.get(index, 0)
+                struck = fault.count is None or hits < fault.count
+                if struck:
+                    self._fault_hits[index] = hits + 1
+            if struck:
+                call.fault = call.fault or kind
                 return True
         return False
 
-    def _transport_faults(self, target: str) -> Response | None:
+    def _transport_faults(self, call: _Call) -> Response | None:
         """The faults any route can meet before doing its work."""
-        if self._fault("rate_limit", target):
+        if self._fault("rate_limit", call):
             return JSONResponse(
                 {"error": {"code": "rate_limited", "message": "Rate limit exceeded"}},
                 status_code=429,
                 headers={"Retry-After": str(self.config.retry_after_seconds)},
             )
-        if self._fault("server_error", target):
+        if self._fault("server_error", call):
             return Response(_html_error_page(502), status_code=502, media_type="text/html")
+        return None
+
+    def _answer_faults(self, call: _Call) -> Response | None:
+        """The faults that strike an answer on its way back, after the work was done."""
+        if self._fault("drop", call):
+            return _Cut()
+        if self._fault("status_garbage", call):
+            return Response(_GARBLED_PAGE, media_type="text/html")
         return None
 
     # --- auth and accounts ---------------------------------------------------------
 
-    def _authenticate(self, request: Request, target: str) -> tuple[str | None, Response | None]:
-        key = self._record(request)
+    def _authenticate(self, call: _Call) -> Response | None:
+        """None if the call's key is accepted, else the 401 to answer."""
         allowed = self.config.api_keys
-        known = bool(key) and (allowed is None or key in allowed)
-        if not known or self._fault("bad_key", target):
-            return None, JSONResponse(
+        known = bool(call.key) and (allowed is None or call.key in allowed)
+        if not known or self._fault("bad_key", call):
+            return JSONResponse(
                 {"error": {"code": "unauthorized", "message": "Invalid or missing API key"}},
                 status_code=401,
             )
-        self._balances.setdefault(key, self.config.starting_balance_cents)
-        return key, None
+        assert call.key is not None
+        self._balances.setdefault(call.key, self.config.starting_balance_cents)
+        return None
 
-    async def _balance(self, request: Request) -> Response:
-        key, denied = self._authenticate(request, "balance")
+    async def _balance(self, call: _Call) -> Response:
+        denied = self._authenticate(call) or self._transport_faults(call)
         if denied:
             return denied
-        assert key is not None
-        balance = self._balances[key]
+        assert call.key is not None
+        balance = self._balances[call.key]
         bonus = min(balance, 100)
-        return JSONResponse(
+        return self._answer_faults(call) or JSONResponse(
             {
                 "balance_cents": balance,
                 "paid_balance_cents": balance - bonus,
                 "bonus_balance_cents": bonus,
-                "spent_cents_today": self._spent.get(key, 0),
-                "spent_cents_total": self._spent.get(key, 0),
+                "spent_cents_today": self._spent.get(call.key, 0),
+                "spent_cents_total": self._spent.get(call.key, 0),
             }
         )
 
     # --- create --------------------------------------------------------------------
 
-    async def _create_sdk(self, request: Request) -> Response:
-        return await self._create(request, guide=False)
+    async def _create_sdk(self, call: _Call) -> Response:
+        return await self._create(call, guide=False)
 
-    async def _create_guide(self, request: Request) -> Response:
-        return await self._create(request, guide=True)
+    async def _create_guide(self, call: _Call) -> Response:
+        return await self._create(call, guide=True)
 
-    async def _create(self, request: Request, *, guide: bool) -> Response:
-        key, denied = self._authenticate(request, "create")
+    async def _create(self, call: _Call, *, guide: bool) -> Response:
+        try:
+            body = json.loads(await call.request.body() or b"null")
+        except ValueError:
+            body = _NOT_JSON
+        if isinstance(body, dict):
+            call.body = body
+            call.model = body.get("model") if isinstance(body.get("model"), str) else None
+        denied = self._authenticate(call) or self._transport_faults(call)
         if denied:
             return denied
+        key = call.key
         assert key is not None
-        faulty = self._transport_faults("create")
-        if faulty:
-            return faulty
-        try:
-            body = json.loads(await request.body() or b"null")
-        except ValueError:
+        if body is _NOT_JSON:
             return _error(400, "Request body is not valid JSON")
         errors = _validate(body)
-        if errors or self._fault("invalid", "create"):
+        if errors or self._fault("invalid", call):
             errors = errors or {"prompt": ["was rejected by the content policy (simulated)"]}
             return _error(422, "Validation failed", errors=errors)
 
-        idempotency_key = request.headers.get("idempotency-key")
+        idempotency_key = call.request.headers.get("idempotency-key")
         fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         if idempotency_key:
             seen = self._idempotency.get((key, idempotency_key))
             if seen and seen[0] != fingerprint:
                 return _error(409, "Idempotency-Key was already used with a different request")
-            if seen:
+            if seen and seen[1] in self.tasks:
+                call.task_id = seen[1]
                 return self._created(self.tasks[seen[1]], guide=guide)
 
-        if self._fault("no_credits", "create") or self._balances[key] < PRICE_CENTS[body["model"]]:
+        if self._fault("no_credits", call) or self._balances[key] < PRICE_CENTS[body["model"]]:
             return JSONResponse(
                 {"error": {"code": "insufficient_credits", "message": "Insufficient credits"}},
                 status_code=402,
             )
-        task = self._new_task(key, body)
+        task = self._new_task(call, body)
+        call.task_id = task.id
         if idempotency_key:
             self._idempotency[(key, idempotency_key)] = (fingerprint, task.id)
-        if self._fault("drop", "create"):
-            return _Cut()
-        return self._created(task, guide=guide)
+        self._forget_old_tasks()
+        return self._answer_faults(call) or self._created(task, guide=guide)
 
-    def _new_task(self, key: str, body: dict[str, Any]) -> SimTask:
-        scale = self.config.time_scale
-        duration = SIMULATED_SECONDS[body["model"]] * scale
-        duration *= 1 + self._random.uniform(-self.config.jitter, self.config.jitter)
+    def _new_task(self, call: _Call, body: dict[str, Any]) -> SimTask:
+        assert call.key is not None
         seed = body.get("seed")
+        duration = self._duration(body["model"])
         task = SimTask(
             id=str(uuid.uuid4()),
-            api_key=key,
+            api_key=call.key,
             body=body,
             seed=self._random.randint(0, SEED_MAX) if seed is None else seed,
             created_at=time.monotonic(),
             duration=duration,
-            queued_for=min(duration * 0.15, 1.5 * scale),
-            fails=self._fault("task_fail", "create"),
-            stuck=self._fault("stuck", "create"),
+            queued_for=min(duration * 0.15, 1.5 * self.config.time_scale),
+            fails=self._fault("task_fail", call),
+            stuck=self._fault("stuck", call),
         )
         self.tasks[task.id] = task
         return task
+
+    def _duration(self, model: str) -> float:
+        """How long a new task of `model` takes, at this simulator's time scale."""
+        ranges = self.config.durations or {}
+        if model in ranges:
+            low, high = ranges[model]
+            seconds = self._random.uniform(low, high)
+        else:
+            jitter = self.config.jitter
+            seconds = SIMULATED_SECONDS[model] * (1 + self._random.uniform(-jitter, jitter))
+        return seconds * self.config.time_scale
+
+    def _forget_old_tasks(self) -> None:
+        """Keep the newest `max_tasks` tasks (and their idempotency keys): a demo runs for days."""
+        while len(self.tasks) > self.config.max_tasks:
+            self.tasks.popitem(last=False)
+        while len(self._idempotency) > self.config.max_tasks:
+            self._idempotency.popitem(last=False)
 
     def _created(self, task: SimTask, *, guide: bool) -> Response:
         # Each path answers in its own source's words: the guide's `task_id`, the SDK's `id`.
@@ -391,17 +534,17 @@ class RunAPISimulator:
 
     # --- status and images -----------------------------------------------------------
 
-    async def _status(self, request: Request) -> Response:
-        key, denied = self._authenticate(request, "status")
+    async def _status(self, call: _Call) -> Response:
+        task = self.tasks.get(call.request.path_params["task_id"])
+        call.model = task.model if task else None
+        denied = self._authenticate(call) or self._transport_faults(call)
         if denied:
             return denied
-        faulty = self._transport_faults("status")
-        if faulty:
-            return faulty
-        task = self.tasks.get(request.path_params["task_id"])
-        if task is None or task.api_key != key:
+        if task is None or task.api_key != call.key:
             return _error(404, "Task not found")
-        status = task.status(time.monotonic())
+        call.task_id = task.id
+        now = time.monotonic()
+        status = task.status(now)
         body: dict[str, Any] = {
             "id": task.id,
             "task_id": task.id,
@@ -413,48 +556,72 @@ class RunAPISimulator:
             if not task.charged:
                 task.charged = True  # failed generations are not charged
                 price = PRICE_CENTS[task.model]
-                self._balances[key] -= price
-                self._spent[key] = self._spent.get(key, 0) + price
-            url = f"{request.base_url}files/{task.id}/0.png"
+                self._balances[task.api_key] -= price
+                self._spent[task.api_key] = self._spent.get(task.api_key, 0) + price
+            url = f"{call.request.base_url}files/{task.id}/0.png"
             body["images"] = [{"url": url, "origin_url": url}]
             body["usage"] = {"cost": PRICE_CENTS[task.model] / 100, "generated_images": 1}
         elif status == "failed":
             body["error"] = self.config.fail_reason
-        if self._fault("drop", "status"):
-            return _Cut()
-        return JSONResponse(body, headers={"x-request-id": uuid.uuid4().hex})
+        elif self.config.progress_hints and not task.stuck:
+            age = now - task.created_at
+            body["progress"] = int(100 * min(1.0, age / task.duration))
+            body["eta_seconds"] = max(0.0, task.duration - age)
+        return self._answer_faults(call) or JSONResponse(
+            body, headers={"x-request-id": uuid.uuid4().hex}
+        )
 
-    async def _image(self, request: Request) -> Response:
-        self._record(request)
-        task = self.tasks.get(request.path_params["task_id"])
-        index = request.path_params["index"]
+    async def _image(self, call: _Call) -> Response:
+        task = self.tasks.get(call.request.path_params["task_id"])
+        index = call.request.path_params["index"]
         if task is None or task.status(time.monotonic()) != "completed" or index != 0:
             return Response("Not Found", status_code=404, media_type="text/plain")
-        faulty = self._transport_faults("image")
+        call.model, call.task_id = task.model, task.id
+        faulty = self._transport_faults(call)
         if faulty:
             return faulty
-        if self._fault("image_404", "image"):
+        if self._fault("image_404", call):
             return Response(
                 "<Error><Code>NoSuchKey</Code></Error>", status_code=404, media_type="text/xml"
             )
-        if self._fault("image_garbage", "image"):
+        if self._fault("image_garbage", call):
             return Response(b"\x89PNG\r\n\x1a\n" + os.urandom(2048), media_type="image/png")
-        if self._fault("drop", "image"):
+        if self._fault("image_bomb", call):
+            return Response(_BOMB, media_type="image/png")
+        if self._fault("drop", call):
             return _Cut()
-        data = await self._rendered(task, index)
+        data = await self._rendered(task)
+        self.served_images[hashlib.sha256(data).hexdigest()] = task.id
+        while len(self.served_images) > self.config.record_limit:
+            self.served_images.popitem(last=False)
         return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=604800"})
 
-    async def _rendered(self, task: SimTask, index: int) -> bytes:
-        """Draw each image once, off the event loop, however many ask at once."""
-        cache_key = (task.id, index)
-        lock = self._image_locks.setdefault(cache_key, asyncio.Lock())
-        async with lock:
-            if cache_key not in self._images:
-                body = task.body
-                self._images[cache_key] = await asyncio.to_thread(
-                    render_image, body["prompt"], body["model"], body["aspect_ratio"], task.seed
-                )
-        return self._images[cache_key]
+    async def _rendered(self, task: SimTask) -> bytes:
+        """Draw each picture once, off the event loop, however many ask for it at once.
+
+        Keyed by what is drawn, not by task, and bounded: a demo that runs for days keeps
+        only the latest pictures (an evicted one is drawn again, identically).
+        """
+        body = task.body
+        key = (body["prompt"], body["model"], body["aspect_ratio"], task.seed)
+        if key in self._images:
+            self._images.move_to_end(key)
+            return self._images[key]
+        drawing = self._rendering.get(key)
+        if drawing is None:
+            drawing = asyncio.ensure_future(asyncio.to_thread(render_image, *key))
+            self._rendering[key] = drawing
+            drawing.add_done_callback(lambda _: self._rendering.pop(key, None))
+        # Shielded: one impatient client that disconnects must not cancel the others' picture.
+        data = await asyncio.shield(drawing)
+        self._images[key] = data
+        while len(self._images) > self.config.image_cache:
+            self._images.popitem(last=False)
+        return data
+
+
+_BOMB = _bomb_png()
+_NOT_JSON = object()
 
 
 class _Cut(Response):
@@ -613,11 +780,23 @@ def main(argv: list[str] | None = None) -> None:
         help="multiply task durations (env RUNAPI_SIM_TIME_SCALE; default 1)",
     )
     parser.add_argument(
-        "--faults", default=None, help="e.g. 'rate_limit@status*2,task_fail' (RUNAPI_SIM_FAULTS)"
+        "--faults",
+        default=None,
+        help="kind[@target][:model][*count|~probability], comma-separated, e.g. "
+        "'rate_limit@status*2,task_fail:imagen-4-ultra' (env RUNAPI_SIM_FAULTS); kinds: "
+        + ", ".join(FAULT_KINDS),
     )
     parser.add_argument("--location", action="store_true", help="answer creates 202 + Location")
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="status answers of running tasks carry `progress` (%%) and `eta_seconds`",
+    )
     args = parser.parse_args(argv)
-    overrides: dict[str, Any] = {"location_header": args.location}
+    overrides: dict[str, Any] = {
+        "location_header": args.location,
+        "progress_hints": args.progress,
+    }
     if args.time_scale is not None:
         overrides["time_scale"] = args.time_scale
     if args.faults is not None:

@@ -25,6 +25,7 @@ from runapi_ui.catalog import IMAGE_SIZES, MODELS, PROMPT_MAX_CHARS, SEED_MAX
 from runapi_ui.client import (
     GUIDE_CREATE_PATH,
     SDK_CREATE_PATH,
+    Balance,
     GenerationRequest,
     GenerationResult,
     Phase,
@@ -48,7 +49,7 @@ from runapi_ui.errors import (
     parse_retry_after,
 )
 from runapi_ui.polling import DurationStats
-from runapi_ui.simulator import DEFAULT_FAIL_REASON, SIMULATED_SECONDS, SimulatorServer
+from runapi_ui.simulator import DEFAULT_FAIL_REASON, SimulatorServer
 
 KEY = "sk-test-0123456789"  # make_client's default key
 REQUEST = GenerationRequest(model="imagen-4-fast", prompt="a red fox in the snow")
@@ -715,17 +716,137 @@ async def test_hermes_style_base_url(simulator, make_client, suffix) -> None:
 
 
 async def test_polling_learns_the_real_duration(make_simulator, make_client) -> None:
-    # Ultra runs 13 s x 0.05 = 0.65 s (±10%); the client starts believing 1.5 s.
-    server = make_simulator(time_scale=0.05, jitter=0.1, seed=7)
-    durations = DurationStats({"imagen-4-ultra": 1.5})
+    # Ultra runs 1.0-1.2 s here; the client starts believing 3 s (prior: 1.5-4.5 s).
+    server = make_simulator(durations={"imagen-4-ultra": (1.0, 1.2)}, time_scale=1.0, seed=7)
+    durations = DurationStats({"imagen-4-ultra": 3.0})
     client = make_client(server, durations=durations)
     model = "imagen-4-ultra"
-    early, late = durations.window(model)
-    for _ in range(6):
-        await client.generate(GenerationRequest(model=model, prompt="a mountain"))
-    real = statistics.mean(t.duration for t in server.simulator.tasks.values())
-    assert abs(real - SIMULATED_SECONDS[model] * 0.05) < 0.07
-    learned_early, learned_late = durations.window(model)
-    assert learned_early <= real <= learned_late
-    assert learned_late - learned_early < (late - early) / 2
-    assert abs((learned_early + learned_late) / 2 - real) < 0.15
+    prior_low, prior_high = durations.window(model)
+    for _ in range(2):
+        await asyncio.gather(
+            *(client.generate(GenerationRequest(model=model, prompt="a hill")) for _ in range(4))
+        )
+    assert durations.observations(model) == 8
+    real = [task.duration for task in server.simulator.tasks.values()]
+    low, high = durations.window(model)
+    assert low <= min(real) and max(real) <= high, "the learned window covers what happened"
+    middle = statistics.mean(real)
+    assert abs((low + high) / 2 - middle) < abs((prior_low + prior_high) / 2 - middle)
+    # The SDK's schedule sends one request, then one per 2 s: two for each of these tasks.
+    assert len(status_requests(server)) <= 2 * len(real)
+
+
+async def test_a_bare_id_wait_learns_the_model_it_is_told(make_simulator, make_client) -> None:
+    server = make_simulator(durations={"imagen-4-ultra": (1.0, 1.0)}, time_scale=1.0)
+    task = await make_client(server).submit(GenerationRequest(model="imagen-4-ultra", prompt="a"))
+    durations = DurationStats({"imagen-4-ultra": 0.05, "imagen-4": 0.05})
+    result = await make_client(server, durations=durations).wait(task.id, model="imagen-4-ultra")
+    assert result.task_id == task.id
+    assert durations.observations("imagen-4-ultra") == 1
+    assert durations.observations("imagen-4") == 0
+
+
+async def test_a_bare_id_found_done_at_once_teaches_nothing(simulator, make_client) -> None:
+    task = await make_client(simulator).submit(REQUEST)
+    durations = DurationStats()
+    await make_client(simulator, durations=durations).wait(task.id, model="imagen-4-fast")
+    assert durations.observations("imagen-4-fast") == 0, "it may have ended long before"
+
+
+async def test_an_expected_finish_in_the_answer_places_the_next_poll(
+    make_simulator, make_client
+) -> None:
+    # Status answers carry progress and eta_seconds; the client's prior says 0.05 s.
+    server = make_simulator(
+        durations={"imagen-4-ultra": (1.0, 1.0)}, time_scale=1.0, progress_hints=True
+    )
+    await make_client(server).generate(GenerationRequest(model="imagen-4-ultra", prompt="a"))
+    (task,) = server.simulator.tasks.values()
+    polls = [r for r in server.simulator.requests if r.method == "GET" and r.task_id == task.id]
+    polls = [r for r in polls if not r.path.startswith("/files/")]
+    assert len(polls) == 2, "one poll to read the hint, one when it said the task ends"
+    assert polls[1].at >= task.created_at + task.duration
+
+
+# --- answers that break on the way --------------------------------------------------------
+
+
+async def test_a_status_answer_that_is_not_json_is_retried(make_simulator, make_client) -> None:
+    server = make_simulator(faults="status_garbage@status*2")
+    result = await make_client(server).generate(REQUEST)
+    assert result.images[0].width == 1024
+    assert [r.fault for r in server.simulator.requests if r.method == "GET"][:3] == [
+        "status_garbage",
+        "status_garbage",
+        None,
+    ]
+
+
+async def test_a_create_answer_that_is_not_json_makes_one_task(make_simulator, make_client):
+    server = make_simulator(faults="status_garbage@create*1")
+    result = await make_client(server).generate(REQUEST)
+    assert list(server.simulator.tasks) == [result.task_id]
+    first, second = creates(server)
+    assert first.idempotency_key == second.idempotency_key
+
+
+async def test_answers_that_are_never_json_say_so(make_simulator, make_client) -> None:
+    server = make_simulator(faults="status_garbage@status")
+    with pytest.raises(RunAPIError) as caught:
+        await make_client(server, max_retries=2).generate(REQUEST)
+    message = caught.value.message
+    assert "HTTP 200 with a body that is not JSON: Just a moment..." in message
+    assert "try again in a minute" in message and "<" not in message
+    assert len(status_requests(server)) == 3
+
+
+async def test_a_decompression_bomb_is_a_broken_image(make_simulator, make_client) -> None:
+    server = make_simulator(faults="image_bomb")
+    with pytest.raises(ImageDownloadError) as caught:
+        await make_client(server).generate(REQUEST)
+    message = caught.value.message
+    assert "is broken" in message and "megapixels" in message and "Generate again" in message
+    assert not isinstance(caught.value.__cause__, Image.DecompressionBombError)
+
+
+# --- the account ----------------------------------------------------------------------------
+
+
+async def test_balance(make_simulator, make_client) -> None:
+    server = make_simulator(starting_balance_cents=500)
+    client = make_client(server)
+    before = await client.balance()
+    assert before == Balance(500, 400, 100, 0, 0)
+    await client.generate(GenerationRequest(model="imagen-4-ultra", prompt="a"))
+    after = await client.balance()
+    assert after.balance_cents == 500 - 12 and after.spent_cents_total == 12
+
+
+async def test_balance_with_a_wrong_key(make_simulator, make_client) -> None:
+    server = make_simulator(api_keys=frozenset({"sk-right"}))
+    with pytest.raises(AuthenticationError):
+        await make_client(server, api_key="sk-wrong").balance()
+
+
+async def test_balance_is_retried_like_any_read(make_simulator, make_client) -> None:
+    server = make_simulator(faults="status_garbage@balance*1,rate_limit@balance*1")
+    assert (await make_client(server).balance()).balance_cents == 1000
+    assert len(server.simulator.requests) == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"balance_cents": 7}, Balance(7)),
+        ({"data": {"balance_cents": "12", "spent_cents_today": 3.0}}, Balance(12, None, None, 3)),
+        ({"balance": 1.5}, Balance(150)),
+        ({"balance_cents": 9, "bonus_balance_cents": "n/a"}, Balance(9)),
+    ],
+)
+def test_balance_answers_are_read_tolerantly(body, expected) -> None:
+    assert Balance.from_answer(body) == expected
+
+
+def test_a_balance_answer_without_a_balance_says_so() -> None:
+    with pytest.raises(RunAPIError, match="names no balance"):
+        Balance.from_answer({"currency": "USD"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import socket
@@ -319,7 +320,19 @@ def test_fault_syntax() -> None:
         Fault("image_404", "image"),
         Fault("server_error", "any"),
     ]
-    for bad in ("explode", "rate_limit@moon", "rate_limit*x", "drop~often", "@status"):
+    assert parse_faults("task_fail:imagen-4-ultra,rate_limit@create:imagen-4*2,image_bomb~0.5") == [
+        Fault("task_fail", "create", model="imagen-4-ultra"),
+        Fault("rate_limit", "create", 2, model="imagen-4"),
+        Fault("image_bomb", "image", None, 0.5),
+    ]
+    for bad in (
+        "explode",
+        "rate_limit@moon",
+        "rate_limit*x",
+        "drop~often",
+        "@status",
+        "task_fail:imagen-5",
+    ):
         with pytest.raises(ValueError):
             parse_faults(bad)
 
@@ -415,3 +428,122 @@ def test_module_runs_as_a_server() -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def test_faults_limited_to_one_model(make_simulator, http_for) -> None:
+    server = make_simulator(faults="task_fail:imagen-4-ultra,rate_limit@create:imagen-4*2")
+    http = http_for(server)
+    answers = {
+        model: [create(http, {"model": model, "prompt": "a"}) for _ in range(3)] for model in MODELS
+    }
+    assert [a.status_code for a in answers["imagen-4"]] == [429, 429, 200]
+    assert [a.status_code for a in answers["imagen-4-fast"]] == [200, 200, 200]
+    assert [a.status_code for a in answers["imagen-4-ultra"]] == [200, 200, 200]
+    ended = {
+        model: {finish(http, a.json()["id"])["status"] for a in found if a.status_code == 200}
+        for model, found in answers.items()
+    }
+    assert ended == {
+        "imagen-4-fast": {"completed"},
+        "imagen-4": {"completed"},
+        "imagen-4-ultra": {"failed"},
+    }
+
+
+def test_requests_record_the_create_body_their_fault_and_task(make_simulator, http_for) -> None:
+    server = make_simulator(faults="rate_limit@create*1")
+    http = http_for(server)
+    body = {"model": "imagen-4", "prompt": "a lantern", "seed": 77}
+    create(http, body)
+    task_id = create(http, body).json()["id"]
+    finish(http, task_id)
+    limited, made, polled = list(server.simulator.requests)[:3]
+    assert (limited.fault, limited.body, limited.task_id) == ("rate_limit", body, None)
+    assert (made.fault, made.body["seed"], made.task_id) == (None, 77, task_id)
+    assert (polled.method, polled.body, polled.task_id) == ("GET", None, task_id)
+
+
+def test_status_garbage_is_a_200_page_not_json(make_simulator, http_for) -> None:
+    server = make_simulator(faults="status_garbage@create*1,status_garbage@status*1")
+    http = http_for(server)
+    garbled = create(http, {"model": "imagen-4", "prompt": "a"}, **{"Idempotency-Key": "g1"})
+    assert garbled.status_code == 200 and garbled.headers["content-type"].startswith("text/html")
+    with pytest.raises(ValueError):
+        garbled.json()
+    (task_id,) = server.simulator.tasks  # made before the answer was garbled
+    again = create(http, {"model": "imagen-4", "prompt": "a"}, **{"Idempotency-Key": "g1"})
+    assert again.json()["id"] == task_id
+    status = http.get(f"{CREATE}/{task_id}", headers=auth())
+    assert status.status_code == 200 and "<title>" in status.text
+    assert http.get(f"{CREATE}/{task_id}", headers=auth()).json()["id"] == task_id
+
+
+def test_image_bomb_is_a_tiny_png_declaring_400_megapixels(make_simulator, http_for) -> None:
+    server = make_simulator(faults="image_bomb*1")
+    http = http_for(server)
+    state = finish(http, create(http, {"model": "imagen-4", "prompt": "a"}).json()["id"])
+    bomb = http.get(state["images"][0]["url"])
+    assert bomb.status_code == 200 and len(bomb.content) < 200
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(io.BytesIO(bomb.content))
+    with Image.open(io.BytesIO(http.get(state["images"][0]["url"]).content)) as good:
+        good.load()
+
+
+def test_duration_ranges_per_model(make_simulator, http_for) -> None:
+    server = make_simulator(
+        time_scale=0.5, jitter=0.0, durations={"imagen-4-fast": (3.0, 5.0)}, seed=4
+    )
+    http = http_for(server)
+    for model in ("imagen-4-fast", "imagen-4"):
+        for _ in range(20):
+            create(http, {"model": model, "prompt": "a"})
+    fast = [t.duration for t in server.simulator.tasks.values() if t.model == "imagen-4-fast"]
+    standard = {t.duration for t in server.simulator.tasks.values() if t.model == "imagen-4"}
+    assert all(1.5 <= d <= 2.5 for d in fast) and max(fast) - min(fast) > 0.5
+    assert standard == {SIMULATED_SECONDS["imagen-4"] * 0.5}, "others keep their own figure"
+
+
+def test_progress_hints_when_asked(make_simulator, http_for) -> None:
+    plain = http_for(make_simulator(time_scale=1.0, jitter=0.0))
+    task_id = create(plain, {"model": "imagen-4", "prompt": "a"}).json()["id"]
+    assert "progress" not in plain.get(f"{CREATE}/{task_id}", headers=auth()).json()
+
+    server = make_simulator(
+        time_scale=1.0, durations={"imagen-4": (60.0, 60.0)}, progress_hints=True
+    )
+    http = http_for(server)
+    task_id = create(http, {"model": "imagen-4", "prompt": "a"}).json()["id"]
+    time.sleep(0.1)
+    state = http.get(f"{CREATE}/{task_id}", headers=auth()).json()
+    assert state["status"] in ("pending", "processing")
+    assert state["progress"] == 0 and 59.0 < state["eta_seconds"] < 59.95
+
+
+def test_images_are_drawn_once_per_picture_and_only_the_latest_kept(
+    make_simulator, http_for
+) -> None:
+    server = make_simulator(image_cache=2)
+    http = http_for(server)
+
+    def image(seed: int) -> tuple[str, bytes]:
+        body = {"model": "imagen-4-fast", "prompt": "a bell", "seed": seed}
+        state = finish(http, create(http, body).json()["id"])
+        return state["id"], http.get(state["images"][0]["url"]).content
+
+    (first_id, first), (again_id, again) = image(1), image(1)
+    assert first_id != again_id and first == again, "same inputs, same picture, another task"
+    image(2)
+    image(3)
+    assert len(server.simulator._images) == 2
+    assert image(1)[1] == first, "an evicted picture is drawn again, identically"
+    served = server.simulator.served_images
+    assert served[hashlib.sha256(first).hexdigest()] in server.simulator.tasks
+
+
+def test_old_tasks_are_forgotten(make_simulator, http_for) -> None:
+    server = make_simulator(max_tasks=3)
+    http = http_for(server)
+    ids = [create(http, {"model": "imagen-4", "prompt": f"{i}"}).json()["id"] for i in range(5)]
+    assert list(server.simulator.tasks) == ids[2:]
+    assert http.get(f"{CREATE}/{ids[0]}", headers=auth()).status_code == 404
