@@ -7,12 +7,14 @@ They take keywords, return the images as a gallery, and go through the same
 from __future__ import annotations
 
 import html
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import gradio as gr
 
+from .access import KeyRequired
 from .catalog import DEFAULT_MODEL
 from .playground import Playground, Refusal
+from .quota import LimitError
 from .runs import Run
 
 GalleryItems = list[tuple[str, str]]
@@ -35,19 +37,9 @@ class ApiHandlers:
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - how Gradio injects it
     ) -> AsyncIterator[GalleryItems]:
         """Generate 1-4 images; yields the gallery as each lands."""
-        try:
-            run = await self.playground.start(
-                prompt=prompt,
-                model=model,
-                aspect_ratio=aspect_ratio,
-                negative_prompt=negative_prompt,
-                num_images=num_images,
-                seed=seed,
-                api_key=api_key,
-                visitor=self.playground.visitor(request),
-            )
-        except Refusal as error:
-            raise gr.Error(html.escape(error.message), print_exception=False) from None
+        run = await self.start_generate(
+            prompt, model, aspect_ratio, negative_prompt, num_images, seed, api_key, request
+        )
         async for items in self._follow(run, progress):
             yield items
 
@@ -62,8 +54,49 @@ class ApiHandlers:
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> AsyncIterator[GalleryItems]:
         """One image from each of imagen-4-fast, imagen-4 and imagen-4-ultra, same seed."""
-        try:
-            run = await self.playground.start_compare(
+        run = await self.start_compare(
+            prompt, aspect_ratio, negative_prompt, seed, api_key, request
+        )
+        async for items in self._follow(run, progress):
+            yield items
+
+    async def start_generate(
+        self,
+        prompt: str,
+        model: str,
+        aspect_ratio: str,
+        negative_prompt: str,
+        num_images: int,
+        seed: str,
+        api_key: str,
+        request: gr.Request | None,
+    ) -> Run:
+        """The run behind a Generate (from a script or the page), or why it cannot start."""
+        return await started(
+            self.playground.start(
+                prompt=prompt,
+                model=model,
+                aspect_ratio=aspect_ratio,
+                negative_prompt=negative_prompt,
+                num_images=num_images,
+                seed=seed,
+                api_key=api_key,
+                visitor=self.playground.visitor(request),
+            )
+        )
+
+    async def start_compare(
+        self,
+        prompt: str,
+        aspect_ratio: str,
+        negative_prompt: str,
+        seed: str,
+        api_key: str,
+        request: gr.Request | None,
+    ) -> Run:
+        """The run behind a Compare, or why it cannot start."""
+        return await started(
+            self.playground.start_compare(
                 prompt=prompt,
                 aspect_ratio=aspect_ratio,
                 negative_prompt=negative_prompt,
@@ -71,10 +104,7 @@ class ApiHandlers:
                 api_key=api_key,
                 visitor=self.playground.visitor(request),
             )
-        except Refusal as error:
-            raise gr.Error(html.escape(error.message), print_exception=False) from None
-        async for items in self._follow(run, progress):
-            yield items
+        )
 
     async def _follow(self, run: Run, progress: gr.Progress) -> AsyncIterator[GalleryItems]:
         durations = self.playground.durations(run.is_demo)
@@ -89,6 +119,27 @@ class ApiHandlers:
         elif not run.stopped:
             message = run.errors[0].message if run.errors else "No image came back. Try again."
             raise gr.Error(html.escape(message), print_exception=False)
+
+
+async def started(start: Awaitable[Run]) -> Run:
+    """The run, or the reason it could not start as a gr.Error (a toast on the page, an
+    AppError for gradio_client)."""
+    try:
+        return await start
+    except Refusal as error:
+        raise gr.Error(
+            html.escape(error.message), title=_error_title(error), print_exception=False
+        ) from None
+
+
+def _error_title(error: Exception) -> str:
+    if getattr(error, "field", None):
+        return "Check your input"
+    if isinstance(error, LimitError):
+        return "Limit reached"
+    if isinstance(error, KeyRequired):
+        return "Key needed"
+    return "Could not start"
 
 
 def _items(run: Run) -> GalleryItems:

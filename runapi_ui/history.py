@@ -110,12 +110,24 @@ def interrupted(entry: Entry) -> Entry:
     }
 
 
-def requests_of(entry: Entry, *, only_unfinished: bool = False) -> list[GenerationRequest]:
+def requests_of(entry: Entry) -> list[GenerationRequest]:
     """The requests behind an entry, seeds included: Run again sends these exactly."""
-    requests = []
+    return [request for request, _ in _jobs(entry)]
+
+
+def unfinished_tasks(entry: Entry) -> list[tuple[GenerationRequest, str]]:
+    """Tasks of the entry that may have finished without us, with their requests: Wait
+    again waits on these by id instead of creating (and paying for) new ones."""
+    return [
+        (request, job["task_id"])
+        for request, job in _jobs(entry)
+        if isinstance(job.get("task_id"), str) and not job.get("image")
+    ]
+
+
+def _jobs(entry: Entry) -> list[tuple[GenerationRequest, dict[str, Any]]]:
+    pairs = []
     for job in entry["jobs"]:
-        if only_unfinished and job.get("image"):
-            continue
         request = GenerationRequest(
             prompt=entry["prompt"],
             model=job["model"],
@@ -124,19 +136,10 @@ def requests_of(entry: Entry, *, only_unfinished: bool = False) -> list[Generati
             seed=job.get("seed"),
         )
         try:
-            requests.append(request.validated())
+            pairs.append((request.validated(), job))
         except ValidationError:
             continue  # a hand-edited entry: skip what RunAPI would refuse anyway
-    return requests
-
-
-def waitable_task_ids(entry: Entry) -> list[str]:
-    """Tasks of the entry that may have finished without us: waited on again, not re-created."""
-    return [
-        job["task_id"]
-        for job in entry["jobs"]
-        if isinstance(job.get("task_id"), str) and not job.get("image")
-    ]
+    return pairs
 
 
 def gallery_items(entry: Entry, store: ImageStore) -> list[tuple[str, str]]:

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import html
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import gradio as gr
 
 from . import history as hist
-from .access import KeyRequired
+from .api import ApiHandlers, started
 from .catalog import MODELS
 from .history import Entry
-from .playground import Playground, Refusal
-from .quota import LimitError
+from .playground import Playground
 from .runs import Run, RunStatus
 
 GalleryItems = list[tuple[str, str]]
@@ -38,6 +37,7 @@ class PageHandlers:
     def __init__(self, playground: Playground) -> None:
         self.playground = playground
         self.store = playground.store
+        self.api = ApiHandlers(playground)
 
     # --- running ---------------------------------------------------------------------
 
@@ -54,17 +54,9 @@ class PageHandlers:
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - how Gradio injects it
     ) -> AsyncIterator[PageOutputs]:
-        start = self.playground.start(
-            prompt=prompt,
-            model=model,
-            aspect_ratio=aspect_ratio,
-            negative_prompt=negative_prompt,
-            num_images=num_images,
-            seed=seed,
-            api_key=api_key,
-            visitor=self.playground.visitor(request),
+        run = await self.api.start_generate(
+            prompt, model, aspect_ratio, negative_prompt, num_images, seed, api_key, request
         )
-        run = await _started(start)
         async for outputs in self._watch(run, hist.clean(history), progress):
             yield outputs
 
@@ -79,15 +71,9 @@ class PageHandlers:
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> AsyncIterator[PageOutputs]:
-        start = self.playground.start_compare(
-            prompt=prompt,
-            aspect_ratio=aspect_ratio,
-            negative_prompt=negative_prompt,
-            seed=seed,
-            api_key=api_key,
-            visitor=self.playground.visitor(request),
+        run = await self.api.start_compare(
+            prompt, aspect_ratio, negative_prompt, seed, api_key, request
         )
-        run = await _started(start)
         if aspect_ratio not in MODELS["imagen-4"].aspect_ratios:
             gr.Info(
                 f"imagen-4 and imagen-4-ultra do not take {html.escape(aspect_ratio)}: they draw "
@@ -105,16 +91,7 @@ class PageHandlers:
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> AsyncIterator[PageOutputs]:
         """The shown entry's exact requests (seeds included), as a new run."""
-        entries = hist.clean(history)
-        entry = _entry_at(entries, shown)
-        requests = hist.requests_of(entry)
-        if not requests:
-            raise gr.Error("That entry cannot be run again: its settings are not valid.")
-        start = self.playground.start_requests(
-            requests, api_key=api_key, visitor=self.playground.visitor(request), kind=entry["kind"]
-        )
-        run = await _started(start)
-        async for outputs in self._watch(run, entries, progress):
+        async for outputs in self._again(history, shown, api_key, request, progress, wait=False):
             yield outputs
 
     async def on_wait_again(
@@ -126,21 +103,7 @@ class PageHandlers:
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> AsyncIterator[PageOutputs]:
         """Wait on the shown entry's unfinished tasks by id: nothing is created or paid again."""
-        entries = hist.clean(history)
-        entry = _entry_at(entries, shown)
-        task_ids = hist.waitable_task_ids(entry)
-        if not task_ids:
-            raise gr.Error("This entry has no unfinished task to wait for. Use Run again.")
-        requests = hist.requests_of(entry, only_unfinished=True)
-        start = self.playground.start_requests(
-            requests,
-            api_key=api_key,
-            visitor=self.playground.visitor(request),
-            kind=entry["kind"],
-            task_ids=task_ids,
-        )
-        run = await _started(start)
-        async for outputs in self._watch(run, entries, progress, into=entry):
+        async for outputs in self._again(history, shown, api_key, request, progress, wait=True):
             yield outputs
 
     async def on_load(
@@ -178,6 +141,38 @@ class PageHandlers:
                 continue
             entries, _ = hist.merge(entries, _into(entry, await hist.finished_entry(run)))
         return entries, self._tiles(entries), html_summary(entries[0]) if entries else ""
+
+    async def _again(
+        self,
+        history: Any,
+        shown: int | None,
+        api_key: str,
+        request: gr.Request,
+        progress: gr.Progress,
+        *,
+        wait: bool,
+    ) -> AsyncIterator[PageOutputs]:
+        entries = hist.clean(history)
+        entry = _entry_at(entries, shown)
+        if wait:
+            unfinished = hist.unfinished_tasks(entry)
+            if not unfinished:
+                raise gr.Error("This run has no unfinished task to wait for: use Run again.")
+            requests, task_ids = [r for r, _ in unfinished], [t for _, t in unfinished]
+        else:
+            requests, task_ids = hist.requests_of(entry), None
+            if not requests:
+                raise gr.Error("That run cannot be run again: its settings are not valid.")
+        start = self.playground.start_requests(
+            requests,
+            api_key=api_key,
+            visitor=self.playground.visitor(request),
+            kind=entry["kind"],
+            task_ids=task_ids,
+        )
+        run = await started(start)
+        async for outputs in self._watch(run, entries, progress, into=entry if wait else None):
+            yield outputs
 
     # --- history -----------------------------------------------------------------------
 
@@ -273,26 +268,6 @@ def html_summary(entry: Entry, *, dropped: int = 0, total: float = 0.0) -> str:
     return f'<div class="run-summary {css_class}">{html.escape(text)}</div>'
 
 
-async def _started(start: Awaitable[Run]) -> Run:
-    """The run, or the reason it could not start, as the page's error toast."""
-    try:
-        return await start
-    except Refusal as error:
-        raise gr.Error(
-            html.escape(error.message), title=_error_title(error), print_exception=False
-        ) from None
-
-
-def _error_title(error: Exception) -> str:
-    if getattr(error, "field", None):
-        return "Check your input"
-    if isinstance(error, LimitError):
-        return "Limit reached"
-    if isinstance(error, KeyRequired):
-        return "Key needed"
-    return "Could not start"
-
-
 def _announce(run: Run, entry: Entry) -> None:
     """Toasts for what went wrong; a run with no image at all is an error."""
     messages = list(dict.fromkeys(error.message for error in run.errors))
@@ -333,4 +308,4 @@ def _form_values(controls: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _wait_again_button(entry: Entry) -> gr.Button:
-    return gr.Button(visible=bool(hist.waitable_task_ids(entry)))
+    return gr.Button(visible=bool(hist.unfinished_tasks(entry)))
