@@ -6,10 +6,15 @@ on a machine without it: `apt-get install -y chromium`.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import os
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -17,6 +22,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from runapi_ui.server import PlaygroundApp, create_app, launch
 from runapi_ui.settings import Settings
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer, parse_faults
+from runapi_ui.ui import HISTORY_STORAGE_KEY
 from tests.conftest import fast_durations
 from tests.test_app import ALICE, BOB, LIVE_KEYS, free_port
 
@@ -37,11 +43,16 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[tuple[PlaygroundApp, str, SimulatorServer]]:
+def served(tmp_path_factory) -> Iterator[tuple[PlaygroundApp, str, SimulatorServer]]:
     """The app in demo mode, its tasks ~2-4 s so the progress bar can be watched,
     and a second simulator standing in for RunAPI for visitors who type a key."""
     live = SimulatorServer(SimulatorConfig(time_scale=0.1, api_keys=LIVE_KEYS)).start()
-    settings = Settings(base_url=live.url, port=free_port(), simulator_time_scale=0.5)
+    settings = Settings(
+        base_url=live.url,
+        port=free_port(),
+        simulator_time_scale=0.5,
+        data_dir=tmp_path_factory.mktemp("served"),
+    )
     app = create_app(settings, live_durations=fast_durations())
     url = launch(app, settings, block=False)
     yield app, url, live
@@ -73,7 +84,7 @@ def fill_form(page: Page, prompt: str, model: str, ratio: str, images: int) -> N
 
 
 def gallery_captions(page: Page) -> list[str]:
-    text = page.locator("#gallery").inner_text()
+    text = page.locator("#results").inner_text()
     return re.findall(r"Demo · [^\n]+|imagen-4[^\n]*seed \d+", text)
 
 
@@ -92,16 +103,21 @@ def test_prompt_to_gallery_with_a_moving_progress_bar(page: Page, served) -> Non
     assert any("of 2 images done" in reading for reading in readings), readings
     assert len(set(readings)) >= 3, f"the bar should move while it works: {readings}"
 
-    expect(page.locator("#gallery img")).to_have_count(2, timeout=20000)
+    expect(page.locator("#results img")).to_have_count(2, timeout=20000)
     captions = gallery_captions(page)
     assert len(captions) == 2 and all("imagen-4-fast · 16:9 · seed" in c for c in captions)
     expect(page.locator("#summary")).to_contain_text("2 of 2 images")
     shot(page, "gallery")
 
-    # A second run stacks above the first: earlier results stay in the session.
+    # A second run shows on its own; the first stays in the history, below it.
     fill_form(page, "A paper boat on a puddle", "imagen-4-ultra", "1:1", 1)
     page.get_by_role("button", name="Generate").click()
-    expect(page.locator("#gallery img")).to_have_count(3, timeout=30000)
+    tiles = page.locator("#history .thumbnail-item")
+    expect(tiles).to_have_count(2, timeout=30000)
+    expect(tiles.first).to_contain_text("A paper boat on a puddle")
+    expect(tiles.nth(1)).to_contain_text("A lighthouse on a cliff at dawn")
+    expect(page.locator("#results img")).to_have_count(1, timeout=30000)
+    assert "imagen-4-ultra · 1:1 · seed" in page.locator("#results").inner_text()
 
 
 def test_a_failure_shows_what_to_do_and_the_page_stays_usable(page: Page) -> None:
@@ -118,7 +134,7 @@ def test_a_failure_shows_what_to_do_and_the_page_stays_usable(page: Page) -> Non
 
     page.get_by_label("RunAPI key").fill("")
     page.get_by_role("button", name="Generate").click()
-    expect(page.locator("#gallery img")).to_have_count(1, timeout=20000)
+    expect(page.locator("#results img")).to_have_count(1, timeout=20000)
 
 
 def test_stop_ends_the_run_and_keeps_finished_images(page: Page, served) -> None:
@@ -128,7 +144,7 @@ def test_stop_ends_the_run_and_keeps_finished_images(page: Page, served) -> None
     try:
         fill_form(page, "A slow snail", "imagen-4-fast", "1:1", 2)
         page.get_by_role("button", name="Generate").click()
-        expect(page.locator("#gallery img")).to_have_count(1, timeout=20000)
+        expect(page.locator("#results img")).to_have_count(1, timeout=20000)
         page.get_by_role("button", name="Stop").click()
         stopped = page.get_by_text("Images that had finished are kept.")
         expect(stopped).to_be_visible(timeout=5000)
@@ -136,9 +152,11 @@ def test_stop_ends_the_run_and_keeps_finished_images(page: Page, served) -> None
         seen = len(simulator.requests)
         time.sleep(2.0)
         assert len(simulator.requests) == seen, "polling went on after Stop"
-        expect(page.locator("#gallery img")).to_have_count(1)
-        # No summary from an earlier run is left standing as if it were this one's.
-        expect(page.locator("#summary")).to_have_text(re.compile(r"^\s*$"))
+        expect(page.locator("#results img")).to_have_count(1)
+        # The summary is this run's own, stopped with its one image: not an earlier run's.
+        expect(page.locator("#summary")).to_contain_text("1 of 2 images", timeout=10000)
+        expect(page.locator("#summary")).to_contain_text("stopped")
+        expect(page.locator("#history .thumbnail-item").first).to_contain_text("A slow snail")
         shot(page, "stopped")
     finally:
         simulator.config.faults = []
@@ -150,7 +168,7 @@ def test_it_works_at_a_phones_width(browser: Browser, served) -> None:
     page.goto(served[1])
     fill_form(page, "A tiny cactus in a pot", "imagen-4", "9:16", 1)
     page.get_by_role("button", name="Generate").click()
-    expect(page.locator("#gallery img")).to_have_count(1, timeout=30000)
+    expect(page.locator("#results img")).to_have_count(1, timeout=30000)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     shot(page, "phone")
     context.close()
@@ -169,16 +187,20 @@ def test_two_visitors_keys_stay_their_own_and_out_of_the_browser(browser: Browse
     for page in pages.values():
         page.get_by_role("button", name="Generate").click()
     for page in pages.values():
-        expect(page.locator("#gallery img")).to_have_count(1, timeout=20000)
+        expect(page.locator("#results img")).to_have_count(1, timeout=20000)
 
     creates = [r for r in list(live.simulator.requests)[before:] if r.method == "POST"]
     assert sorted(r.api_key for r in creates) == sorted([ALICE, BOB])
+    secret = served[0].playground.settings.history_secret
     for key, page in pages.items():
         other = BOB if key == ALICE else ALICE
         stored = page.evaluate(STORED_IN_BROWSER)
-        for secret in (key, other):
-            assert secret not in page.content(), "a key is in the page's HTML"
-            assert secret not in stored, "a key is stored in the browser"
+        history = read_browser_state(page, HISTORY_STORAGE_KEY, secret)
+        assert history and history[0]["prompt"].endswith(key[3:8]), "the run is in the history"
+        for api_key in (key, other):
+            assert api_key not in page.content(), "a key is in the page's HTML"
+            assert api_key not in stored, "a key is stored in the browser"
+            assert api_key not in json.dumps(history), "a key is in the (encrypted) history"
         assert page.context.cookies() == [] or all(
             key not in cookie["value"] for cookie in page.context.cookies()
         )
@@ -206,3 +228,57 @@ STORED_IN_BROWSER = """async () => {
   }
   return parts.join("\\n");
 }"""
+
+
+# gr.BrowserState, as Gradio 6.31's frontend keeps it: CryptoJS AES-256-CBC with a
+# passphrase (OpenSSL's EVP_BytesToKey: MD5, one round, an 8-byte salt), stored as
+# "<base64 of 16 unused bytes>:<base64 of 'Salted__' + salt + ciphertext>"; the
+# passphrase is the hex SHA-256 of the state's `secret`. Python derives the key; the
+# page's own WebCrypto does the AES, so tests read and write exactly what Gradio does.
+AES_CBC = """async ([mode, key, iv, data]) => {
+  const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const aes = await crypto.subtle.importKey("raw", bytes(key), "AES-CBC", false, [mode]);
+  const input = mode === "decrypt" ? bytes(data) : new TextEncoder().encode(data);
+  const output = new Uint8Array(
+    await crypto.subtle[mode]({name: "AES-CBC", iv: bytes(iv)}, aes, input));
+  if (mode === "decrypt") return new TextDecoder().decode(output);
+  let text = "";
+  for (const byte of output) text += String.fromCharCode(byte);
+  return btoa(text);
+}"""
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _key_and_iv(secret: str, salt: bytes) -> tuple[bytes, bytes]:
+    passphrase = hashlib.sha256(secret.encode()).hexdigest().encode()
+    derived = block = b""
+    while len(derived) < 48:
+        block = hashlib.md5(block + passphrase + salt).digest()
+        derived += block
+    return derived[:32], derived[32:48]
+
+
+def read_browser_state(page: Page, storage_key: str, secret: str) -> Any:
+    """The value a gr.BrowserState holds in this page's localStorage (None if unset)."""
+    stored = page.evaluate("(key) => localStorage.getItem(key)", storage_key)
+    if stored is None:
+        return None
+    sealed = base64.b64decode(stored.split(":", 1)[1])
+    assert sealed[:8] == b"Salted__", "not the format Gradio writes"
+    key, iv = _key_and_iv(secret, sealed[8:16])
+    return json.loads(page.evaluate(AES_CBC, ["decrypt", _b64(key), _b64(iv), _b64(sealed[16:])]))
+
+
+def write_browser_state(page: Page, storage_key: str, secret: str, value: Any) -> None:
+    """Store `value` as the gr.BrowserState would: what a visitor editing it can do."""
+    salt = os.urandom(8)
+    key, iv = _key_and_iv(secret, salt)
+    cipher = page.evaluate(AES_CBC, ["encrypt", _b64(key), _b64(iv), json.dumps(value)])
+    sealed = _b64(b"Salted__" + salt + base64.b64decode(cipher))
+    page.evaluate(
+        "([key, value]) => localStorage.setItem(key, value)",
+        [storage_key, f"{_b64(os.urandom(16))}:{sealed}"],
+    )
