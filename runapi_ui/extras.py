@@ -13,6 +13,7 @@ import gradio as gr
 
 from . import history as hist
 from .access import KeyRequired
+from .catalog import MODELS
 from .client import GenerationRequest
 from .errors import RunAPIError
 from .exports import ExportError, build_zip_async
@@ -49,11 +50,20 @@ class ExtrasHandlers:
             if missing
             else ""
         )
+        ratio = _ratio_control(settings.model, settings.aspect_ratio)
+        if settings.aspect_ratio and ratio is None:
+            takers = [
+                name for name, info in MODELS.items() if settings.aspect_ratio in info.aspect_ratios
+            ]
+            note += (
+                f" Its aspect ratio {settings.aspect_ratio} is only for {' and '.join(takers)}: "
+                "the ratio is unchanged."
+            )
         gr.Info(f"Settings read from the image.{html.escape(note)}")
         return (
             settings.prompt,
             settings.model or gr.skip(),
-            settings.aspect_ratio or gr.skip(),
+            ratio or gr.skip(),
             settings.negative_prompt or "",
             1,
             "" if settings.seed is None else str(settings.seed),
@@ -127,6 +137,19 @@ class ExtrasHandlers:
 
     def on_forget_key(self) -> tuple[str, str]:
         return "", _note("Key forgotten: it is gone from this page.")
+
+
+def _ratio_control(model: str | None, ratio: str | None) -> gr.Radio | None:
+    """The ratio radio set to `ratio`, offering the choices of the model the image names:
+    the radio still lists the previous model's, and `auto` (imagen-4-fast's alone) set on
+    them is refused by every later event. None when `ratio` cannot be set."""
+    if ratio is None:
+        return None
+    if model in MODELS:
+        ratios = MODELS[model].aspect_ratios
+        return gr.Radio(choices=list(ratios), value=ratio) if ratio in ratios else None
+    # No model named: set only a ratio that every model takes.
+    return gr.Radio(value=ratio) if all(ratio in m.aspect_ratios for m in MODELS.values()) else None
 
 
 def _note(text: str, *, ok: bool = True) -> str:
