@@ -43,7 +43,9 @@ class ExtrasHandlers:
             gr.Warning(html.escape(str(error)), title="No settings read", duration=15)
             return keep
         missing = [
-            name for name in ("model", "aspect_ratio", "seed") if getattr(settings, name) is None
+            name.replace("_", " ")
+            for name in ("model", "aspect_ratio", "seed")
+            if getattr(settings, name) is None
         ]
         note = (
             f" It does not say its {', '.join(missing)}: those controls are unchanged."
