@@ -63,7 +63,6 @@ SCROLL_TO_RESULTS_JS = """() => {
   if (window.innerWidth < 800) {
     document.getElementById('progress')?.scrollIntoView({behavior: 'smooth', block: 'start'});
   }
-  return '';
 }"""
 
 
@@ -262,7 +261,9 @@ def build_ui(playground: Playground) -> gr.Blocks:
             demo.load(page.on_load, [history], **watching, **private),
         ]
         for button in (generate_button, compare_button, run_again_button, wait_again_button):
-            button.click(None, None, [summary], js=SCROLL_TO_RESULTS_JS, **private)
+            # No outputs: a js event that writes a component makes Gradio drop the run's
+            # own later write to it (the summary stayed empty). The run clears it instead.
+            button.click(None, None, None, js=SCROLL_TO_RESULTS_JS, **private)
         for run_event in runs[:4]:
             run_event.then(extras.on_check_key, [api_key], [key_status], **private)
         stop_button.click(announce_stop, cancels=runs, **private).then(
