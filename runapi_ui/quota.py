@@ -723,5 +723,6 @@ def _when(moment: float, now: float) -> str:
     clock = datetime.fromtimestamp(math.ceil(moment / 60) * 60, timezone.utc)
     wait = f"{minutes} minute{'s' if minutes != 1 else ''}"
     if minutes >= 60:
-        wait = f"{minutes // 60} h {minutes % 60} min"
+        hours, rest = divmod(minutes, 60)
+        wait = f"{hours} h {rest} min" if rest else f"{hours} h"  # not "1 h 0 min"
     return f"at {clock:%H:%M} UTC (in {wait})"
