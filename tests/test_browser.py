@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from runapi_ui.catalog import MODELS
 from runapi_ui.server import PlaygroundApp, create_app, launch
 from runapi_ui.settings import Settings
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer, parse_faults
@@ -77,7 +78,7 @@ def shot(page: Page, name: str) -> None:
 
 def fill_form(page: Page, prompt: str, model: str, ratio: str, images: int) -> None:
     page.get_by_label("Prompt", exact=True).fill(prompt)
-    page.get_by_text(model, exact=False).first.click()
+    page.get_by_label(MODELS[model].choice_label, exact=True).check()
     page.get_by_label(ratio, exact=True).check()
     page.get_by_label("Number of images").first.fill(str(images))
     page.get_by_label("Number of images").first.press("Enter")
