@@ -547,12 +547,12 @@ class Limits:
     def describe(self) -> str:
         """The start-up line naming the limits in force."""
         hour = (
-            f"{self.images_per_hour} images an hour per visitor on this server's key"
+            f"{_images(self.images_per_hour)} an hour per visitor on this server's key"
             if self.images_per_hour
             else "no hourly quota per visitor"
         )
         flight = (
-            f"at most {self.max_images_in_flight} images in flight"
+            f"at most {_images(self.max_images_in_flight)} in flight"
             if self.max_images_in_flight
             else "no cap on images in flight"
         )
@@ -600,7 +600,7 @@ class Limits:
         """Requests no wait would let in: say what to ask for instead."""
         if hour_limit and images > hour_limit:
             raise QuotaExceeded(
-                f"This server gives each visitor at most {hour_limit} images an hour on its "
+                f"This server gives each visitor at most {_images(hour_limit)} an hour on its "
                 f"RunAPI key, and you asked for {images}: ask for {hour_limit} or fewer, or "
                 "enter your own RunAPI key.",
                 retry_at=None,
@@ -608,7 +608,7 @@ class Limits:
         cap = self.max_images_in_flight
         if cap and images > cap:
             raise ServerBusy(
-                f"This server generates at most {cap} images at once, and you asked for "
+                f"This server generates at most {_images(cap)} at once, and you asked for "
                 f"{images}: ask for {cap} or fewer."
             )
         if price and budget is not None and price * images > budget:
@@ -628,13 +628,13 @@ class Limits:
             when = _when(retry_at, now)
             if left:
                 message = (
-                    f"You have {left} of this server's {ticket.hour_limit} images an hour "
+                    f"You have {left} of this server's {_images(ticket.hour_limit)} an hour "
                     f"left on its RunAPI key and asked for {images}: ask for {left} or fewer "
                     f"now, or for {images} {when}. Or enter your own RunAPI key."
                 )
             else:
                 message = (
-                    f"You have used this server's {ticket.hour_limit} images an hour on its "
+                    f"You have used this server's {_images(ticket.hour_limit)} an hour on its "
                     f"RunAPI key. You can generate {images} more {when}, or enter your own "
                     "RunAPI key to go on now."
                 )
@@ -656,7 +656,7 @@ class Limits:
                 retry_at,
             )
         return ServerBusy(
-            f"This server is generating {verdict.used} images right now, as many as it runs "
+            f"This server is generating {_images(verdict.used)} right now, as many as it runs "
             f"at once ({ticket.in_flight_cap}). Try again in a minute."
         )
 
@@ -697,6 +697,11 @@ def _micros(dollars: float) -> int:
 
 def _dollars(micros: int) -> str:
     return f"${micros / 1_000_000:.2f}"
+
+
+def _images(count: int) -> str:
+    """'1 image', '5 images': a limit of one is a real setting, and reads as one."""
+    return f"{count} image{'s' if count != 1 else ''}"
 
 
 def _cost_of(images: int) -> str:
