@@ -16,7 +16,7 @@ from .access import KeyRequired
 from .catalog import MODELS
 from .client import GenerationRequest
 from .errors import RunAPIError
-from .exports import ExportError, build_zip_async
+from .exports import ExportError, build_zip
 from .playground import Playground
 from .pnginfo import ImageSettingsError, read_settings
 from .snippets import curl_snippet, python_snippet
@@ -73,15 +73,19 @@ class ExtrasHandlers:
 
     # --- downloads -------------------------------------------------------------------------
 
-    async def on_download(self, history: Any, shown: int | None, everything: bool) -> Any:
-        """A ZIP of the shown run, or of the whole history, with a manifest of settings."""
+    def on_download(self, history: Any, shown: int | None, everything: bool) -> Any:
+        """A ZIP of the shown run, or of the whole history, with a manifest of settings.
+
+        Synchronous on purpose: the page calls it through a plain lambda, which Gradio runs
+        in a worker thread, so the ZIP is built off the event loop. (As a coroutine it
+        reached Gradio unawaited, and no ZIP was ever offered.)"""
         entries = hist.clean(history)
         if not everything:
             entries = [entries[shown]] if isinstance(shown, int) and shown < len(entries) else []
         title = "history" if everything else (entries[0]["prompt"] if entries else "run")
         self._sweep_exports()
         try:
-            path = await build_zip_async(
+            path = build_zip(
                 hist.export_items(entries),
                 self.export_dir,
                 title=title,
