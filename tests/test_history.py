@@ -512,7 +512,8 @@ def test_a_forged_history_never_serves_a_file_outside_the_image_folder(
     forged = []
     for name, path in targets.items():
         for keep_preview in (True, False):
-            entry = {**real, "id": f"forged-{name}-{keep_preview}", "prompt": f"Forged {name}"}
+            prompt = f"Forged {name} {'with' if keep_preview else 'without'} a preview"
+            entry = {**real, "id": f"forged-{name}-{keep_preview}", "prompt": prompt}
             image = {**real["jobs"][0]["image"], "path": path}
             if not keep_preview:
                 image["thumb"] = ""
