@@ -34,7 +34,13 @@ from runapi_ui.extras import ExtrasHandlers
 from runapi_ui.pnginfo import JSON_KEY, PARAMETERS_KEY, read_settings
 from runapi_ui.server import PlaygroundApp, create_app, launch
 from runapi_ui.settings import Settings
-from runapi_ui.simulator import SimulatorConfig, SimulatorServer, parse_faults
+from runapi_ui.simulator import (
+    RecordedRequest,
+    RunAPISimulator,
+    SimulatorConfig,
+    SimulatorServer,
+    parse_faults,
+)
 from tests.conftest import fast_durations
 
 CHROMIUM = "/usr/bin/chromium"
@@ -74,7 +80,7 @@ class Served:
     data_dir: Path
 
     @property
-    def demo(self) -> Any:
+    def demo(self) -> RunAPISimulator:
         """The app's own simulator (its config takes faults, its requests are recorded)."""
         assert self.app.simulator is not None
         return self.app.simulator.simulator
@@ -213,7 +219,7 @@ def in_own_loop(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result()
 
 
-def live_requests(served: Served, key: str) -> list[Any]:
+def live_requests(served: Served, key: str) -> list[RecordedRequest]:
     return [r for r in list(served.live.simulator.requests) if r.api_key == key]
 
 
@@ -537,30 +543,20 @@ def test_compare_shows_three_labelled_images_side_by_side(page: Page, served: Se
     expect(tile).to_have_count(1)
     expect(tile.first).to_contain_text("3 models")
 
+    shot(page, "compare")
+    # Labelled, in the order of the models' price: model, ratio, seed, time taken, price.
     captions = result_captions(page)
-    patterns = [
-        rf"{model} · 16:9 · seed 5 · \d+\.\d s · \${price}"
-        for model, price in (
-            ("imagen-4-fast", "0.04"),
-            ("imagen-4", "0.08"),
-            ("imagen-4-ultra", "0.12"),
-        )
-    ]
+    expected = (("imagen-4-fast", "0.04"), ("imagen-4", "0.08"), ("imagen-4-ultra", "0.12"))
     assert len(captions) == 3
-    for pattern in patterns:
-        assert sum(1 for c in captions if re.fullmatch(pattern, c)) == 1, (pattern, captions)
+    for caption, (model, price) in zip(captions, expected, strict=True):
+        assert re.fullmatch(rf"{model} · 16:9 · seed 5 · \d+\.\d s · \${price}", caption), captions
+    creates = [r for r in live_requests(served, COMPARE_KEY) if r.method == "POST"]
+    assert sorted(r.body["model"] for r in creates) == sorted(model for model, _ in expected)
+    assert {(r.body["seed"], r.body["aspect_ratio"]) for r in creates} == {(5, "16:9")}
     # Side by side: the three sit on one row at desktop width.
     boxes = [item.bounding_box() for item in page.locator("#results .thumbnail-item").all()]
     tops = {round(box["y"]) for box in boxes if box}
     assert len(tops) == 1, f"the three images are not on one row: {boxes}"
-    creates = [r for r in live_requests(served, COMPARE_KEY) if r.method == "POST"]
-    assert sorted(r.body["model"] for r in creates) == [
-        "imagen-4",
-        "imagen-4-fast",
-        "imagen-4-ultra",
-    ]
-    assert {(r.body["seed"], r.body["aspect_ratio"]) for r in creates} == {(5, "16:9")}
-    shot(page, "compare")
 
 
 @browser_test
