@@ -17,7 +17,7 @@ from typing import Any
 
 from .catalog import MODELS, SEED_MAX
 from .client import GenerationRequest
-from .errors import ValidationError
+from .errors import AuthenticationError, TaskFailedError, ValidationError
 from .exports import ExportItem
 from .images import ImageStore, thumbnail_data_url
 from .pnginfo import ImageSettings
@@ -30,6 +30,7 @@ INTERRUPTED = "interrupted"
 STILL_RUNNING = RunStatus.RUNNING.value
 
 Entry = dict[str, Any]
+FINAL_ERRORS = (TaskFailedError, ValidationError, AuthenticationError)
 
 
 def entry_for(run: Run, *, thumbnails: dict[str, str] | None = None) -> Entry:
@@ -60,6 +61,9 @@ def entry_for(run: Run, *, thumbnails: dict[str, str] | None = None) -> Entry:
                 "task_id": job.task_id,
                 "seconds": round(job.seconds, 1) if job.seconds is not None else None,
                 "error": job.error.message if job.error else "",
+                # A task that failed for good is not worth waiting for; one that timed
+                # out, lost its connection or was stopped may still finish at RunAPI.
+                "waitable": not isinstance(job.error, FINAL_ERRORS),
                 "image": _image_record(job.image, thumbnails) if job.image else None,
             }
             for job in run.jobs
@@ -85,8 +89,10 @@ def total_cost(entries: Sequence[Entry]) -> float:
 
 
 def merge(history: list[Entry], entry: Entry) -> tuple[list[Entry], int]:
-    """`entry` first (replacing the one with its id), then the bound; returns how many fell off."""
+    """`entry` in its place by time (replacing the one with its id), newest first, within
+    the bound; returns how many fell off."""
     entries = [entry] + [old for old in history if old.get("id") != entry["id"]]
+    entries.sort(key=lambda e: e["created"], reverse=True)
     kept = entries[:MAX_ENTRIES]
     while len(kept) > 1 and len(json.dumps(kept)) > MAX_BYTES:
         kept.pop()
@@ -121,7 +127,7 @@ def unfinished_tasks(entry: Entry) -> list[tuple[GenerationRequest, str]]:
     return [
         (request, job["task_id"])
         for request, job in _jobs(entry)
-        if isinstance(job.get("task_id"), str) and not job.get("image")
+        if isinstance(job.get("task_id"), str) and not job.get("image") and job.get("waitable")
     ]
 
 

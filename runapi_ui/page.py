@@ -10,7 +10,9 @@ and watches it again. Stop cancels the watched run for good.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,10 +27,12 @@ from .runs import Run, RunStatus
 
 GalleryItems = list[tuple[str, str]]
 # What the run handlers return, in this order: results gallery, history (browser),
-# history tiles, summary line, index of the entry shown.
-PageOutputs = tuple[GalleryItems, list[Entry], GalleryItems, str, int | None]
+# history tiles, summary line, index of the entry shown, the Wait again button.
+PageOutputs = tuple[GalleryItems, list[Entry], GalleryItems, str, int | None, Any]
 
 STOP_GRACE_SECONDS = 5.0
+FINAL_ENTRIES_KEPT = 2000  # finished runs' entries, made once
+SESSIONS_KEPT = 10_000  # tabs whose runs are remembered (a tab holds at most MAX_ENTRIES)
 
 
 class PageHandlers:
@@ -38,6 +42,8 @@ class PageHandlers:
         self.playground = playground
         self.store = playground.store
         self.api = ApiHandlers(playground)
+        self._sessions = SessionRuns(SESSIONS_KEPT, hist.MAX_ENTRIES)
+        self._final: dict[str, Entry] = {}
 
     # --- running ---------------------------------------------------------------------
 
@@ -57,7 +63,7 @@ class PageHandlers:
         run = await self.api.start_generate(
             prompt, model, aspect_ratio, negative_prompt, num_images, seed, api_key, request
         )
-        async for outputs in self._watch(run, hist.clean(history), progress):
+        async for outputs in self._watch(run, hist.clean(history), progress, request):
             yield outputs
 
     async def on_compare(
@@ -79,7 +85,7 @@ class PageHandlers:
                 f"imagen-4 and imagen-4-ultra do not take {html.escape(aspect_ratio)}: they draw "
                 "at 1:1, the nearest they take."
             )
-        async for outputs in self._watch(run, hist.clean(history), progress):
+        async for outputs in self._watch(run, hist.clean(history), progress, request):
             yield outputs
 
     async def on_run_again(
@@ -109,37 +115,43 @@ class PageHandlers:
     async def on_load(
         self,
         history: Any,
+        request: gr.Request,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> AsyncIterator[PageOutputs]:
         """On page load: show the history, settle what ended meanwhile, resume what runs."""
-        entries = hist.clean(history)
-        running: list[tuple[Run, Entry]] = []
-        for index, entry in enumerate(entries):
-            if entry["status"] != RunStatus.RUNNING.value:
-                continue
-            run = self.playground.runs.get(entry.get("run"))
-            if run is None:
-                entries[index] = hist.interrupted(entry)
-            else:
-                running.append((run, entry))
-        yield self._outputs(entries, 0 if entries else None)
-        for run, entry in running:
-            async for outputs in self._watch(run, entries, progress, into=entry):
+        entries, _ = await self._fresh(hist.clean(history), None)
+        entries = [
+            hist.interrupted(entry)
+            if entry["status"] == hist.STILL_RUNNING
+            and self.playground.runs.get(entry.get("run")) is None
+            else entry
+            for entry in entries
+        ]
+        yield self._outputs(entries)
+        running = [
+            self.playground.runs.get(entry.get("run"))
+            for entry in entries
+            if entry["status"] == hist.STILL_RUNNING
+        ]
+        for run in filter(None, running):
+            async for outputs in self._watch(run, entries, progress, request):
                 entries = outputs[1]
                 yield outputs
 
-    async def on_stop(self, history: Any) -> tuple[list[Entry], GalleryItems, str]:
+    async def on_stop(
+        self, history: Any, request: gr.Request
+    ) -> tuple[list[Entry], GalleryItems, str]:
         """After Stop: record the stopped runs' final state (their images so far stay)."""
         entries = hist.clean(history)
-        for entry in list(entries):
-            run = self.playground.runs.get(entry.get("run"))
-            if entry["status"] != RunStatus.RUNNING.value or run is None:
-                continue
-            try:
-                await asyncio.wait_for(run.finished(), STOP_GRACE_SECONDS)
-            except TimeoutError:
-                continue
-            entries, _ = hist.merge(entries, _into(entry, await hist.finished_entry(run)))
+        waiting = [
+            run.finished()
+            for entry in entries
+            if entry["status"] == hist.STILL_RUNNING
+            and (run := self.playground.runs.get(entry.get("run"))) is not None
+        ]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*waiting), STOP_GRACE_SECONDS)
+        entries, _ = await self._fresh(entries, getattr(request, "session_hash", None))
         return entries, self._tiles(entries), html_summary(entries[0]) if entries else ""
 
     async def _again(
@@ -171,7 +183,8 @@ class PageHandlers:
             task_ids=task_ids,
         )
         run = await started(start)
-        async for outputs in self._watch(run, entries, progress, into=entry if wait else None):
+        into = entry if wait else None
+        async for outputs in self._watch(run, entries, progress, request, into=into):
             yield outputs
 
     # --- history -----------------------------------------------------------------------
@@ -195,42 +208,91 @@ class PageHandlers:
         entry = _entry_at(hist.clean(history), shown)
         return _form_values(hist.controls_from(entry, image_index=evt.index))
 
-    def on_clear(self) -> tuple[list[Entry], GalleryItems, GalleryItems, str, None]:
+    def on_clear(self, request: gr.Request) -> tuple[Any, ...]:
+        self._sessions.forget(getattr(request, "session_hash", None))
         # `[]`, not None: Gradio does not write a None, and the old value would come back.
-        return [], [], [], "", None
+        return [], [], [], "", None, gr.Button(visible=False)
 
     # --- outputs -------------------------------------------------------------------------
 
     async def _watch(
-        self, run: Run, entries: list[Entry], progress: gr.Progress, *, into: Entry | None = None
+        self,
+        run: Run,
+        entries: list[Entry],
+        progress: gr.Progress,
+        request: gr.Request | None,
+        *,
+        into: Entry | None = None,
     ) -> AsyncIterator[PageOutputs]:
         """Yield the page as `run` goes; Stop (a cancel) stops the run, a reload does not."""
+        session = getattr(request, "session_hash", None)
+        self._sessions.remember(session, run.id)
+        if into is not None:  # Wait again: the entry now follows the new run
+            entries, _ = hist.merge(entries, hist.combined(into, hist.entry_for(run)))
         durations = self.playground.durations(run.is_demo)
-        entries, _ = hist.merge(entries, _into(into, hist.entry_for(run)))
-        yield self._outputs(entries, 0, run=run)  # the browser now holds the run's id
         tick = lambda run: progress(run.fraction(durations), run.describe())  # noqa: E731
+        entries, _ = await self._fresh(entries, session, run)
+        yield self._outputs(entries, run=run)  # the browser now holds the run's id
         async for _ in run.milestones(tick):
             # The browser learns each task id as it is made: after a server restart,
             # Wait again needs them.
-            entries, _ = hist.merge(entries, _into(into, hist.entry_for(run)))
-            yield self._outputs(entries, 0, run=run)
-        final = _into(into, await hist.finished_entry(run))
-        entries, dropped = hist.merge(entries, final)
-        yield self._outputs(entries, 0, dropped=dropped)
-        _announce(run, final)
+            entries, _ = await self._fresh(entries, session, run)
+            yield self._outputs(entries, run=run)
+        entries, dropped = await self._fresh(entries, session, run)
+        yield self._outputs(entries, run=run, dropped=dropped)
+        _announce(run)
+
+    async def _fresh(
+        self, entries: list[Entry], session: str | None, watched: Run | None = None
+    ) -> tuple[list[Entry], int]:
+        """`entries` with every run this server knows of brought up to date: the one being
+        watched, the runs this tab started (also from other events, which write the same
+        history concurrently: the last write must lose none) and any entry still running."""
+        ids = [entry.get("run") for entry in entries if entry["status"] == hist.STILL_RUNNING]
+        mine = [watched.id] if watched is not None else []
+        dropped = 0
+        for run_id in dict.fromkeys([*mine, *self._sessions.runs(session), *ids]):
+            run = self.playground.runs.get(run_id)
+            if run is None:
+                continue
+            update = await self._entry_of(run)
+            known = next((entry for entry in entries if entry.get("run") == run.id), None)
+            entries, fell = hist.merge(entries, hist.combined(known, update) if known else update)
+            dropped += fell
+        return entries, dropped
+
+    async def _entry_of(self, run: Run) -> Entry:
+        """The run's entry; once it has ended, made once (thumbnails cost a decode)."""
+        if not run.is_finished:
+            return hist.entry_for(run)
+        if run.id not in self._final:
+            if len(self._final) >= FINAL_ENTRIES_KEPT:
+                self._final.pop(next(iter(self._final)))
+            self._final[run.id] = await hist.finished_entry(run)
+        return self._final[run.id]
 
     def _outputs(
-        self, entries: list[Entry], shown: int | None, *, run: Run | None = None, dropped: int = 0
+        self, entries: list[Entry], *, run: Run | None = None, dropped: int = 0
     ) -> PageOutputs:
+        """The page for these entries, showing `run`'s (else the newest)."""
+        shown = next((i for i, e in enumerate(entries) if run and e.get("run") == run.id), 0)
+        entry = entries[shown] if entries else None
         if run is not None and not run.is_finished:
             results = [(str(image.path), image.caption) for image in reversed(run.images)]
             summary = ""
-        elif entries and shown is not None:
-            results = hist.gallery_items(entries[shown], self.store)
-            summary = html_summary(entries[shown], dropped=dropped, total=hist.total_cost(entries))
+        elif entry is not None:
+            results = hist.gallery_items(entry, self.store)
+            summary = html_summary(entry, dropped=dropped, total=hist.total_cost(entries))
         else:
             results, summary = [], ""
-        return results, entries, self._tiles(entries), summary, shown
+        return (
+            results,
+            entries,
+            self._tiles(entries),
+            summary,
+            shown if entry is not None else None,
+            _wait_again_button(entry),
+        )
 
     def _tiles(self, entries: list[Entry]) -> GalleryItems:
         tiles = []
@@ -268,7 +330,7 @@ def html_summary(entry: Entry, *, dropped: int = 0, total: float = 0.0) -> str:
     return f'<div class="run-summary {css_class}">{html.escape(text)}</div>'
 
 
-def _announce(run: Run, entry: Entry) -> None:
+def _announce(run: Run) -> None:
     """Toasts for what went wrong; a run with no image at all is an error."""
     messages = list(dict.fromkeys(error.message for error in run.errors))
     if run.stopped or not messages:
@@ -291,11 +353,6 @@ def _entry_at(entries: list[Entry], index: Any) -> Entry:
     return entries[index]
 
 
-def _into(original: Entry | None, update: Entry) -> Entry:
-    """`update` as the continuation of `original` (a Wait again), or as is."""
-    return hist.combined(original, update) if original is not None else update
-
-
 def _form_values(controls: dict[str, Any]) -> tuple[Any, ...]:
     return (
         controls["prompt"],
@@ -307,5 +364,30 @@ def _form_values(controls: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _wait_again_button(entry: Entry) -> gr.Button:
-    return gr.Button(visible=bool(hist.unfinished_tasks(entry)))
+def _wait_again_button(entry: Entry | None) -> gr.Button:
+    waitable = entry is not None and entry["status"] != hist.STILL_RUNNING
+    return gr.Button(visible=waitable and bool(hist.unfinished_tasks(entry)))
+
+
+class SessionRuns:
+    """Which runs each tab started, so every write of its history includes them all."""
+
+    def __init__(self, max_sessions: int, max_runs: int) -> None:
+        self._runs: OrderedDict[str, list[str]] = OrderedDict()
+        self.max_sessions = max_sessions
+        self.max_runs = max_runs
+
+    def remember(self, session: str | None, run_id: str) -> None:
+        if session is None:
+            return
+        runs = self._runs.pop(session, [])
+        self._runs[session] = [run_id, *runs][: self.max_runs]
+        while len(self._runs) > self.max_sessions:
+            self._runs.popitem(last=False)
+
+    def runs(self, session: str | None) -> list[str]:
+        return list(self._runs.get(session, [])) if session is not None else []
+
+    def forget(self, session: str | None) -> None:
+        if session is not None:
+            self._runs.pop(session, None)

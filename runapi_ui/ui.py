@@ -239,7 +239,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
         shown = gr.State(None)  # which history entry the results show
 
         form = [prompt, model, aspect_ratio, negative_prompt, num_images, seed]
-        page_outputs = [results, history, tiles, summary, shown]
+        page_outputs = [results, history, tiles, summary, shown, wait_again_button]
         watching = {"outputs": page_outputs, "show_progress_on": [progress], **runs_at_once}
         private = {"api_visibility": "private"}
         runs = [

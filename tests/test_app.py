@@ -125,8 +125,9 @@ async def test_demo_run_shows_each_image_as_it_lands_with_captions(make_playgrou
     assert counts == sorted(counts) and {1, 2, 3} <= set(counts), (
         f"each image is shown the moment it lands: {counts}"
     )
-    results, history, tiles, summary, shown = outputs[-1]
-    assert shown == 0 and [entry["prompt"] for entry in history] == [
+    results, history, tiles, summary, shown, wait_again = outputs[-1]
+    assert shown == 0 and not wait_again.visible, "nothing is left to wait for"
+    assert [entry["prompt"] for entry in history] == [
         "a red fox in fresh snow",
         "an earlier run",
     ], "the earlier run stays in the history, below the newest"
@@ -144,7 +145,7 @@ async def test_an_empty_seed_picks_a_random_one_and_shows_it(make_playground) ->
     playground, _ = make_playground()
     seeds = set()
     for _ in range(2):
-        results, _, _, summary, _ = (await click_generate(playground))[-1]
+        results, _, _, summary, *_ = (await click_generate(playground))[-1]
         seed = results[0][1].rsplit("seed ", 1)[1]
         assert f"seed {seed}" in summary
         seeds.add(seed)
@@ -257,7 +258,7 @@ async def test_a_partial_failure_keeps_the_images_that_came(make_playground, mak
     playground, _ = make_playground(live)
     with pytest.warns(UserWarning, match="safety filter"):  # the page's warning toast
         outputs = await click_generate(playground, api_key=ALICE, num_images=3)
-    results, _, _, summary, _ = outputs[-1]
+    results, _, _, summary, *_ = outputs[-1]
     assert len(results) == 2
     assert "run-failed" in summary and "2 of 3 images" in summary and "safety filter" in summary
 
