@@ -46,7 +46,8 @@ CSS = """
 #results .grid-wrap, #history .grid-wrap, #results .gallery-container,
 #history .gallery-container { height: auto !important; min-height: 0 !important;
   max-height: none !important; overflow-y: visible !important; }
-#history .caption-label { font-size: 0.72rem; line-height: 1.2; }
+#history .caption-label { font-size: 0.7rem; line-height: 1.25; display: -webkit-box;
+  -webkit-line-clamp: 3; -webkit-box-orient: vertical; overflow: hidden; }
 #results .grid-container { grid-auto-rows: auto !important; align-items: start; }
 #results .thumbnail-item { aspect-ratio: auto !important; height: auto !important; }
 #results .thumbnail-item img { height: auto !important; max-height: 62vh; object-fit: contain; }
@@ -215,7 +216,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
                         label="Your runs",
                         show_label=False,
                         elem_id="history",
-                        columns=4,
+                        columns=3,
                         height="auto",
                         fit_columns=False,  # one run is one small tile, not a banner
                         object_fit="cover",
