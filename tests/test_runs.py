@@ -260,6 +260,7 @@ def entry_like(template: hist.Entry, number: int, *, thumb_bytes: int = 0) -> hi
     entry = copy.deepcopy(template)
     entry["id"] = entry["run"] = f"run-{number}"
     entry["prompt"] = f"entry number {number}"
+    entry["created"] = template["created"] + number  # later numbers are newer runs
     if thumb_bytes:
         for job in entry["jobs"]:
             job["image"]["thumb"] = "data:image/webp;base64," + "A" * thumb_bytes
@@ -290,15 +291,16 @@ async def test_history_is_bounded_in_bytes_too(store, sim) -> None:
     assert kept == [f"entry number {n}" for n in range(11, 11 - len(entries), -1)]
 
 
-async def test_updating_an_entry_replaces_it_in_place_of_the_newest(store, sim) -> None:
+async def test_updating_an_entry_replaces_it_where_it_stands_in_time(store, sim) -> None:
+    """A run that ends after a newer one started stays below it: one entry per run."""
     template = await hist.finished_entry(await finished_run(store, sim, count=1))
     entries, _ = hist.merge([], entry_like(template, 1))
     entries, _ = hist.merge(entries, entry_like(template, 2))
     update = entry_like(template, 1)
     update["status"] = "partly failed"
     entries, dropped = hist.merge(entries, update)
-    assert dropped == 0 and [e["id"] for e in entries] == ["run-1", "run-2"]
-    assert entries[0]["status"] == "partly failed"
+    assert dropped == 0 and [e["id"] for e in entries] == ["run-2", "run-1"]
+    assert [e["status"] for e in entries] == ["done", "partly failed"]
 
 
 def _broken(entry: hist.Entry, change: Callable[[hist.Entry], object]) -> hist.Entry:
