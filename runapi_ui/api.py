@@ -117,7 +117,8 @@ class ApiHandlers:
         if run.images:
             yield _items(run)
         elif not run.stopped:
-            message = run.errors[0].message if run.errors else "No image came back. Try again."
+            failures = run.failures()
+            message = failures[0] if failures else "No image came back. Try again."
             raise gr.Error(html.escape(message), print_exception=False)
 
 

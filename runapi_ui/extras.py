@@ -16,7 +16,7 @@ from .access import KeyRequired
 from .catalog import MODELS
 from .client import GenerationRequest
 from .errors import RunAPIError
-from .exports import ExportError, build_zip
+from .exports import ExportError, build_zip_async
 from .playground import Playground
 from .pnginfo import ImageSettingsError, read_settings
 from .snippets import curl_snippet, python_snippet
@@ -34,7 +34,7 @@ class ExtrasHandlers:
 
     async def on_image_dropped(self, path: str | None) -> tuple[Any, ...]:
         """Fill the form from a PNG the playground saved; anything else changes nothing."""
-        keep = tuple(gr.skip() for _ in range(6))
+        keep = (*(gr.skip() for _ in range(6)), None)  # the drop zone empties itself
         if not path:
             return keep
         try:
@@ -69,23 +69,25 @@ class ExtrasHandlers:
             settings.negative_prompt or "",
             1,
             "" if settings.seed is None else str(settings.seed),
+            None,
         )
 
     # --- downloads -------------------------------------------------------------------------
 
-    def on_download(self, history: Any, shown: int | None, everything: bool) -> Any:
-        """A ZIP of the shown run, or of the whole history, with a manifest of settings.
-
-        Synchronous on purpose: the page calls it through a plain lambda, which Gradio runs
-        in a worker thread, so the ZIP is built off the event loop. (As a coroutine it
-        reached Gradio unawaited, and no ZIP was ever offered.)"""
+    async def on_download_run(self, history: Any, shown: int | None) -> Any:
+        """A ZIP of the run shown, with a manifest of its settings."""
         entries = hist.clean(history)
-        if not everything:
-            entries = [entries[shown]] if isinstance(shown, int) and shown < len(entries) else []
-        title = "history" if everything else (entries[0]["prompt"] if entries else "run")
+        entry = entries[shown] if isinstance(shown, int) and 0 <= shown < len(entries) else None
+        return await self._zip([entry] if entry else [], entry["prompt"] if entry else "run")
+
+    async def on_download_all(self, history: Any) -> Any:
+        """A ZIP of every run in the history."""
+        return await self._zip(hist.clean(history), "history")
+
+    async def _zip(self, entries: list[hist.Entry], title: str) -> Any:
         self._sweep_exports()
         try:
-            path = build_zip(
+            path = await build_zip_async(
                 hist.export_items(entries),
                 self.export_dir,
                 title=title,

@@ -37,7 +37,7 @@ def entry_for(run: Run, *, thumbnails: dict[str, str] | None = None) -> Entry:
     """The history entry of a run, as it stands now."""
     first = run.jobs[0].request
     thumbnails = thumbnails or {}
-    errors = run.errors
+    failures = run.failures()
     return {
         "id": run.id,
         "run": run.id,
@@ -50,7 +50,7 @@ def entry_for(run: Run, *, thumbnails: dict[str, str] | None = None) -> Entry:
         "num_images": run.total,
         "demo": run.is_demo,
         "status": run.status.value,
-        "message": errors[0].message if errors else "",
+        "message": failures[0] if failures else "",
         "duration": round(run.elapsed, 1) if run.is_finished else None,
         "cost": 0.0 if run.is_demo else cost_of(image.model for image in run.images),
         "jobs": [

@@ -332,7 +332,7 @@ def html_summary(entry: Entry, *, dropped: int = 0, total: float = 0.0) -> str:
 
 def _announce(run: Run) -> None:
     """Toasts for what went wrong; a run with no image at all is an error."""
-    messages = list(dict.fromkeys(error.message for error in run.errors))
+    messages = run.failures()
     if run.stopped or not messages:
         return
     if not run.images:

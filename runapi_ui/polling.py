@@ -40,7 +40,7 @@ PRIOR_WEIGHT = 2.0  # until then the prior counts as this many observations
 PRIOR_SPAN = (0.5, 1.5)  # the prior: evenly from half to 1.5x the catalog's typical seconds
 FIRST_POLL_SHARE = 0.2  # a first poll that found the task done: keep the last 20% of its wait
 MOSTLY_LATE = 0.5  # first polls finding most tasks done are too late...
-LATE_EVIDENCE = 4  # ...once this many tasks were seen
+LATE_EVIDENCE = 2  # ...once this many tasks were seen
 SMOOTHING_SAMPLE = 16  # below this many observations, each is spread wider than its bracket
 _SDK_PROBES = 64  # quantiles at which the SDK's cost is averaged
 _MIN_WIDTH = 0.01  # seconds: an observation is never a single point
@@ -131,11 +131,15 @@ def _interpolate(x: float, xs: Sequence[float], ys: Sequence[float]) -> float:
 
 @dataclass(frozen=True)
 class Finish:
-    """Where one task's end lies: after `start` s and by `end` s."""
+    """One task's end as polling saw it: still running `after` s in (None: no poll saw it
+    running), done `by` s in."""
 
-    start: float
-    end: float
-    seen_running: bool  # a poll saw the task running at `start`
+    after: float | None
+    by: float
+
+    @property
+    def seen_running(self) -> bool:
+        return self.after is not None
 
 
 class DurationStats:
@@ -155,33 +159,21 @@ class DurationStats:
         self._estimates: dict[str, Distribution] = {}  # rebuilt only after an observation
 
     def observe(self, model: str, after: float | None, by: float) -> None:
-        """A task of `model` was seen running `after` s into it (None: never) and done `by` s.
-
-        A task already done at its first poll ended somewhere in that wait. With first
-        polls placed at equal shares, that happens to a few tasks, which ended near the
-        poll: only the wait's last `FIRST_POLL_SHARE` is kept. When it happens to most
-        (the prior, or the service, is far slower than the tasks), the whole wait is
-        kept, so the next first polls come much earlier.
-        """
+        """A task of `model` was seen running `after` s into it (None: never) and done `by` s."""
         sample = self._observed.setdefault(model, deque(maxlen=self._sample_size))
-        if after is None:
-            late = sum(not finish.seen_running for finish in sample)
-            mostly_late = len(sample) >= LATE_EVIDENCE and late > MOSTLY_LATE * len(sample)
-            start = 0.0 if mostly_late else by * (1 - FIRST_POLL_SHARE)
-        else:
-            start = max(0.0, after)
-        sample.append(Finish(start, max(by, start + _MIN_WIDTH), seen_running=after is not None))
+        sample.append(Finish(None if after is None else max(0.0, after), by))
         self._estimates.pop(model, None)
 
     def observations(self, model: str) -> int:
         return len(self._observed.get(model, ()))
 
     def distribution(self, model: str) -> Distribution:
-        """What is known of `model`'s durations: the sample, plus the prior while it is small."""
+        """What is known of `model`'s durations: the sample, plus the prior while the sample
+        is small, unless the sample already shows the prior far too long."""
         if model not in self._estimates:
             finishes = list(self._observed.get(model, ()))
             spans = _estimate(finishes)
-            if len(finishes) < ENOUGH_OBSERVATIONS:
+            if len(finishes) < ENOUGH_OBSERVATIONS and not _mostly_late(finishes):
                 typical = self._priors.get(model)
                 if typical is None:  # an unknown model: the slowest known one is the safe guess
                     typical = max(self._priors.values(), default=_DEFAULT_PRIOR_SECONDS)
@@ -196,36 +188,48 @@ class DurationStats:
         return distribution.low, distribution.high
 
 
+def _mostly_late(finishes: Sequence[Finish]) -> bool:
+    """Whether first polls find most tasks already done: the schedule starts far too late."""
+    late = sum(not finish.seen_running for finish in finishes)
+    return len(finishes) >= LATE_EVIDENCE and late > MOSTLY_LATE * len(finishes)
+
+
 def _estimate(finishes: Sequence[Finish]) -> list[Span]:
-    """Where the finishes lie: each at its bracket's middle, spread over the usual width
-    of a bracket between two polls, wider while the sample is small.
+    """Where the finishes lie: each seen between two polls at the middle of that bracket,
+    spread over the usual bracket width (wider while the sample is small).
 
     Evenly over their own brackets instead, the rare wide ones (a long step past
     everything seen) would widen the distribution, hence the next brackets, and so on.
-    A task found done at its first poll only says it ended by then: its weight goes to
-    the finishes seen between polls before that, and only where there are none (the
-    earliest finishes, or a prior far too long) to its own bracket.
+
+    A task found done at its first poll only says it ended by then. Its weight goes to
+    the finishes seen between polls before that; where there are none, to the last
+    `FIRST_POLL_SHARE` of its wait (first polls sit at the first share of the likely
+    finishes, so it ended just before), or, when first polls find most tasks done (the
+    prior is far too long), to the whole wait, so the next first poll comes much earlier.
     """
     if not finishes:
         return []
-    between = [f for f in finishes if f.seen_running]
-    widths = sorted(f.end - f.start for f in between or finishes)
-    width = widths[len(widths) // 2] * max(1.0, math.sqrt(SMOOTHING_SAMPLE / len(finishes)))
-    middles = [(f.start + f.end) / 2 for f in between]
-    weights = [1.0] * len(between)
+    between = [f for f in finishes if f.after is not None]
+    widths = sorted(f.by - f.after for f in between if f.after is not None)
+    start_share = 1.0 if _mostly_late(finishes) else FIRST_POLL_SHARE
+    width = widths[len(widths) // 2] if widths else 0.0
+    width *= max(1.0, math.sqrt(SMOOTHING_SAMPLE / len(finishes)))
+    middles = [(f.after + f.by) / 2 for f in between if f.after is not None]
+    weights = [1.0] * len(middles)
     alone = []
     for finish in finishes:
-        if finish.seen_running:
+        if finish.after is not None:
             continue
-        earlier = [i for i, middle in enumerate(middles) if middle <= finish.end]
+        earlier = [i for i, middle in enumerate(middles) if middle <= finish.by]
         for i in earlier:
             weights[i] += 1.0 / len(earlier)
         if not earlier:
-            alone.append((finish.start + finish.end) / 2)
-    return [
+            alone.append(Span(finish.by * (1 - start_share), finish.by))
+    spread = [
         Span(max(0.0, middle - width / 2), middle + width / 2, weight)
-        for middle, weight in [*zip(middles, weights, strict=True), *((m, 1.0) for m in alone)]
+        for middle, weight in zip(middles, weights, strict=True)
     ]
+    return spread + alone
 
 
 class PollPlan:

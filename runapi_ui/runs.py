@@ -90,6 +90,17 @@ class Run:
     def errors(self) -> list[RunAPIError]:
         return [job.error for job in self.jobs if job.error is not None]
 
+    def failures(self) -> list[str]:
+        """What went wrong, once per distinct message; a compare names each failing model."""
+        messages = [
+            f"{job.request.model}: {job.error.message}"
+            if self.kind == "compare"
+            else job.error.message
+            for job in self.jobs
+            if job.error is not None
+        ]
+        return list(dict.fromkeys(messages))
+
     @property
     def is_finished(self) -> bool:
         return self.ended is not None

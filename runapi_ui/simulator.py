@@ -54,7 +54,7 @@ from typing import Any
 import uvicorn
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -441,6 +441,8 @@ class RunAPISimulator:
     async def _create(self, call: _Call, *, guide: bool) -> Response:
         try:
             body = json.loads(await call.request.body() or b"null")
+        except ClientDisconnect:  # the client gave up mid-request: nobody to answer
+            return Response(status_code=499)
         except ValueError:
             body = _NOT_JSON
         if isinstance(body, dict):

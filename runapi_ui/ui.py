@@ -13,11 +13,11 @@ import gradio as gr
 from .access import KeyRequired
 from .agents import add_agent_tools
 from .api import ApiHandlers
-from .catalog import DEFAULT_MODEL, MODELS, SEED_MAX
+from .catalog import ASPECT_RATIOS, DEFAULT_MODEL, MODELS, SEED_MAX
 from .extras import ExtrasHandlers
 from .history import MAX_ENTRIES
 from .page import PageHandlers
-from .playground import MAX_IMAGES, Playground
+from .playground import COMPARE_MODELS, MAX_IMAGES, Playground
 
 HISTORY_STORAGE_KEY = "imagen-playground-history"
 EXAMPLE_PROMPTS = [
@@ -52,8 +52,13 @@ CSS = """
 #results .thumbnail-item { aspect-ratio: auto !important; height: auto !important; }
 #results .thumbnail-item img { height: auto !important; max-height: 62vh; object-fit: contain; }
 #history .thumbnail-item { aspect-ratio: 1 / 1; }
+/* Three images (a compare) side by side. */
+#results .grid-container:has(> :nth-child(3):last-child) {
+  grid-template-columns: repeat(3, 1fr) !important; }
 @media (max-width: 640px) {  /* a phone: one image a row, captions that leave it visible */
-  #results .grid-container { grid-template-columns: 1fr !important; }
+  #results .grid-container,
+  #results .grid-container:has(> :nth-child(3):last-child) {
+    grid-template-columns: 1fr !important; }
   #results .caption-label { font-size: 0.75rem; }
   #history .grid-container { grid-template-columns: repeat(3, 1fr) !important; }
 }
@@ -102,9 +107,11 @@ def cost_estimate(playground: Playground, model: str, num_images: int, api_key: 
     if backend.is_demo or info is None:
         return "Demo: no charge."
     count = int(num_images or 1)
+    compare = sum(MODELS[name].price_usd for name in COMPARE_MODELS)
     return (
         f"Estimated cost: ${info.price_usd * count:.2f} ({count} × ${info.price_usd:.2f}, "
-        f"{html.escape(backend.source.value)}). RunAPI's published prices; they may change."
+        f"{html.escape(backend.source.value)}); Compare 3 models: ${compare:.2f}. "
+        "RunAPI's published prices; they may change."
     )
 
 
@@ -173,7 +180,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
                 cost = gr.Markdown(cost_estimate(playground, DEFAULT_MODEL, 1, ""), elem_id="cost")
                 gr.Examples(EXAMPLE_PROMPTS, inputs=[prompt], label="Example prompts")
                 dropped = gr.File(
-                    label="Read settings from an image (drop a PNG saved here)",
+                    label="Read settings from an image",
                     file_count="single",
                     type="filepath",
                     height=110,
@@ -262,6 +269,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
             demo.load(page.on_load, [history], **watching, **private),
         ]
         for button in (generate_button, compare_button, run_again_button, wait_again_button):
+            button.click(lambda: gr.File(value=None, visible=False), None, [zip_file], **private)
             # No outputs: a js event that writes a component makes Gradio drop the run's
             # own later write to it (the summary stayed empty). The run clears it instead.
             button.click(None, None, None, js=SCROLL_TO_RESULTS_JS, **private)
@@ -280,16 +288,9 @@ def build_ui(playground: Playground) -> gr.Blocks:
         results.select(page.on_select_image, [history, shown], form, **private)
         clear_button.click(page.on_clear, None, page_outputs, **private)
 
-        dropped.upload(extras.on_image_dropped, [dropped], form, **private)
-        zip_run_button.click(
-            lambda h, i: extras.on_download(h, i, everything=False),
-            [history, shown],
-            [zip_file],
-            **private,
-        )
-        zip_all_button.click(
-            lambda h: extras.on_download(h, None, everything=True), [history], [zip_file], **private
-        )
+        dropped.upload(extras.on_image_dropped, [dropped], [*form, dropped], **private)
+        zip_run_button.click(extras.on_download_run, [history, shown], [zip_file], **private)
+        zip_all_button.click(extras.on_download_all, [history], [zip_file], **private)
         code_inputs = [prompt, model, aspect_ratio, negative_prompt, seed]
         gr.on(
             [demo.load, *(control.change for control in code_inputs)],
@@ -314,18 +315,27 @@ def build_ui(playground: Playground) -> gr.Blocks:
             )
 
         # The endpoints for scripts: keywords in, gallery out; never shown on the page.
-        api_gallery = gr.Gallery(visible=False)
-        api_trigger = gr.Button(visible=False)
+        # Inputs of their own: the page's radios would refuse, in Gradio's words, a ratio
+        # the shown model lacks (`auto`), where the playground's checks explain.
+        with gr.Group(visible=False):
+            api_inputs = [
+                gr.Textbox(),  # no value: the one required argument
+                gr.Dropdown(list(MODELS), value=DEFAULT_MODEL, allow_custom_value=True),
+                gr.Dropdown([*ASPECT_RATIOS, "auto"], value="1:1", allow_custom_value=True),
+                gr.Textbox(""),
+                gr.Number(1, precision=0),
+                gr.Textbox(""),
+                gr.Textbox(""),
+            ]
+            api_prompt, _, api_ratio, api_negative, _, api_seed, api_key_input = api_inputs
+            api_gallery = gr.Gallery()
+            api_trigger = gr.Button()
         api_trigger.click(
-            api.generate,
-            [*form, api_key],
-            [api_gallery],
-            api_name="generate",
-            **runs_at_once,
+            api.generate, api_inputs, [api_gallery], api_name="generate", **runs_at_once
         )
         api_trigger.click(
             api.compare,
-            [prompt, aspect_ratio, negative_prompt, seed, api_key],
+            [api_prompt, api_ratio, api_negative, api_seed, api_key_input],
             [api_gallery],
             api_name="compare",
             **runs_at_once,

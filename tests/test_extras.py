@@ -690,7 +690,7 @@ def test_a_zip_with_nothing_to_download_or_a_forged_path_reads_no_file(
 ) -> None:
     extras = ExtrasHandlers(served.app.playground)
     with pytest.raises(gr.Error, match="nothing to download yet"):
-        extras.on_download([], None, everything=False)
+        in_own_loop(extras.on_download_run([], None))
 
     secret = tmp_path / "imagen-4_1_AAAAAAAAAAAAAAAAAAAAAAAA.png"  # outside the image folder
     secret.write_bytes(b"not for visitors")
@@ -721,7 +721,7 @@ def test_a_zip_with_nothing_to_download_or_a_forged_path_reads_no_file(
             }
         ],
     }
-    offered = extras.on_download([forged], 0, everything=False)
+    offered = in_own_loop(extras.on_download_run([forged], 0))
     with zipfile.ZipFile(offered.value["path"]) as archive:
         assert archive.namelist() == [MANIFEST_NAME]
         manifest = json.loads(archive.read(MANIFEST_NAME))
