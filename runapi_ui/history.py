@@ -163,7 +163,12 @@ def gallery_items(entry: Entry, store: ImageStore) -> list[tuple[str, str]]:
             continue
         thumb = store.thumbnail_file(image.get("thumb"))
         if thumb is not None:
-            items.append((str(thumb), f"{caption} · preview only: the full image has expired"))
+            items.append(
+                (
+                    str(thumb),
+                    f"{caption} · preview only: the full image is no longer on this server",
+                )
+            )
     return items
 
 
@@ -177,7 +182,10 @@ def tile_caption(entry: Entry) -> str:
     parts = [prompt, model, when]
     if entry.get("duration") is not None:
         parts.append(f"{entry['duration']:.0f} s")
-    parts.append("no charge (demo)" if entry["demo"] else f"${entry['cost']:.2f}")
+    if entry["demo"]:
+        parts.append("no charge (demo)")
+    elif entry["status"] not in (STILL_RUNNING, INTERRUPTED) or entry["cost"]:
+        parts.append(f"${entry['cost']:.2f}")  # an unfinished run's cost is not known yet
     if entry["status"] != RunStatus.DONE.value:
         parts.append(entry["status"])
     return " · ".join(parts)

@@ -274,7 +274,7 @@ class RunAPISimulator:
         limit = self.config.record_limit
         self.tasks: OrderedDict[str, SimTask] = OrderedDict()
         self.requests: deque[RecordedRequest] = deque(maxlen=limit)
-        # sha256 of every image body served -> its task id: which task an image came from.
+        # image_digest of every image served -> its task id: which task an image came from.
         self.served_images: OrderedDict[str, str] = OrderedDict()
         self._balances: dict[str, int] = {}
         self._spent: dict[str, int] = {}
@@ -593,7 +593,7 @@ class RunAPISimulator:
         if self._fault("drop", call):
             return _Cut()
         data = await self._rendered(task)
-        self.served_images[hashlib.sha256(data).hexdigest()] = task.id
+        self.served_images[image_digest(data)] = task.id
         while len(self.served_images) > self.config.record_limit:
             self.served_images.popitem(last=False)
         return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=604800"})
@@ -620,6 +620,19 @@ class RunAPISimulator:
         while len(self._images) > self.config.image_cache:
             self._images.popitem(last=False)
         return data
+
+
+def image_digest(png: bytes) -> str:
+    """sha256 of a PNG's image data (its IDAT chunks): the same after metadata was added."""
+    digest = hashlib.sha256()
+    position = 8  # past the signature
+    while position + 8 <= len(png):
+        (length,) = struct.unpack(">I", png[position : position + 4])
+        kind = png[position + 4 : position + 8]
+        if kind == b"IDAT":
+            digest.update(png[position + 8 : position + 8 + length])
+        position += 12 + length  # length, type, data, CRC
+    return digest.hexdigest()
 
 
 _BOMB = _bomb_png()

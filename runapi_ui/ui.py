@@ -42,6 +42,7 @@ CSS = """
 #cost { font-size: 0.9rem; color: var(--body-text-color-subdued); }
 #results .caption-label, #history .caption-label { white-space: normal; overflow: visible;
   text-overflow: clip; }
+#results .caption-label { font-size: 0.8rem; padding: 2px 6px; }
 /* Each image at its own shape: no fixed square cells, no letterbox bands. */
 #results .grid-wrap, #history .grid-wrap, #results .gallery-container,
 #history .gallery-container { height: auto !important; min-height: 0 !important;
@@ -137,6 +138,13 @@ def build_ui(playground: Playground) -> gr.Blocks:
                     lines=4,
                     max_lines=12,
                 )
+                # Right under the prompt: nothing above the buttons changes height while a
+                # visitor moves to them (a key check's message once moved Generate mid-click).
+                with gr.Row():
+                    generate_button = gr.Button("Generate", variant="primary", scale=2)
+                    compare_button = gr.Button("Compare 3 models", scale=2)
+                    stop_button = gr.Button("Stop", variant="stop", scale=1)
+                cost = gr.Markdown(cost_estimate(playground, DEFAULT_MODEL, 1, ""), elem_id="cost")
                 model = gr.Radio(model_choices(), value=DEFAULT_MODEL, label="Model")
                 aspect_ratio = gr.Radio(
                     list(MODELS[DEFAULT_MODEL].aspect_ratios), value="1:1", label="Aspect ratio"
@@ -173,11 +181,6 @@ def build_ui(playground: Playground) -> gr.Blocks:
                     check_key_button = gr.Button("Check key", size="sm")
                     forget_key_button = gr.Button("Forget key", size="sm")
                 key_status = gr.HTML(elem_id="key-status", padding=False, container=False)
-                with gr.Row():
-                    generate_button = gr.Button("Generate", variant="primary", scale=2)
-                    compare_button = gr.Button("Compare 3 models", scale=2)
-                    stop_button = gr.Button("Stop", variant="stop", scale=1)
-                cost = gr.Markdown(cost_estimate(playground, DEFAULT_MODEL, 1, ""), elem_id="cost")
                 gr.Examples(EXAMPLE_PROMPTS, inputs=[prompt], label="Example prompts")
                 dropped = gr.File(
                     label="Read settings from an image",
@@ -203,6 +206,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
                 summary = gr.HTML(elem_id="summary", padding=False, container=False)
                 results = gr.Gallery(
                     label="Results",
+                    show_label=False,
                     elem_id="results",
                     columns=2,
                     height="auto",

@@ -128,8 +128,10 @@ def test_a_failure_shows_what_to_do_and_the_page_stays_usable(page: Page) -> Non
     fill_form(page, "A red fox", "imagen-4-fast", "1:1", 1)
     page.get_by_label("RunAPI key").fill("sk-this-key-is-wrong")
     page.get_by_role("button", name="Generate").click()
-    message = page.get_by_text("RunAPI did not accept the API key")
+    # The toast says it; so do the run's summary line and the key's status line.
+    message = page.locator(".toast-body").get_by_text("RunAPI did not accept the API key")
     expect(message).to_be_visible(timeout=10000)
+    expect(page.locator("#summary")).to_contain_text("did not accept the API key")
     assert "Traceback" not in page.content()
     shot(page, "error")
 
