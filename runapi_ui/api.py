@@ -70,6 +70,8 @@ class ApiHandlers:
         seed: str,
         api_key: str,
         request: gr.Request | None,
+        *,
+        page: bool = False,
     ) -> Run:
         """The run behind a Generate (from a script or the page), or why it cannot start."""
         return await started(
@@ -82,7 +84,8 @@ class ApiHandlers:
                 seed=seed,
                 api_key=api_key,
                 visitor=self.playground.visitor(request),
-            )
+            ),
+            page=page,
         )
 
     async def start_compare(
@@ -93,6 +96,8 @@ class ApiHandlers:
         seed: str,
         api_key: str,
         request: gr.Request | None,
+        *,
+        page: bool = False,
     ) -> Run:
         """The run behind a Compare, or why it cannot start."""
         return await started(
@@ -103,7 +108,8 @@ class ApiHandlers:
                 seed=seed,
                 api_key=api_key,
                 visitor=self.playground.visitor(request),
-            )
+            ),
+            page=page,
         )
 
     async def _follow(self, run: Run, progress: gr.Progress) -> AsyncIterator[GalleryItems]:
@@ -119,18 +125,17 @@ class ApiHandlers:
         elif not run.stopped:
             failures = run.failures()
             message = failures[0] if failures else "No image came back. Try again."
-            raise gr.Error(html.escape(message), print_exception=False)
+            raise gr.Error(message, print_exception=False)  # to scripts: plain text
 
 
-async def started(start: Awaitable[Run]) -> Run:
-    """The run, or the reason it could not start as a gr.Error (a toast on the page, an
-    AppError for gradio_client)."""
+async def started(start: Awaitable[Run], *, page: bool = False) -> Run:
+    """The run, or the reason it could not start as a gr.Error: a toast on the page
+    (escaped: the toast renders HTML), an AppError's plain text for gradio_client."""
     try:
         return await start
     except Refusal as error:
-        raise gr.Error(
-            html.escape(error.message), title=_error_title(error), print_exception=False
-        ) from None
+        message = html.escape(error.message) if page else error.message
+        raise gr.Error(message, title=_error_title(error), print_exception=False) from None
 
 
 def _error_title(error: Exception) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 
 from . import history as hist
-from .access import KeyRequired
+from .access import KeyRequired, KeySource
 from .catalog import MODELS
 from .client import GenerationRequest
 from .errors import RunAPIError
@@ -128,12 +128,17 @@ class ExtrasHandlers:
 
     async def on_check_key(self, api_key: str) -> str:
         """The account's balance for the key that would pay, or why that key is refused."""
+        typed = (api_key or "").strip()
         try:
             backend = self.playground.backend_for(api_key)
         except KeyRequired as error:
-            return _note(error.message, ok=False)
+            # Nothing typed yet: the cost line already asks for a key; no red note on load.
+            return _note(error.message, ok=False) if typed else ""
         if backend.is_demo:
             return ""  # the cost line already says the demo is free
+        if backend.source is KeySource.SERVER and self.playground.policy.public:
+            # Strangers neither learn the operator's balance nor spend calls on it.
+            return _note("Without a key of your own, you generate on this server's key.")
         try:
             async with self.playground.client_for(backend) as client:
                 balance = await client.balance()

@@ -61,7 +61,15 @@ class PageHandlers:
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - how Gradio injects it
     ) -> AsyncIterator[PageOutputs]:
         run = await self.api.start_generate(
-            prompt, model, aspect_ratio, negative_prompt, num_images, seed, api_key, request
+            prompt,
+            model,
+            aspect_ratio,
+            negative_prompt,
+            num_images,
+            seed,
+            api_key,
+            request,
+            page=True,
         )
         async for outputs in self._watch(run, hist.clean(history), progress, request):
             yield outputs
@@ -78,7 +86,7 @@ class PageHandlers:
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> AsyncIterator[PageOutputs]:
         run = await self.api.start_compare(
-            prompt, aspect_ratio, negative_prompt, seed, api_key, request
+            prompt, aspect_ratio, negative_prompt, seed, api_key, request, page=True
         )
         if aspect_ratio not in MODELS["imagen-4"].aspect_ratios:
             gr.Info(
@@ -182,7 +190,7 @@ class PageHandlers:
             kind=entry["kind"],
             task_ids=task_ids,
         )
-        run = await started(start)
+        run = await started(start, page=True)
         into = entry if wait else None
         async for outputs in self._watch(run, entries, progress, request, into=into):
             yield outputs

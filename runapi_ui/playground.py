@@ -9,7 +9,6 @@ OpenAI-compatible endpoint all come through here, so the same rules hold for eac
 from __future__ import annotations
 
 import random
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -19,7 +18,7 @@ import httpx
 from .access import Backend, KeyPolicy, KeyRequired, KeySource
 from .catalog import DEFAULT_MODEL, MODELS, SEED_MAX
 from .client import GenerationRequest, RunAPIClient
-from .errors import RunAPIError, ValidationError
+from .errors import RunAPIError, TaskFailedError, ValidationError
 from .images import ImageStore
 from .polling import DurationStats
 from .quota import Admission, LimitError, Limits, Visitor
@@ -121,44 +120,30 @@ class Playground:
         `task_ids` resumes tasks that already exist (nothing new is created or paid).
         """
         backend = self.backend_for(api_key)
-        # Waiting on tasks that exist creates (and bills) nothing: only new tasks are admitted.
-        admissions = [] if task_ids else await self._admit(visitor or Visitor(), requests, backend)
+        admission: Admission | None = None
+        if not task_ids:  # waiting on tasks that exist creates (and bills) nothing
+            admission = await self.limits.admit(
+                visitor or Visitor(),
+                model=[request.model for request in requests],
+                on_server_key=backend.source is KeySource.SERVER,
+            )
 
         async def release(run: Run) -> None:
-            for model, admission in admissions:
-                done = sum(1 for image in run.images if image.model == model)
-                await admission.release(succeeded=done, failed=admission.images - done)
+            if admission is not None:
+                await admission.release(succeeded=len(run.images), failed=_unbilled(run))
 
         try:
             return self.runs.start(
                 requests, backend, kind=kind, task_ids=task_ids, on_finish=release
             )
         except BaseException:
-            await _release_all(admissions)
+            if admission is not None:
+                await admission.release(failed=admission.images)
             raise
 
     def visitor(self, request: Any) -> Visitor:
         """Who is asking, for the quotas (the forwarded address only behind a known proxy)."""
         return self.limits.visitor(request) if request is not None else Visitor()
-
-    async def _admit(
-        self, visitor: Visitor, requests: Sequence[GenerationRequest], backend: Backend
-    ) -> list[tuple[str, Admission]]:
-        """One admission per model (a compare spans three prices), all or none."""
-        admitted: list[tuple[str, Admission]] = []
-        try:
-            for model, count in Counter(request.model for request in requests).items():
-                admission = await self.limits.admit(
-                    visitor,
-                    model=model,
-                    images=count,
-                    on_server_key=backend.source is KeySource.SERVER,
-                )
-                admitted.append((model, admission))
-        except BaseException:
-            await _release_all(admitted)
-            raise
-        return admitted
 
     def client_for(self, backend: Backend) -> RunAPIClient:
         return RunAPIClient(
@@ -170,9 +155,14 @@ class Playground:
         )
 
 
-async def _release_all(admissions: list[tuple[str, Admission]]) -> None:
-    for _, admission in admissions:
-        await admission.release(failed=admission.images)
+def _unbilled(run: Run) -> int:
+    """Images RunAPI will not bill: failed tasks, and tasks never created. A stopped or
+    timed-out task may still finish, and be billed, so it stays counted."""
+    return sum(
+        1
+        for job in run.jobs
+        if job.error is not None and (job.task_id is None or isinstance(job.error, TaskFailedError))
+    )
 
 
 def checked_count(num_images: Any) -> int:

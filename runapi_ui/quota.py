@@ -3,6 +3,7 @@
 Around every generation the app calls
 
     admission = await limits.admit(visitor, model=..., images=n, on_server_key=...)
+    # or model=[...] with each image's model (a compare), counted as one request
     ...  # generate
     await admission.release(succeeded=k, failed=m)  # once, however the run ended
 
@@ -564,15 +565,26 @@ class Limits:
         return f"Limits: {hour}; {flight}; {budget}; {self.store.description}."
 
     async def admit(
-        self, visitor: Visitor, *, model: str, images: int, on_server_key: bool
+        self,
+        visitor: Visitor,
+        *,
+        model: str | Sequence[str],
+        images: int = 1,
+        on_server_key: bool,
     ) -> Admission:
-        """Let a generation of `images` images in, or raise a LimitError saying why."""
+        """Let a generation of `images` images of `model` in, or raise a LimitError saying
+        why. `model` may instead list each image's model (a compare: three models, one
+        request): it is counted as one request of that many images, at their total price
+        (each failed image then gives back the average)."""
+        models = [model] * images if isinstance(model, str) else list(model)
+        images = len(models)
         if images < 1:
             raise ValueError(f"admit() needs at least one image, not {images}")
         now = self._clock()
         hour_limit = self.images_per_hour if on_server_key else 0
         budget = _micros(self.daily_spend_cap_usd) if self.daily_spend_cap_usd is not None else None
-        price = _micros(_price(model)) if on_server_key and budget is not None else 0
+        total = sum(_micros(_price(name)) for name in models)
+        price = round(total / images) if on_server_key and budget is not None else 0
         self._refuse_the_impossible(images, hour_limit, price, budget)
         ticket = Ticket(
             id=uuid.uuid4().hex,

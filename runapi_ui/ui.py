@@ -7,10 +7,11 @@ the results show up where the visitor is looking, not below the whole form.
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import gradio as gr
 
-from .access import KeyRequired
+from .access import KeyPolicy, KeyRequired, KeySource
 from .agents import add_agent_tools
 from .api import ApiHandlers
 from .catalog import ASPECT_RATIOS, DEFAULT_MODEL, MODELS, SEED_MAX
@@ -98,6 +99,26 @@ def key_banner(playground: Playground) -> str:
     )
 
 
+def key_placeholder(policy: KeyPolicy) -> str:
+    """What an empty key field means on this deployment."""
+    if policy.keyless_source is KeySource.SERVER:
+        return "Paste your key to pay with it; leave empty to use this server's key"
+    if policy.keyless_source is KeySource.DEMO:
+        return "Paste your key to use RunAPI; leave empty for the demo"
+    return "Paste your RunAPI key to generate"
+
+
+class UncheckedNumber(gr.Number):
+    """A Number whose value reaches the handler as sent, for the API: the playground's
+    checks then name the field (Gradio's own would round 2.5 to 2, and refuse "two"
+    without saying which argument)."""
+
+    is_template = True  # drawn as a plain Number
+
+    def preprocess(self, payload: Any) -> Any:
+        return payload
+
+
 def cost_estimate(playground: Playground, model: str, num_images: int, api_key: str) -> str:
     """What Generate will cost, next to the button."""
     try:
@@ -173,7 +194,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
                     value="",
                     label="RunAPI key",
                     type="password",
-                    placeholder="Paste your key to use RunAPI; leave empty for the demo",
+                    placeholder=key_placeholder(policy),
                     info="Used only for your requests in this browser tab; never stored.",
                     visible=policy.asks_for_visitor_keys,
                 )
@@ -327,7 +348,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
                 gr.Dropdown(list(MODELS), value=DEFAULT_MODEL, allow_custom_value=True),
                 gr.Dropdown([*ASPECT_RATIOS, "auto"], value="1:1", allow_custom_value=True),
                 gr.Textbox(""),
-                gr.Number(1, precision=0),
+                UncheckedNumber(1),
                 gr.Textbox(""),
                 gr.Textbox(""),
             ]

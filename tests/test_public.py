@@ -375,12 +375,6 @@ def test_past_the_hourly_quota_a_visitor_is_told_when_to_come_back(serve, open_p
     assert (tasks_on(served.live, SERVER_KEY), tasks_on(served.live, VISITOR_KEY)) == (2, 8)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="playground.py's _admit admits a Compare one model at a time, so the third is "
-    "refused as if the first two were already used: 'You have used this server's 2 images "
-    "an hour ... You can generate 1 more at ...', though nothing was used and no wait helps",
-)
 def test_a_compare_is_counted_as_its_three_images(serve) -> None:
     served = serve(public=True, share_server_key=True, images_per_hour=2)
     with pytest.raises(AppError) as refused:
@@ -682,14 +676,6 @@ def guarded_client(guarded: Served) -> Client:
 LONG = "x" * 2001
 SEED_RANGE = "Seed must be a whole number from 0 to 2147483647"
 COUNT_RANGE = "Number of images must be a whole number from 1 to 4."
-# Gradio preprocesses the API's inputs before the playground sees the call: a count that
-# is not a number is refused there, and without show_error its message is lost.
-GRADIO_FIRST = pytest.mark.xfail(
-    strict=True,
-    reason="ui.py gives /generate a gr.Number for num_images: Gradio refuses 'two' before "
-    "the handler, and the caller reads only 'The upstream Gradio app has raised an exception "
-    "but has not enabled verbose error reporting', which names no field",
-)
 
 
 @pytest.mark.parametrize(
@@ -715,15 +701,10 @@ GRADIO_FIRST = pytest.mark.xfail(
             {"num_images": 2.5},
             COUNT_RANGE,
             id="fractional-count",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="ui.py's gr.Number(precision=0) for num_images rounds 2.5 to 2 before "
-                "the handler, so two images are made where the playground would refuse",
-            ),
         ),
         pytest.param({"num_images": 0}, COUNT_RANGE, id="no-images"),
         pytest.param({"num_images": 5}, COUNT_RANGE, id="five-images"),
-        pytest.param({"num_images": "two"}, COUNT_RANGE, id="count-as-text", marks=GRADIO_FIRST),
+        pytest.param({"num_images": "two"}, COUNT_RANGE, id="count-as-text"),
         pytest.param(
             {"model": "imagen-4-ultra", "aspect_ratio": "auto"},
             "imagen-4-ultra does not take aspect ratio",
@@ -768,11 +749,6 @@ def test_the_api_takes_every_ratio_its_model_takes(guarded_client) -> None:
     assert image["caption"].startswith("imagen-4-fast · auto")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api.py escapes refusals for HTML (html.escape) though gradio_client shows them "
-    "as plain text: 'this server&#x27;s 1 images an hour'",
-)
 def test_api_refusals_read_as_plain_text(serve) -> None:
     served = serve(public=True, share_server_key=True, images_per_hour=1)
     client = served.client()

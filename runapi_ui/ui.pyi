@@ -1,0 +1,375 @@
+"""The page: the form on the left, progress, results and history on the right, and the wiring.
+
+On a phone the two columns stack; Generate then scrolls the progress bar into view, so
+the results show up where the visitor is looking, not below the whole form.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import gradio as gr
+
+from .access import KeyPolicy, KeyRequired, KeySource
+from .agents import add_agent_tools
+from .api import ApiHandlers
+from .catalog import ASPECT_RATIOS, DEFAULT_MODEL, MODELS, SEED_MAX
+from .extras import ExtrasHandlers
+from .history import MAX_ENTRIES
+from .page import PageHandlers
+from .playground import COMPARE_MODELS, MAX_IMAGES, Playground
+
+HISTORY_STORAGE_KEY = "imagen-playground-history"
+EXAMPLE_PROMPTS = [
+    "A ceramic coffee mug on a wooden table in morning light, the word HELLO printed on "
+    "its side in a serif font, photorealistic",
+    "A watercolor map of an imaginary coastal city, hand-lettered labels, soft pastel tones",
+    "A red fox curled up in fresh snow at dusk, shallow depth of field, 85mm photo",
+    "A retro travel poster for Mars with the headline VISIT OLYMPUS MONS, bold flat colors",
+]
+
+CSS = """
+#progress { min-height: 0; }
+#progress:has(.wrap:not(.hide)) { min-height: 3.2rem; }  /* room for the bar while it runs */
+#summary .run-summary { padding: 0.6rem 0.8rem; border-radius: 8px; font-size: 0.95rem; }
+#summary .run-ok { background: var(--color-accent-soft); }
+#summary .run-failed { background: #fdecea; color: #8a1c12; }
+.key-banner { padding: 0.5rem 1rem; border-radius: 8px; background: var(--color-accent-soft); }
+.demo-banner { padding: 0.7rem 1rem; border-radius: 8px; background: #fff6dd;
+  border: 1px solid #f0d48a; color: #5c4400; }
+.key-note { font-size: 0.9rem; padding: 0.3rem 0.2rem; }
+.key-bad { color: #8a1c12; }
+#cost { font-size: 0.9rem; color: var(--body-text-color-subdued); }
+#results .caption-label, #history .caption-label { white-space: normal; overflow: visible;
+  text-overflow: clip; }
+#results .caption-label { font-size: 0.8rem; padding: 2px 6px; }
+/* Each image at its own shape: no fixed square cells, no letterbox bands. */
+#results .grid-wrap, #history .grid-wrap, #results .gallery-container,
+#history .gallery-container { height: auto !important; min-height: 0 !important;
+  max-height: none !important; overflow-y: visible !important; }
+#history .caption-label { font-size: 0.7rem; line-height: 1.25; display: -webkit-box;
+  -webkit-line-clamp: 3; -webkit-box-orient: vertical; overflow: hidden; }
+#results .grid-container { grid-auto-rows: auto !important; align-items: start; }
+#results .thumbnail-item { aspect-ratio: auto !important; height: auto !important; }
+#results .thumbnail-item img { height: auto !important; max-height: 62vh; object-fit: contain; }
+#history .thumbnail-item { aspect-ratio: 1 / 1; }
+/* Three images (a compare) side by side. */
+#results .grid-container:has(> :nth-child(3):last-child) {
+  grid-template-columns: repeat(3, 1fr) !important; }
+@media (max-width: 640px) {  /* a phone: one image a row, captions that leave it visible */
+  #results .grid-container,
+  #results .grid-container:has(> :nth-child(3):last-child) {
+    grid-template-columns: 1fr !important; }
+  #results .caption-label { font-size: 0.75rem; }
+  #history .grid-container { grid-template-columns: repeat(3, 1fr) !important; }
+}
+"""
+
+# On a narrow screen the results sit below the form: bring the progress bar into view.
+SCROLL_TO_RESULTS_JS = """() => {
+  if (window.innerWidth < 800) {
+    document.getElementById('progress')?.scrollIntoView({behavior: 'smooth', block: 'start'});
+  }
+}"""
+
+
+def model_choices() -> list[tuple[str, str]]:
+    return [(info.choice_label, name) for name, info in MODELS.items()]
+
+
+def ratio_choices(model: str, current: str) -> gr.Radio:
+    """Only the ratios `model` takes; the chosen one stays if the new model takes it."""
+    ratios = list(MODELS[model].aspect_ratios) if model in MODELS else ["1:1"]
+    return gr.Radio(choices=ratios, value=current if current in ratios else "1:1")
+
+
+def announce_stop() -> None:
+    gr.Info("Stopped. Images that had finished are kept.")
+
+
+def key_banner(playground: Playground) -> str:
+    """Whose key pays, as the policy in force says; the demo banner when there is a demo."""
+    note = html.escape(playground.policy.page_note())
+    if not playground.policy.offers_demo:
+        return f'<div class="key-banner">{note}</div>'
+    return (
+        '<div class="demo-banner"><b>Demo mode.</b> Images are placeholders drawn locally '
+        f"by the built-in RunAPI simulator, not by Imagen 4. {note}</div>"
+    )
+
+
+def key_placeholder(policy: KeyPolicy) -> str:
+    """What an empty key field means on this deployment."""
+    if policy.keyless_source is KeySource.SERVER:
+        return "Paste your key to pay with it; leave empty to use this server's key"
+    if policy.keyless_source is KeySource.DEMO:
+        return "Paste your key to use RunAPI; leave empty for the demo"
+    return "Paste your RunAPI key to generate"
+
+from gradio.events import Dependency
+
+class UncheckedNumber(gr.Number):
+    """A Number whose value reaches the handler as sent, for the API: the playground's
+    checks then name the field (Gradio's own would round 2.5 to 2, and refuse "two"
+    without saying which argument)."""
+
+    is_template = True  # drawn as a plain Number
+
+    def preprocess(self, payload: Any) -> Any:
+        return payload
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def cost_estimate(playground: Playground, model: str, num_images: int, api_key: str) -> str:
+    """What Generate will cost, next to the button."""
+    try:
+        backend = playground.backend_for(api_key)
+    except KeyRequired:
+        return "Enter your RunAPI key to generate."
+    info = MODELS.get(model)
+    if backend.is_demo or info is None:
+        return "Demo: no charge."
+    count = int(num_images or 1)
+    compare = sum(MODELS[name].price_usd for name in COMPARE_MODELS)
+    return (
+        f"Estimated cost: ${info.price_usd * count:.2f} ({count} × ${info.price_usd:.2f}, "
+        f"{html.escape(backend.source.value)}); Compare 3 models: ${compare:.2f}. "
+        "RunAPI's published prices; they may change."
+    )
+
+
+def build_ui(playground: Playground) -> gr.Blocks:
+    settings = playground.settings
+    page = PageHandlers(playground)
+    extras = ExtrasHandlers(playground)
+    api = ApiHandlers(playground)
+    runs_at_once = {"concurrency_limit": settings.max_concurrent_runs, "concurrency_id": "runs"}
+    with gr.Blocks(title="Imagen Playground", delete_cache=(3600, 86400)) as demo:
+        gr.Markdown(
+            "# Imagen Playground\nGoogle DeepMind's **Imagen 4** through RunAPI: "
+            "write a prompt, pick a model, get images."
+        )
+        policy = playground.policy
+        gr.HTML(key_banner(playground))
+
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=320):
+                prompt = gr.Textbox(
+                    label="Prompt",
+                    placeholder="Describe the image: subject, setting, style, any text to render",
+                    lines=4,
+                    max_lines=12,
+                )
+                # Right under the prompt: nothing above the buttons changes height while a
+                # visitor moves to them (a key check's message once moved Generate mid-click).
+                with gr.Row():
+                    generate_button = gr.Button("Generate", variant="primary", scale=2)
+                    compare_button = gr.Button("Compare 3 models", scale=2)
+                    stop_button = gr.Button("Stop", variant="stop", scale=1)
+                cost = gr.Markdown(cost_estimate(playground, DEFAULT_MODEL, 1, ""), elem_id="cost")
+                model = gr.Radio(model_choices(), value=DEFAULT_MODEL, label="Model")
+                aspect_ratio = gr.Radio(
+                    list(MODELS[DEFAULT_MODEL].aspect_ratios), value="1:1", label="Aspect ratio"
+                )
+                with gr.Row():
+                    num_images = gr.Slider(
+                        1, MAX_IMAGES, value=1, step=1, label="Number of images", min_width=160
+                    )
+                    # A Textbox, not a Number: a Number cannot be empty, and empty means random.
+                    seed = gr.Textbox(
+                        value="",
+                        label="Seed",
+                        placeholder="random",
+                        info=f"Empty means random; 0 to {SEED_MAX}",
+                        max_lines=1,
+                        min_width=160,
+                    )
+                negative_prompt = gr.Textbox(
+                    value="",
+                    label="Negative prompt",
+                    placeholder="What to leave out (optional)",
+                    info="Imagen 4 may ignore this: newer model versions do not take one.",
+                    lines=1,
+                )
+                api_key = gr.Textbox(
+                    value="",
+                    label="RunAPI key",
+                    type="password",
+                    placeholder=key_placeholder(policy),
+                    info="Used only for your requests in this browser tab; never stored.",
+                    visible=policy.asks_for_visitor_keys,
+                )
+                with gr.Row(visible=policy.asks_for_visitor_keys):
+                    check_key_button = gr.Button("Check key", size="sm")
+                    forget_key_button = gr.Button("Forget key", size="sm")
+                key_status = gr.HTML(elem_id="key-status", padding=False, container=False)
+                gr.Examples(EXAMPLE_PROMPTS, inputs=[prompt], label="Example prompts")
+                dropped = gr.File(
+                    label="Read settings from an image",
+                    file_count="single",
+                    type="filepath",
+                    height=110,
+                    elem_id="read-settings",
+                )
+                with gr.Accordion("Copy as code", open=False):
+                    gr.Markdown(
+                        "The request for the current settings, to run outside the page: create "
+                        "the task, poll it, download the image. Set `RUNAPI_API_KEY` first."
+                    )
+                    curl_code = gr.Code(label="curl (bash)", language="shell", elem_id="code-curl")
+                    python_code = gr.Code(
+                        label="Python (httpx)", language="python", elem_id="code-python"
+                    )
+
+            with gr.Column(scale=3, min_width=320):
+                # The bar gets a component of its own: Gradio resets the one it is shown on
+                # when a run ends.
+                progress = gr.HTML(elem_id="progress", padding=False, container=False)
+                summary = gr.HTML(elem_id="summary", padding=False, container=False)
+                results = gr.Gallery(
+                    label="Results",
+                    show_label=False,
+                    elem_id="results",
+                    columns=2,
+                    height="auto",
+                    object_fit="contain",
+                    preview=False,
+                    buttons=["download", "fullscreen"],
+                    interactive=False,
+                )
+                with gr.Accordion("History", open=True):
+                    gr.Markdown(
+                        f"Kept in this browser: your last {MAX_ENTRIES} runs, newest first (older "
+                        "ones drop off). Images stay on this server for "
+                        f"{settings.image_max_age_days:g} days; after that an entry shows a small "
+                        "preview, and *Run again* makes it anew. Select a run to see it and put "
+                        "its settings back in the form; select an image to reuse its seed."
+                    )
+                    tiles = gr.Gallery(
+                        label="Your runs",
+                        show_label=False,
+                        elem_id="history",
+                        columns=3,
+                        height="auto",
+                        fit_columns=False,  # one run is one small tile, not a banner
+                        object_fit="cover",
+                        allow_preview=False,
+                        interactive=False,
+                    )
+                    with gr.Row():
+                        run_again_button = gr.Button("Run again", size="sm")
+                        wait_again_button = gr.Button(
+                            "Wait again", size="sm", visible=False, elem_id="wait-again"
+                        )
+                        clear_button = gr.Button("Clear history", size="sm", variant="stop")
+                    with gr.Row():
+                        zip_run_button = gr.Button("Download this run (ZIP)", size="sm")
+                        zip_all_button = gr.Button("Download all history (ZIP)", size="sm")
+                    zip_file = gr.File(label="Your download", visible=False, elem_id="zip")
+
+        history = gr.BrowserState(
+            [], storage_key=HISTORY_STORAGE_KEY, secret=settings.history_secret
+        )
+        shown = gr.State(None)  # which history entry the results show
+
+        form = [prompt, model, aspect_ratio, negative_prompt, num_images, seed]
+        page_outputs = [results, history, tiles, summary, shown, wait_again_button]
+        watching = {"outputs": page_outputs, "show_progress_on": [progress], **runs_at_once}
+        private = {"api_visibility": "private"}
+        runs = [
+            generate_button.click(
+                page.on_generate, [*form, api_key, history], **watching, **private
+            ),
+            compare_button.click(
+                page.on_compare,
+                [prompt, aspect_ratio, negative_prompt, seed, api_key, history],
+                **watching,
+                **private,
+            ),
+            run_again_button.click(
+                page.on_run_again, [history, shown, api_key], **watching, **private
+            ),
+            wait_again_button.click(
+                page.on_wait_again, [history, shown, api_key], **watching, **private
+            ),
+            demo.load(page.on_load, [history], **watching, **private),
+        ]
+        for button in (generate_button, compare_button, run_again_button, wait_again_button):
+            button.click(lambda: gr.File(value=None, visible=False), None, [zip_file], **private)
+            # No outputs: a js event that writes a component makes Gradio drop the run's
+            # own later write to it (the summary stayed empty). The run clears it instead.
+            button.click(None, None, None, js=SCROLL_TO_RESULTS_JS, **private)
+        for run_event in runs[:4]:
+            run_event.then(extras.on_check_key, [api_key], [key_status], **private)
+        stop_button.click(announce_stop, cancels=runs, **private).then(
+            page.on_stop, [history], [history, tiles, summary], **private
+        )
+
+        tiles.select(
+            page.on_select_entry,
+            [history],
+            [results, summary, shown, *form, wait_again_button],
+            **private,
+        )
+        results.select(page.on_select_image, [history, shown], form, **private)
+        clear_button.click(page.on_clear, None, page_outputs, **private)
+
+        dropped.upload(extras.on_image_dropped, [dropped], [*form, dropped], **private)
+        zip_run_button.click(extras.on_download_run, [history, shown], [zip_file], **private)
+        zip_all_button.click(extras.on_download_all, [history], [zip_file], **private)
+        code_inputs = [prompt, model, aspect_ratio, negative_prompt, seed]
+        gr.on(
+            [demo.load, *(control.change for control in code_inputs)],
+            extras.on_code,
+            code_inputs,
+            [curl_code, python_code],
+            trigger_mode="always_last",
+            show_progress="hidden",
+            **private,
+        )
+        for key_event in (demo.load, check_key_button.click, api_key.submit, api_key.blur):
+            key_event(extras.on_check_key, [api_key], [key_status], **private)
+        forget_key_button.click(extras.on_forget_key, None, [api_key, key_status], **private)
+
+        model.change(ratio_choices, [model, aspect_ratio], [aspect_ratio], **private)
+        for control in (model, num_images, api_key):
+            control.change(
+                lambda m, n, k: cost_estimate(playground, m, n, k),
+                [model, num_images, api_key],
+                [cost],
+                **private,
+            )
+
+        # The endpoints for scripts: keywords in, gallery out; never shown on the page.
+        # Inputs of their own: the page's radios would refuse, in Gradio's words, a ratio
+        # the shown model lacks (`auto`), where the playground's checks explain.
+        with gr.Group(visible=False):
+            api_inputs = [
+                gr.Textbox(),  # no value: the one required argument
+                gr.Dropdown(list(MODELS), value=DEFAULT_MODEL, allow_custom_value=True),
+                gr.Dropdown([*ASPECT_RATIOS, "auto"], value="1:1", allow_custom_value=True),
+                gr.Textbox(""),
+                UncheckedNumber(1),
+                gr.Textbox(""),
+                gr.Textbox(""),
+            ]
+            api_prompt, _, api_ratio, api_negative, _, api_seed, api_key_input = api_inputs
+            api_gallery = gr.Gallery()
+            api_trigger = gr.Button()
+        api_trigger.click(
+            api.generate, api_inputs, [api_gallery], api_name="generate", **runs_at_once
+        )
+        api_trigger.click(
+            api.compare,
+            [api_prompt, api_ratio, api_negative, api_seed, api_key_input],
+            [api_gallery],
+            api_name="compare",
+            **runs_at_once,
+        )
+        add_agent_tools(playground)  # generate_image, for MCP clients (served with --mcp)
+    return demo
