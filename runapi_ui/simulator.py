@@ -538,13 +538,13 @@ class RunAPISimulator:
 
     async def _status(self, call: _Call) -> Response:
         task = self.tasks.get(call.request.path_params["task_id"])
-        call.model = task.model if task else None
+        if task is not None:  # recorded as about this task, whatever the answer turns out
+            call.model, call.task_id = task.model, task.id
         denied = self._authenticate(call) or self._transport_faults(call)
         if denied:
             return denied
         if task is None or task.api_key != call.key:
             return _error(404, "Task not found")
-        call.task_id = task.id
         now = time.monotonic()
         status = task.status(now)
         body: dict[str, Any] = {

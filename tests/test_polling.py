@@ -211,7 +211,7 @@ def test_a_prior_far_too_long_is_unlearned_within_a_few_tasks() -> None:
     stats = DurationStats()
     outcomes = run_waves(stats, "imagen-4-fast", [[1.0]] * 16)
     assert outcomes[0].late > 2.0
-    assert all(outcome.late < 0.6 for outcome in outcomes[-4:])
+    assert statistics.mean(outcome.late for outcome in outcomes[-4:]) < outcomes[0].late / 4
     prior_low = MODELS["imagen-4-fast"].typical_seconds * PRIOR_SPAN[0]
     assert stats.window("imagen-4-fast")[1] < prior_low, "all of it below where the prior began"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import socket
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from runapi_ui.catalog import IMAGE_SIZES, MODELS, SEED_MAX
 from runapi_ui.simulator import (
@@ -22,6 +21,7 @@ from runapi_ui.simulator import (
     Fault,
     SimTask,
     SimulatorConfig,
+    image_digest,
     parse_faults,
     render_image,
 )
@@ -537,8 +537,7 @@ def test_images_are_drawn_once_per_picture_and_only_the_latest_kept(
     image(3)
     assert len(server.simulator._images) == 2
     assert image(1)[1] == first, "an evicted picture is drawn again, identically"
-    served = server.simulator.served_images
-    assert served[hashlib.sha256(first).hexdigest()] in server.simulator.tasks
+    assert server.simulator.served_images[image_digest(first)] in server.simulator.tasks
 
 
 def test_old_tasks_are_forgotten(make_simulator, http_for) -> None:
@@ -547,3 +546,16 @@ def test_old_tasks_are_forgotten(make_simulator, http_for) -> None:
     ids = [create(http, {"model": "imagen-4", "prompt": f"{i}"}).json()["id"] for i in range(5)]
     assert list(server.simulator.tasks) == ids[2:]
     assert http.get(f"{CREATE}/{ids[0]}", headers=auth()).status_code == 404
+
+
+def test_an_image_digest_ignores_metadata_added_later() -> None:
+    data = render_image("a kite", "imagen-4", "1:1", seed=3)
+    with Image.open(io.BytesIO(data)) as image:
+        info = PngImagePlugin.PngInfo()
+        info.add_text("parameters", "a kite, seed 3")
+        tagged = io.BytesIO()
+        image.save(tagged, format="PNG", pnginfo=info, compress_level=1)
+    # Re-saved at the same settings, the pixels compress the same; only a chunk was added.
+    assert tagged.getvalue() != data
+    assert image_digest(tagged.getvalue()) == image_digest(data)
+    assert image_digest(render_image("a kite", "imagen-4", "1:1", seed=4)) != image_digest(data)

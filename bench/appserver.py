@@ -1,0 +1,113 @@
+"""The playground in a process of its own, as the benchmark and the soak drive it.
+
+    python -m bench.appserver --port 7861 --base-url http://127.0.0.1:8787 --probe-port 7862
+
+Serves the real app (`create_app` + `launch`) with RunAPI at `--base-url` (the
+benchmark's simulator), every visitor typing a key of their own, no demo simulator and
+no per-visitor quota, so its memory and its event loop hold the app alone. Beside it, a
+probe answers `GET /` on `--probe-port` with what only this process can see: its RSS,
+threads, the tasks on Gradio's event loop, and its open connections to RunAPI. Prints
+one `ready <app url> <probe url>` line, then serves until stdin closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import sys
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ["RUNAPI_UI_IMAGES_PER_HOUR"] = "0"  # quotas off, whichever way they are read
+
+import psutil
+
+from runapi_ui.server import PlaygroundApp, create_app, launch
+from runapi_ui.settings import Settings
+
+
+def snapshot(app: PlaygroundApp, backend_port: int, collect: bool) -> dict[str, Any]:
+    """What this process holds right now; `collect` runs the garbage collector first."""
+    if collect:
+        gc.collect()
+    process = psutil.Process()
+    connections = [
+        c
+        for c in process.net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == backend_port and c.status == psutil.CONN_ESTABLISHED
+    ]
+    loop = app.blocks.server.servers[0].get_loop()  # Gradio's: where every run lives
+
+    async def tasks() -> int:
+        return len(asyncio.all_tasks())
+
+    return {
+        "rss_bytes": process.memory_info().rss,
+        "threads": threading.active_count(),
+        "event_loop_tasks": asyncio.run_coroutine_threadsafe(tasks(), loop).result(timeout=10),
+        "connections_to_runapi": len(connections),
+    }
+
+
+def serve_probe(app: PlaygroundApp, port: int, backend_port: int) -> ThreadingHTTPServer:
+    class Probe(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(snapshot(app, backend_port, "collect" in self.path)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:  # one line per probe would drown the log
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Probe)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--probe-port", type=int, required=True)
+    parser.add_argument("--base-url", required=True, help="RunAPI's address (the simulator)")
+    parser.add_argument(
+        "--max-concurrent-runs",
+        type=int,
+        default=Settings.max_concurrent_runs,
+        help="1 is Gradio's default concurrency",
+    )
+    parser.add_argument("--deadline", type=float, default=Settings.deadline)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-app-") as data_dir:
+        settings = Settings(
+            base_url=args.base_url,
+            port=args.port,
+            max_concurrent_runs=args.max_concurrent_runs,
+            deadline=args.deadline,
+            data_dir=Path(data_dir),
+            images_per_hour=0,
+            no_demo=True,  # every visitor brings a key: no idle demo simulator in this process
+        )
+        app = create_app(settings)
+        try:
+            url = launch(app, settings, block=False)
+            probe = serve_probe(app, args.probe_port, urlsplit(args.base_url).port or 80)
+            print(f"ready {url} http://127.0.0.1:{args.probe_port}/", flush=True)
+            sys.stdin.read()  # the benchmark closes it to stop us
+            probe.shutdown()
+        finally:
+            app.close()
+
+
+if __name__ == "__main__":
+    main()

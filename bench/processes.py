@@ -1,0 +1,167 @@
+"""The processes the benchmark measures: the playground, bare Gradio apps, `python app.py`.
+
+Each runs in a child process of its own, so its memory is its own and this process's
+load (visitors, the simulator) does not share its interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 120.0  # seconds: a cold start on a busy 2-core machine is slow, never this slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def child_environment(**extra: str) -> dict[str, str]:
+    """This environment without RunAPI or Gradio settings, analytics off, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNAPI_", "GRADIO_"))}
+    env.update(GRADIO_ANALYTICS_ENABLED="False", PYTHONPATH=str(ROOT), **extra)
+    return env
+
+
+def wait_for_page(url: str, process: subprocess.Popen[Any], timeout: float = START_TIMEOUT) -> None:
+    """Until `url` answers 200, or the process dies, or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode} before serving")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class AppProcess:
+    """The playground (`bench.appserver`) in a child process, with RunAPI at `backend_url`.
+
+    `probe()` reads the child's own figures: RSS, threads, event-loop tasks, connections.
+    """
+
+    def __init__(
+        self,
+        backend_url: str,
+        *,
+        max_concurrent_runs: int | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        command = [sys.executable, "-m", "bench.appserver", "--base-url", backend_url]
+        command += ["--port", str(free_port()), "--probe-port", str(free_port())]
+        if max_concurrent_runs is not None:
+            command += ["--max-concurrent-runs", str(max_concurrent_runs)]
+        if deadline is not None:
+            command += ["--deadline", str(deadline)]
+        self._command = command
+        self.url = ""
+        self._probe_url = ""
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> AppProcess:
+        self._process = subprocess.Popen(
+            self._command,
+            cwd=ROOT,
+            env=child_environment(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        stdout: IO[str] = self._process.stdout  # type: ignore[assignment]
+        deadline = time.monotonic() + START_TIMEOUT
+        for line in stdout:
+            if line.startswith("ready "):
+                self.url, self._probe_url = line.split()[1:3]
+                break
+            if time.monotonic() > deadline:
+                break
+        if not self.url:
+            stop(self._process)
+            raise RuntimeError(f"the playground did not start: {' '.join(self._command)}")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._process is not None
+        if self._process.stdin:
+            self._process.stdin.close()  # the child's cue to shut down cleanly
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            stop(self._process)
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def probe(self, *, collect: bool = False) -> dict[str, int]:
+        url = self._probe_url + ("?collect" if collect else "")
+        return json.loads(httpx.get(url, timeout=30).text)
+
+
+def seconds_to_first_page(command: list[str], port: int) -> float:
+    """Start `command`, time it until http://127.0.0.1:`port`/ answers, then stop it."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=child_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_page(f"http://127.0.0.1:{port}/", process)
+        return time.monotonic() - started
+    finally:
+        stop(process)
+
+
+class BaselineProcess:
+    """A bare Gradio app (`bench.baselines`) in a child process, for reference figures."""
+
+    def __init__(self, kind: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.command = [sys.executable, "-m", "bench.baselines", kind, "--port", str(self.port)]
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> BaselineProcess:
+        self._process = subprocess.Popen(
+            self.command,
+            cwd=ROOT,
+            env=child_environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_page(self.url, self._process)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._process is not None
+        stop(self._process)

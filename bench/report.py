@@ -1,0 +1,184 @@
+"""The benchmark's results three ways: a table on stdout, bench/results.json, a chart PNG."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display here, and none needed
+
+import matplotlib.pyplot as plt
+
+ROOT = Path(__file__).resolve().parent.parent
+# A full run's figures are the README's; a quick run (CI) writes beside them, untracked.
+RESULTS = {"full": ROOT / "bench" / "results.json", "quick": ROOT / "bench" / "results-quick.json"}
+CHART = {"full": ROOT / "docs" / "bench.png", "quick": ROOT / "bench" / "bench-quick.png"}
+
+OURS_COLOR = "#4338ca"
+SDK_COLOR = "#b45309"
+DEFAULT_COLOR = "#9ca3af"
+
+
+def table(results: dict[str, Any]) -> str:
+    """Every figure as plain text, ratios beside what they compare."""
+    lines = [f"mode: {results['mode']} · {results['machine']}"]
+    noticing = results.get("noticing")
+    if noticing:
+        lines += [
+            "",
+            f"1. Noticing a finished task: ours vs the official SDK ({noticing['per_wave']} tasks"
+            f" per model per client per wave, {noticing['waves']} waves; seconds late)",
+            f"   {'model, stage':<22} {'client':<6} {'n':>4} {'p25':>6} {'p50':>6} {'p75':>6} "
+            f"{'p95':>6} {'req/task':>9}",
+        ]
+        for name, row in noticing["rows"].items():
+            for who in ("ours", "sdk"):
+                s = row[who]
+                lines.append(
+                    f"   {name:<22} {who:<6} {s['n']:>4} {s['p25']:>6.2f} {s['p50']:>6.2f} "
+                    f"{s['p75']:>6.2f} {s['p95']:>6.2f} {s['requests']:>9.2f}"
+                )
+            ours, sdk = row["ours"], row["sdk"]
+            blank = ""
+            lines.append(
+                f"   {blank:<22} {'ratio':<6} {blank:>4} {blank:>6} "
+                f"{ours['p50'] / sdk['p50']:>6.2f} {blank:>6} {ours['p95'] / sdk['p95']:>6.2f} "
+                f"{ours['requests'] / sdk['requests']:>9.2f}"
+            )
+    app = results.get("app")
+    if app:
+        users = app["users"]
+        lines += [
+            "",
+            f"2. Many visitors at once, one image each, {users['task_seconds']:.0f} s tasks",
+        ]
+        lines.append(f"   {'visitors':>8} {'wall (runs)':<28} {'vs one':>7}   default concurrency")
+        for count, walls in users["ours"].items():
+            default = users["default"].get(count)
+            default_text = (
+                f"{_seconds(default):<22} {users['default_ratio'][count]:>5.2f}x" if default else ""
+            )
+            lines.append(
+                f"   {count:>8} {_seconds(walls):<28} {users['ours_ratio'][count]:>6.2f}x   "
+                f"{default_text}"
+            )
+        four = app["four_vs_one"]
+        lines += [
+            "",
+            f"3. 4 images against 1 in one run: p50 {four['four']['p50']:.2f} s vs "
+            f"{four['one']['p50']:.2f} s = {four['ratio']:.2f}x (p25-p75 {four['four']['p25']:.2f}-"
+            f"{four['four']['p75']:.2f} vs {four['one']['p25']:.2f}-{four['one']['p75']:.2f})",
+        ]
+        cost, start = app["overhead"], app["start_up"]
+        lines += [
+            "",
+            "4. Overhead, one generation at a time, the simulator answering at once:",
+            f"   the app p50 {cost['app']['p50']:.3f} s p95 {cost['app']['p95']:.3f} s; "
+            f"bare Gradio echo p50 {cost['echo']['p50']:.3f} s p95 {cost['echo']['p95']:.3f} s;",
+            f"   the app adds {cost['added_p50']:.3f} s (p50), {cost['added_p95']:.3f} s (p95)",
+            f"   start-up to first page: python app.py {_seconds(start['app'])}, Gradio hello "
+            f"world {_seconds(start['hello'])}: {start['ratio']:.2f}x",
+        ]
+        memory = app["memory"]
+        lines += [
+            "",
+            f"5. Server memory (RSS): idle {memory['idle_mb']:.0f} MB, at 50 visitors "
+            f"{memory.get('peak_50_mb', float('nan')):.0f} MB, after they left "
+            f"{memory.get('after_mb', float('nan')):.0f} MB",
+        ]
+    return "\n".join(lines)
+
+
+def _seconds(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values) + " s"
+
+
+def write_json(results: dict[str, Any]) -> Path:
+    path = RESULTS[results["mode"]]
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return path
+
+
+def chart(results: dict[str, Any]) -> Path:
+    """Left: lateness distributions, ours vs the SDK. Right: wall time against visitors."""
+    plt.rcParams.update({"font.size": 13, "axes.titlesize": 15, "axes.labelsize": 13})
+    figure, (left, right) = plt.subplots(1, 2, figsize=(14, 5.6), dpi=110)
+    lateness = results.get("noticing", {}).get("lateness", {})
+    styles = {
+        "ours warm": (OURS_COLOR, "-", "ours, after one wave of learning"),
+        "ours cold": (OURS_COLOR, ":", "ours, first wave (nothing learned)"),
+        "sdk warm": (SDK_COLOR, "-", "official SDK (polls every 2 s)"),
+    }
+    for name, (color, style, label) in styles.items():
+        values = lateness.get(name) or []
+        if values:
+            shares = [(i + 1) / len(values) for i in range(len(values))]
+            left.step(
+                values, shares, where="post", color=color, linestyle=style, lw=2.4, label=label
+            )
+    left.set(
+        title="1. How late a finished task is noticed",
+        xlabel="seconds between the finish and the status answer that saw it",
+        ylabel="share of tasks noticed by then",
+        xlim=(0, 2.2),
+        ylim=(0, 1.02),
+    )
+    left.grid(alpha=0.3)
+    left.legend(loc="lower right", frameon=False)
+
+    users = results.get("app", {}).get("users")
+    if users:
+        for key, color, label in (
+            ("ours", OURS_COLOR, "the playground"),
+            ("default", DEFAULT_COLOR, "same app, Gradio's default concurrency"),
+        ):
+            counts = [int(n) for n in users[key]]
+            walls = [sorted(users[key][n])[len(users[key][n]) // 2] for n in users[key]]
+            right.plot(counts, walls, marker="o", ms=8, lw=2.4, color=color, label=label)
+            for count, wall in zip(counts, walls, strict=True):
+                right.annotate(
+                    f"{wall:.1f} s",
+                    (count, wall),
+                    textcoords="offset points",
+                    xytext=(6, 6),
+                    color=color,
+                    fontsize=12,
+                )
+        right.axhline(
+            users["task_seconds"],
+            color="black",
+            lw=1,
+            ls="--",
+            label=f"one task ({users['task_seconds']:.0f} s)",
+        )
+        right.set(
+            title=f"2. Wall time of a wave of visitors ({users['task_seconds']:.0f} s tasks)",
+            xlabel="visitors generating at the same moment",
+            ylabel="seconds until the last one has its image",
+        )
+        right.set_ylim(bottom=0)
+        right.grid(alpha=0.3)
+        right.legend(loc="upper left", frameon=False)
+    figure.text(
+        0.99,
+        0.01,
+        f"{results['mode']} run · {results['machine']}",
+        ha="right",
+        fontsize=10,
+        color="#6b7280",
+    )
+    figure.tight_layout(rect=(0, 0.03, 1, 1))
+    path = CHART[results["mode"]]
+    path.parent.mkdir(exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def machine() -> str:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} cores, load {load}"

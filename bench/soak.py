@@ -1,0 +1,320 @@
+"""The soak: 50 visitors, hundreds of generations, faults everywhere, and nothing may leak.
+
+    python -m bench soak          # 50 visitors, at least 500 generations (~4 min)
+    python -m bench soak --quick  # 50 visitors for about a minute (CI)
+
+RunAPI is a simulator in this process that faults about one request in ten, across
+every fault class it has; the app runs in a process of its own (`bench.appserver`) with
+an 8 s deadline. Each visitor (a `gradio_client` session with a key of its own) keeps
+generating 1-3 images with a seed and a prompt of its own; one generation in ten is
+stopped mid-run (the Stop button: Gradio's cancel) and one in ten is a tab closed
+mid-run. At the end, it checks:
+
+- every generation ended as images, as a clear error (a sentence that says what to do,
+  never "Something unexpected"), or as stopped;
+- no image reached the wrong visitor: each one's bytes are an image the simulator served
+  for a task made with that visitor's key and seeds; and none was lost: a generation
+  that no fault touched brought all its images;
+- nothing outlived its run: once every deadline has passed, no status request reaches
+  RunAPI, the app holds no connection to it, and its event loop holds no more tasks
+  than when idle;
+- the app's RSS came back near its idle level.
+
+Exit status 0 when every check passes, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runapi_ui.simulator import (
+    FAULT_KINDS,
+    SimulatorConfig,
+    SimulatorServer,
+    image_digest,
+    parse_faults,
+)
+
+from .processes import AppProcess
+from .visitors import Outcome, Visitor, close_all, make_visitors, outcome
+
+VISITORS = 50
+DEADLINE = 8.0  # seconds: the app's, so stuck tasks end within the soak
+SETTLE = DEADLINE + 2  # seconds: after the last visitor, every run has ended by then
+DURATIONS = {"imagen-4-fast": (0.5, 1.0), "imagen-4": (0.8, 1.5), "imagen-4-ultra": (1.0, 2.0)}
+# About one request in ten, every class: transient ones (retried) on any request, the
+# rest where they belong.
+FAULTS = (
+    "rate_limit@any~0.02,server_error@any~0.02,drop@any~0.015,status_garbage@any~0.015,"
+    "bad_key@any~0.004,no_credits~0.01,invalid~0.01,task_fail~0.02,stuck~0.01,"
+    "image_404~0.01,image_garbage~0.01,image_bomb~0.01"
+)
+# How a clear message starts: the README's table of errors, and the page's own checks.
+CLEAR_STARTS = (
+    "Check your input",
+    "RunAPI did not accept the API key",
+    "Your RunAPI account does not have enough credits",
+    "RunAPI is rate limiting",
+    "RunAPI rejected the request",
+    "The generation failed",
+    "Task ",
+    "RunAPI is having trouble",
+    "Could not reach RunAPI",
+    "The image",
+    "The connection broke while downloading",
+    "RunAPI answered HTTP",
+)
+RSS_SLACK = 1.2  # "near idle": within 20%
+EVENT_LOOP_SLACK = 2  # tasks Gradio may keep for a moment after the last request
+
+
+@dataclass
+class Generation:
+    visitor: str  # the visitor's key
+    prompt: str
+    model: str
+    seed: int
+    images: int
+    action: str  # "wait", "stop" or "leave"
+    outcome: Outcome | None = None
+    digests: list[str] = field(default_factory=list)  # image_digest of each image received
+
+
+@dataclass
+class Tally:
+    generations: list[Generation] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, generation: Generation) -> None:
+        with self.lock:
+            self.generations.append(generation)
+
+
+def visit(visitor: Visitor, index: int, until: float, count: int, tally: Tally) -> None:
+    """One visitor's session: generations one after another until time or count runs out."""
+    rng = random.Random(index)
+    done = 0
+    while time.monotonic() < until and done < count:
+        generation = Generation(
+            visitor=visitor.key,
+            prompt=f"soak visitor {index} generation {done}",
+            model=rng.choice(list(DURATIONS)),
+            seed=index * 1_000_000 + done * 10,
+            images=rng.choice([1, 1, 1, 2, 2, 3]),
+            action=rng.choices(["wait", "stop", "leave"], [8, 1, 1])[0],
+        )
+        form = {
+            "prompt": generation.prompt,
+            "model": generation.model,
+            "num_images": generation.images,
+            "seed": generation.seed,
+        }
+        started = time.monotonic()
+        try:
+            if generation.action == "leave":
+                visitor.leave_mid_run(after=rng.uniform(0.2, 1.5), **form)
+            else:
+                job = visitor.submit(**form)
+                stop = generation.action == "stop"
+                if stop:
+                    time.sleep(rng.uniform(0.3, 1.5))
+                    job.cancel()
+                generation.outcome = outcome(job, started, stopped=stop)
+                generation.digests = [
+                    image_digest(Path(path).read_bytes()) for path in generation.outcome.images
+                ]
+        except Exception as error:  # counted, so a broken visitor fails the soak, not hides
+            generation.outcome = Outcome(
+                time.monotonic() - started, error=f"(the visitor broke: {error!r})"
+            )
+        tally.add(generation)
+        done += 1
+
+
+def warm_up(app: AppProcess) -> dict[str, int]:
+    """One wave of every visitor, then nobody: the app's idle figures, past its first use."""
+    visitors = make_visitors(app.url, VISITORS, "warm")
+    jobs = [
+        v.submit(prompt="warm up", model="imagen-4-fast", seed=i) for i, v in enumerate(visitors)
+    ]
+    for job in jobs:
+        outcome(job, time.monotonic())
+    close_all(visitors)
+    time.sleep(SETTLE)  # as long as the soak's end waits: like is compared with like
+    return app.probe(collect=True)
+
+
+def is_clear(message: str) -> bool:
+    return message.startswith(CLEAR_STARTS) and "unexpected" not in message.lower()
+
+
+def check_deliveries(tally: Tally, server: SimulatorServer) -> list[str]:
+    """Problems with what visitors received: wrong owner, lost images, unclear errors."""
+    simulator = server.simulator
+    problems = []
+    faulted: set[tuple[str | None, int | None]] = set()  # (key, seed) touched by a fault
+    for request in simulator.requests:
+        task = simulator.tasks.get(request.task_id or "")
+        seed = task.seed if task else (request.body or {}).get("seed")
+        if request.fault or (task and (task.fails or task.stuck)):
+            faulted.add((request.api_key, seed))
+    for g in tally.generations:
+        seeds = range(g.seed, g.seed + g.images)
+        result = g.outcome
+        if result is None or result.stopped:
+            continue  # a tab closed mid-run, or a Stop: nothing to deliver
+        if result.error is not None:
+            if not is_clear(result.error):
+                problems.append(f"an unclear error for {g.visitor}: {result.error!r}")
+            continue
+        for digest in g.digests:
+            task = simulator.tasks.get(simulator.served_images.get(digest, ""))
+            if task is None or task.api_key != g.visitor or task.seed not in seeds:
+                found = f"{task.api_key} seed {task.seed}" if task else "no task served it"
+                problems.append(
+                    f"{g.visitor} received an image that is not theirs ({g.prompt}, seeds "
+                    f"{g.seed}+{g.images}, captions {result.captions}: {found})"
+                )
+        touched = any((g.visitor, seed) in faulted for seed in seeds)
+        if not touched and len(result.images) != g.images:
+            problems.append(
+                f"{g.visitor} got {len(result.images)} of {g.images} images with no fault "
+                f"in {result.seconds:.1f} s: "
+                + "; ".join(_story(server, g.visitor, s) for s in seeds)
+            )
+    return problems
+
+
+def _story(server: SimulatorServer, key: str, seed: int) -> str:
+    """What the simulator saw of one image's task, for a problem report."""
+    simulator = server.simulator
+    tasks = [t for t in simulator.tasks.values() if t.api_key == key and t.seed == seed]
+    if not tasks:
+        return f"seed {seed}: no task"
+    task = tasks[0]
+    seen = [r for r in simulator.requests if r.task_id == task.id]
+    polls = sum(1 for r in seen if r.method == "GET" and not r.path.startswith("/files/"))
+    images = sum(1 for r in seen if r.path.startswith("/files/"))
+    return f"seed {seed}: {task.duration:.1f} s task, {polls} polls, {images} image fetches"
+
+
+def quiet_status_requests(server: SimulatorServer, seconds: float) -> int:
+    """Status requests that reach RunAPI during `seconds` of quiet."""
+    before = len(server.simulator.requests)
+    time.sleep(seconds)
+    return sum(
+        1
+        for request in list(server.simulator.requests)[before:]
+        if request.method == "GET" and not request.path.startswith("/files/")
+    )
+
+
+def log(message: str, since: float) -> None:
+    print(f"  · {time.monotonic() - since:5.1f} s  {message}", flush=True)
+
+
+def main(*, quick: bool) -> int:
+    seconds, per_visitor = (35.0, 10**6) if quick else (600.0, 11)
+    config = SimulatorConfig(
+        durations=DURATIONS,
+        faults=parse_faults(FAULTS),
+        starting_balance_cents=10**12,
+        record_limit=10**6,
+        seed=5,
+    )
+    kinds = {fault.kind for fault in config.faults}
+    assert kinds == set(FAULT_KINDS), f"the soak must cover every fault: {set(FAULT_KINDS) - kinds}"
+    tally = Tally()
+    began = time.monotonic()
+    print(
+        f"soak: {VISITORS} visitors, {'~1 min' if quick else '500+ generations'}, faults {FAULTS}",
+        flush=True,
+    )
+    with SimulatorServer(config) as server, AppProcess(server.url, deadline=DEADLINE) as app:
+        log("the app is up; a warm-up wave, then its idle figures", began)
+        idle = warm_up(app)
+        visitors = make_visitors(app.url, VISITORS, "soak")
+        log("visitors start", began)
+        until = time.monotonic() + seconds
+        threads = [
+            threading.Thread(target=visit, args=(v, i, until, per_visitor, tally))
+            for i, v in enumerate(visitors)
+        ]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+        close_all(visitors)
+        log("visitors done; waiting out every deadline", began)
+        time.sleep(SETTLE)  # every run still going (a closed tab's) has hit its deadline
+        stray_polls = quiet_status_requests(server, 3.0)
+        end = app.probe(collect=True)
+        problems = check_deliveries(tally, server)
+        requests = list(server.simulator.requests)
+        log("checked", began)
+    return report(tally, requests, idle, end, stray_polls, problems, elapsed)
+
+
+def report(
+    tally: Tally,
+    requests: list,
+    idle: dict[str, int],
+    end: dict[str, int],
+    stray_polls: int,
+    problems: list[str],
+    elapsed: float,
+) -> int:
+    generations = tally.generations
+    ended = Counter(
+        "left mid-run"
+        if g.outcome is None
+        else "stopped"
+        if g.outcome.stopped
+        else "error"
+        if g.outcome.error
+        else "images"
+        for g in generations
+    )
+    faults = Counter(r.fault for r in requests if r.fault)
+    faulted_share = sum(faults.values()) / max(1, len(requests))
+    waits = [g.outcome.seconds for g in generations if g.outcome and not g.outcome.stopped]
+    print(
+        f"{len(generations)} generations in {elapsed:.0f} s: "
+        + ", ".join(f"{count} {how}" for how, count in ended.most_common())
+    )
+    print(
+        f"{len(requests)} requests reached RunAPI, {faulted_share:.1%} faulted: "
+        + ", ".join(f"{kind} {n}" for kind, n in faults.most_common())
+    )
+    if waits:
+        print(f"seconds per generation: p50 {statistics.median(waits):.2f}, max {max(waits):.2f}")
+    checks = {
+        "every generation ended as images, a clear error or stopped": not any(
+            "unclear" in p for p in problems
+        ),
+        "no image reached the wrong visitor": not any("not theirs" in p for p in problems),
+        "no image lost where no fault struck": not any("with no fault" in p for p in problems),
+        f"no status request after every run ended ({stray_polls} seen)": stray_polls == 0,
+        f"no connection to RunAPI left open ({end['connections_to_runapi']} open)": (
+            end["connections_to_runapi"] == 0
+        ),
+        f"event-loop tasks back to idle ({idle['event_loop_tasks']} idle, "
+        f"{end['event_loop_tasks']} at the end)": end["event_loop_tasks"]
+        <= idle["event_loop_tasks"] + EVENT_LOOP_SLACK,
+        f"RSS near idle ({idle['rss_bytes'] / 2**20:.0f} MB idle, "
+        f"{end['rss_bytes'] / 2**20:.0f} MB at the end)": end["rss_bytes"]
+        <= RSS_SLACK * idle["rss_bytes"],
+    }
+    for check, passed in checks.items():
+        print(f"  {'PASS' if passed else 'FAIL'}  {check}")
+    for problem in problems[:10]:
+        print(f"        {problem}")
+    return 0 if all(checks.values()) else 1
