@@ -57,15 +57,13 @@ def table(results: dict[str, Any]) -> str:
             f"2. Many visitors at once, one image each, {users['task_seconds']:.0f} s tasks",
         ]
         lines.append(f"   {'visitors':>8} {'wall (runs)':<28} {'vs one':>7}   default concurrency")
-        for count, walls in users["ours"].items():
-            default = users["default"].get(count)
+        for count in sorted({*users["ours"], *users["default"]}, key=int):
+            ours, default = users["ours"].get(count), users["default"].get(count)
+            ours_text = f"{_seconds(ours):<28} {users['ours_ratio'][count]:>6.2f}x" if ours else ""
             default_text = (
                 f"{_seconds(default):<22} {users['default_ratio'][count]:>5.2f}x" if default else ""
             )
-            lines.append(
-                f"   {count:>8} {_seconds(walls):<28} {users['ours_ratio'][count]:>6.2f}x   "
-                f"{default_text}"
-            )
+            lines.append(f"   {count:>8} {ours_text:<36}   {default_text}")
         four = app["four_vs_one"]
         lines += [
             "",

@@ -202,21 +202,21 @@ def _estimate(finishes: Sequence[Finish]) -> list[Span]:
     everything seen) would widen the distribution, hence the next brackets, and so on.
 
     A task found done at its first poll only says it ended by then. Its weight goes to
-    the finishes seen between polls before that; where there are none, to the last
-    `FIRST_POLL_SHARE` of its wait (first polls sit at the first share of the likely
-    finishes, so it ended just before), or, when first polls find most tasks done (the
-    prior is far too long), to the whole wait, so the next first poll comes much earlier.
+    the finishes seen between polls before that. Where there are none, it goes to the
+    last `FIRST_POLL_SHARE` of its wait (first polls sit at the first share of the
+    likely finishes, so it ended just before) or, when first polls find most tasks
+    done (the prior is far too long), to what all those tasks have in common: before
+    the earliest of their first polls. The next first poll then comes much earlier.
     """
     if not finishes:
         return []
     between = [f for f in finishes if f.after is not None]
     widths = sorted(f.by - f.after for f in between if f.after is not None)
-    start_share = 1.0 if _mostly_late(finishes) else FIRST_POLL_SHARE
     width = widths[len(widths) // 2] if widths else 0.0
     width *= max(1.0, math.sqrt(SMOOTHING_SAMPLE / len(finishes)))
     middles = [(f.after + f.by) / 2 for f in between if f.after is not None]
     weights = [1.0] * len(middles)
-    alone = []
+    alone: list[Finish] = []
     for finish in finishes:
         if finish.after is not None:
             continue
@@ -224,12 +224,16 @@ def _estimate(finishes: Sequence[Finish]) -> list[Span]:
         for i in earlier:
             weights[i] += 1.0 / len(earlier)
         if not earlier:
-            alone.append(Span(finish.by * (1 - start_share), finish.by))
-    spread = [
+            alone.append(finish)
+    spans = [
         Span(max(0.0, middle - width / 2), middle + width / 2, weight)
         for middle, weight in zip(middles, weights, strict=True)
     ]
-    return spread + alone
+    if alone and _mostly_late(finishes):
+        spans.append(Span(0.0, min(f.by for f in alone), len(alone)))
+    else:
+        spans += [Span(f.by * (1 - FIRST_POLL_SHARE), f.by) for f in alone]
+    return spans
 
 
 class PollPlan:
