@@ -142,9 +142,9 @@ def start_up(repeats: int) -> dict:
     return {"app": app, "hello": hello}
 
 
-def warm_up(visitors: list[Visitor]) -> None:
+def warm_up(visitors: list[Visitor], waves: int) -> None:
     """Teach the app's client the simulator's durations (its priors say 6 s, not 2)."""
-    for _ in range(3):
+    for _ in range(waves):
         wave(visitors[:8], num_images=2)
 
 
@@ -159,16 +159,16 @@ def measure(*, quick: bool) -> dict:
         log("the playground, with its own concurrency")
         with AppProcess(server.url) as app:
             visitors = make_visitors(app.url, 50, "ours")
-            warm_up(visitors)
+            warm_up(visitors, 2 if quick else 3)
             users = users_and_memory(app, visitors, repeats)
-            four = four_against_one(visitors[0], 3 if quick else 6)
+            four = four_against_one(visitors[0], 2 if quick else 6)
             log("overhead: tasks the simulator answers at once")
             costs = overhead(visitors[0], 15 if quick else 40)
             close_all(visitors)
         log("the same app with Gradio's default concurrency (one event at a time)")
         with AppProcess(server.url, max_concurrent_runs=1) as default_app:
-            visitors = make_visitors(default_app.url, 5 if quick else 50, "default")
-            warm_up(visitors[:1])
+            visitors = make_visitors(default_app.url, 3 if quick else 50, "default")
+            warm_up(visitors[:1], 2 if quick else 3)
             default_walls = {"1": walls(visitors[:1], 3 * repeats)}
             default_walls[str(len(visitors))] = walls(visitors, 1)
             close_all(visitors)

@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display here, and none needed
 
 import matplotlib.pyplot as plt
+from matplotlib import ticker
 
 ROOT = Path(__file__).resolve().parent.parent
 # A full run's figures are the README's; a quick run (CI) writes beside them, untracked.
@@ -104,7 +105,7 @@ def write_json(results: dict[str, Any]) -> Path:
 def chart(results: dict[str, Any]) -> Path:
     """Left: lateness distributions, ours vs the SDK. Right: wall time against visitors."""
     plt.rcParams.update({"font.size": 13, "axes.titlesize": 15, "axes.labelsize": 13})
-    figure, (left, right) = plt.subplots(1, 2, figsize=(14, 5.6), dpi=110)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(14, 6.6), dpi=110)
     lateness = results.get("noticing", {}).get("lateness", {})
     styles = {
         "ours warm": (OURS_COLOR, "-", "ours, after one wave of learning"),
@@ -114,9 +115,16 @@ def chart(results: dict[str, Any]) -> Path:
     for name, (color, style, label) in styles.items():
         values = lateness.get(name) or []
         if values:
-            shares = [(i + 1) / len(values) for i in range(len(values))]
+            # A cumulative share that starts at 0 at the first value.
+            shares = [i / len(values) for i in range(len(values) + 1)]
             left.step(
-                values, shares, where="post", color=color, linestyle=style, lw=2.4, label=label
+                [values[0], *values],
+                shares,
+                where="post",
+                color=color,
+                linestyle=style,
+                lw=2.4,
+                label=label,
             )
     left.set(
         title="1. How late a finished task is noticed",
@@ -126,14 +134,15 @@ def chart(results: dict[str, Any]) -> Path:
         ylim=(0, 1.02),
     )
     left.grid(alpha=0.3)
-    left.legend(loc="lower right", frameon=False)
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False, ncol=1)
 
     users = results.get("app", {}).get("users")
     if users:
-        for key, color, label in (
-            ("ours", OURS_COLOR, "the playground"),
-            ("default", DEFAULT_COLOR, "same app, Gradio's default concurrency"),
-        ):
+        series = (
+            ("ours", OURS_COLOR, "the playground", (8, -18)),
+            ("default", DEFAULT_COLOR, "same app, Gradio's default concurrency", (8, 6)),
+        )
+        for key, color, label, offset in series:
             counts = [int(n) for n in users[key]]
             walls = [sorted(users[key][n])[len(users[key][n]) // 2] for n in users[key]]
             right.plot(counts, walls, marker="o", ms=8, lw=2.4, color=color, label=label)
@@ -142,25 +151,22 @@ def chart(results: dict[str, Any]) -> Path:
                     f"{wall:.1f} s",
                     (count, wall),
                     textcoords="offset points",
-                    xytext=(6, 6),
+                    xytext=offset,
                     color=color,
                     fontsize=12,
                 )
-        right.axhline(
-            users["task_seconds"],
-            color="black",
-            lw=1,
-            ls="--",
-            label=f"one task ({users['task_seconds']:.0f} s)",
-        )
+        right.axhline(users["task_seconds"], color="black", lw=1, ls="--", label="one task alone")
+        highest = max(max(v) for key, _, _, _ in series for v in users[key].values())
+        right.set_yscale("log", base=2)
+        right.set_ylim(users["task_seconds"] * 0.8, highest * 1.6)
+        right.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g} s"))
         right.set(
             title=f"2. Wall time of a wave of visitors ({users['task_seconds']:.0f} s tasks)",
             xlabel="visitors generating at the same moment",
-            ylabel="seconds until the last one has its image",
+            ylabel="until the last one has its image (log scale)",
         )
-        right.set_ylim(bottom=0)
-        right.grid(alpha=0.3)
-        right.legend(loc="upper left", frameon=False)
+        right.grid(alpha=0.3, which="both")
+        right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False, ncol=1)
     figure.text(
         0.99,
         0.01,
