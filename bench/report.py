@@ -57,12 +57,12 @@ def table(results: dict[str, Any]) -> str:
             "",
             f"2. Many visitors at once, one image each, {users['task_seconds']:.0f} s tasks",
         ]
-        lines.append(f"   {'visitors':>8} {'wall (runs)':<28} {'vs one':>7}   default concurrency")
+        lines.append(f"   {'visitors':>8} {'wall time':<28} {'vs one':>7}   default concurrency")
         for count in sorted({*users["ours"], *users["default"]}, key=int):
             ours, default = users["ours"].get(count), users["default"].get(count)
             ours_text = f"{_seconds(ours):<28} {users['ours_ratio'][count]:>6.2f}x" if ours else ""
             default_text = (
-                f"{_seconds(default):<22} {users['default_ratio'][count]:>5.2f}x" if default else ""
+                f"{_seconds(default):<28} {users['default_ratio'][count]:>6.2f}x" if default else ""
             )
             lines.append(f"   {count:>8} {ours_text:<36}   {default_text}")
         four = app["four_vs_one"]
@@ -93,7 +93,12 @@ def table(results: dict[str, Any]) -> str:
 
 
 def _seconds(values: list[float]) -> str:
-    return ", ".join(f"{v:.2f}" for v in values) + " s"
+    """One measurement as it is; several as their median and range (the machines are noisy)."""
+    if len(values) == 1:
+        return f"{values[0]:.2f} s"
+    ordered = sorted(values)
+    median = ordered[len(ordered) // 2]
+    return f"{median:.2f} s ({ordered[0]:.2f}-{ordered[-1]:.2f}, {len(values)} runs)"
 
 
 def write_json(results: dict[str, Any]) -> Path:
