@@ -1,9 +1,9 @@
 """The playground's benchmark: every speed and staying-power figure, side by side.
 
-    python -m bench              # the five figures, ~6 min; table, bench/results.json,
+    python -m bench              # the five figures, ~6 min: a table, bench/results.json
                                  # and the chart docs/bench.png
-    python -m bench --quick      # the same figures, smaller, ~1.5 min (CI)
-    python -m bench soak         # 50 visitors, 500+ generations with faults, ~4 min
+    python -m bench --quick      # the same figures, smaller, ~2 min (CI)
+    python -m bench soak         # 50 visitors, 1000 generations with faults, ~2.5 min
     python -m bench soak --quick # the same for about a minute (CI)
 
 Everything runs against the RunAPI simulator on loopback, each figure next to its
