@@ -7,7 +7,6 @@ the results show up where the visitor is looking, not below the whole form.
 from __future__ import annotations
 
 import html
-from typing import Any
 
 import gradio as gr
 
@@ -106,17 +105,6 @@ def key_placeholder(policy: KeyPolicy) -> str:
     if policy.keyless_source is KeySource.DEMO:
         return "Paste your key to use RunAPI; leave empty for the demo"
     return "Paste your RunAPI key to generate"
-
-
-class UncheckedNumber(gr.Number):
-    """A Number whose value reaches the handler as sent, for the API: the playground's
-    checks then name the field (Gradio's own would round 2.5 to 2, and refuse "two"
-    without saying which argument)."""
-
-    is_template = True  # drawn as a plain Number
-
-    def preprocess(self, payload: Any) -> Any:
-        return payload
 
 
 def cost_estimate(playground: Playground, model: str, num_images: int, api_key: str) -> str:
@@ -348,7 +336,9 @@ def build_ui(playground: Playground) -> gr.Blocks:
                 gr.Dropdown(list(MODELS), value=DEFAULT_MODEL, allow_custom_value=True),
                 gr.Dropdown([*ASPECT_RATIOS, "auto"], value="1:1", allow_custom_value=True),
                 gr.Textbox(""),
-                UncheckedNumber(1),
+                # precision None: the value reaches the playground's checks unrounded (2.5
+                # and "two" are refused there, naming the field).
+                gr.Number(1),
                 gr.Textbox(""),
                 gr.Textbox(""),
             ]
