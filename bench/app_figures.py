@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import statistics
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from gradio_client import Client
 
@@ -63,26 +61,6 @@ def walls(visitors: list[Visitor], repeats: int) -> list[float]:
     return [wave(visitors)[0] for _ in range(repeats)]
 
 
-@contextmanager
-def peak_rss(app: AppProcess) -> Iterator[list[int]]:
-    """The app's RSS, sampled every 0.2 s while the block runs."""
-    samples: list[int] = []
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            samples.append(app.probe()["rss_bytes"])
-            done.wait(0.2)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        yield samples
-    finally:
-        done.set()
-        sampler.join()
-
-
 def users_and_memory(app: AppProcess, visitors: list[Visitor], repeats: int) -> dict:
     memory = {"idle_mb": app.probe(collect=True)["rss_bytes"] / MB}
     single = walls(visitors[:1], 3 * repeats)
@@ -91,7 +69,7 @@ def users_and_memory(app: AppProcess, visitors: list[Visitor], repeats: int) -> 
         if count > len(visitors):
             continue
         if count == 50:
-            with peak_rss(app) as samples:
+            with app.rss_samples() as samples:
                 result[str(count)] = walls(visitors[:count], repeats)
             memory["peak_50_mb"] = max(samples) / MB
             time.sleep(5)

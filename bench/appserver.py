@@ -20,6 +20,7 @@ import os
 import sys
 import tempfile
 import threading
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -34,33 +35,48 @@ from runapi_ui.server import PlaygroundApp, create_app, launch
 from runapi_ui.settings import Settings
 
 
-def snapshot(app: PlaygroundApp, backend_port: int, collect: bool) -> dict[str, Any]:
+def snapshot(app: PlaygroundApp, app_port: int, backend_port: int, collect: bool) -> dict[str, Any]:
     """What this process holds right now; `collect` runs the garbage collector first."""
     if collect:
         gc.collect()
     process = psutil.Process()
+    tcp = process.net_connections(kind="tcp")
     connections = [
         c
-        for c in process.net_connections(kind="tcp")
+        for c in tcp
         if c.raddr and c.raddr.port == backend_port and c.status == psutil.CONN_ESTABLISHED
     ]
+    # Visitors' connections, by state: a CLOSE_WAIT is one the visitor closed and the app not.
+    visitors = Counter(c.status for c in tcp if c.raddr and c.laddr.port == app_port)
     loop = app.blocks.server.servers[0].get_loop()  # Gradio's: where every run lives
 
-    async def tasks() -> int:
-        return len(asyncio.all_tasks())
+    async def tasks() -> list[str]:
+        return [_kind(task) for task in asyncio.all_tasks()]
 
+    kinds = asyncio.run_coroutine_threadsafe(tasks(), loop).result(timeout=10)
     return {
         "rss_bytes": process.memory_info().rss,
         "threads": threading.active_count(),
-        "event_loop_tasks": asyncio.run_coroutine_threadsafe(tasks(), loop).result(timeout=10),
+        "event_loop_tasks": len(kinds),
+        "event_loop_task_kinds": dict(Counter(kinds)),
         "connections_to_runapi": len(connections),
+        "visitor_connections": dict(visitors),
     }
 
 
-def serve_probe(app: PlaygroundApp, port: int, backend_port: int) -> ThreadingHTTPServer:
+def _kind(task: asyncio.Task) -> str:
+    """What a task runs, e.g. `RunRegistry._execute`: enough to tell a leak's source."""
+    coroutine = task.get_coro()
+    return getattr(coroutine, "__qualname__", None) or type(coroutine).__name__
+
+
+def serve_probe(
+    app: PlaygroundApp, port: int, app_port: int, backend_port: int
+) -> ThreadingHTTPServer:
     class Probe(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = json.dumps(snapshot(app, backend_port, "collect" in self.path)).encode()
+            figures = snapshot(app, app_port, backend_port, "collect" in self.path)
+            body = json.dumps(figures).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -101,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
         app = create_app(settings)
         try:
             url = launch(app, settings, block=False)
-            probe = serve_probe(app, args.probe_port, urlsplit(args.base_url).port or 80)
+            backend_port = urlsplit(args.base_url).port or 80
+            probe = serve_probe(app, args.probe_port, args.port, backend_port)
             print(f"ready {url} http://127.0.0.1:{args.probe_port}/", flush=True)
             sys.stdin.read()  # the benchmark closes it to stop us
             probe.shutdown()

@@ -11,7 +11,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -120,7 +123,26 @@ class AppProcess:
         assert self._process is not None
         return self._process.pid
 
-    def probe(self, *, collect: bool = False) -> dict[str, int]:
+    @contextmanager
+    def rss_samples(self) -> Iterator[list[int]]:
+        """The child's RSS, sampled every 0.2 s while the block runs."""
+        samples: list[int] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                samples.append(self.probe()["rss_bytes"])
+                done.wait(0.2)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            yield samples
+        finally:
+            done.set()
+            sampler.join()
+
+    def probe(self, *, collect: bool = False) -> dict[str, Any]:
         url = self._probe_url + ("?collect" if collect else "")
         return json.loads(httpx.get(url, timeout=30).text)
 

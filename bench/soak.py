@@ -32,6 +32,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psutil
 
 from runapi_ui.simulator import (
     FAULT_KINDS,
@@ -70,7 +74,10 @@ CLEAR_STARTS = (
     "The connection broke while downloading",
     "RunAPI answered HTTP",
 )
-RSS_SLACK = 1.2  # "near idle": within 20%
+# "Near idle": within 25%. Python keeps much of the heap it freed, and the app keeps
+# finished runs (not their images) for an hour so a visitor can come back to them.
+RSS_SLACK = 1.25
+MB = 2**20
 EVENT_LOOP_SLACK = 2  # tasks Gradio may keep for a moment after the last request
 
 
@@ -137,7 +144,7 @@ def visit(visitor: Visitor, index: int, until: float, count: int, tally: Tally) 
         done += 1
 
 
-def warm_up(app: AppProcess) -> dict[str, int]:
+def warm_up(app: AppProcess) -> dict[str, Any]:
     """One wave of every visitor, then nobody: the app's idle figures, past its first use."""
     visitors = make_visitors(app.url, VISITORS, "warm")
     jobs = [
@@ -204,6 +211,16 @@ def _story(server: SimulatorServer, key: str, seed: int) -> str:
     return f"seed {seed}: {task.duration:.1f} s task, {polls} polls, {images} image fetches"
 
 
+def held_connections(url: str) -> int:
+    """Connections this process (the visitors' side) still has open to the app."""
+    port = urlsplit(url).port
+    return sum(
+        1
+        for c in psutil.Process().net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    )
+
+
 def quiet_status_requests(server: SimulatorServer, seconds: float) -> int:
     """Status requests that reach RunAPI during `seconds` of quiet."""
     before = len(server.simulator.requests)
@@ -247,16 +264,19 @@ def main(*, quick: bool) -> int:
             for i, v in enumerate(visitors)
         ]
         started = time.monotonic()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        with app.rss_samples() as rss:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
         elapsed = time.monotonic() - started
         close_all(visitors)
         log("visitors done; waiting out every deadline", began)
         time.sleep(SETTLE)  # every run still going (a closed tab's) has hit its deadline
         stray_polls = quiet_status_requests(server, 3.0)
         end = app.probe(collect=True)
+        end["held_by_the_bench"] = held_connections(app.url)
+        end["peak_rss_bytes"] = max(rss)
         problems = check_deliveries(tally, server)
         requests = list(server.simulator.requests)
         log("checked", began)
@@ -266,8 +286,8 @@ def main(*, quick: bool) -> int:
 def report(
     tally: Tally,
     requests: list,
-    idle: dict[str, int],
-    end: dict[str, int],
+    idle: dict[str, Any],
+    end: dict[str, Any],
     stray_polls: int,
     problems: list[str],
     elapsed: float,
@@ -309,12 +329,21 @@ def report(
         f"event-loop tasks back to idle ({idle['event_loop_tasks']} idle, "
         f"{end['event_loop_tasks']} at the end)": end["event_loop_tasks"]
         <= idle["event_loop_tasks"] + EVENT_LOOP_SLACK,
-        f"RSS near idle ({idle['rss_bytes'] / 2**20:.0f} MB idle, "
-        f"{end['rss_bytes'] / 2**20:.0f} MB at the end)": end["rss_bytes"]
-        <= RSS_SLACK * idle["rss_bytes"],
+        f"RSS back near idle ({idle['rss_bytes'] / MB:.0f} MB idle, "
+        f"{end['peak_rss_bytes'] / MB:.0f} MB at the peak, {end['rss_bytes'] / MB:.0f} MB at "
+        "the end)": end["rss_bytes"] <= RSS_SLACK * idle["rss_bytes"],
     }
     for check, passed in checks.items():
         print(f"  {'PASS' if passed else 'FAIL'}  {check}")
+    grown = Counter(end["event_loop_task_kinds"])
+    grown.subtract(idle["event_loop_task_kinds"])
+    more = [f"{kind} +{n}" for kind, n in grown.most_common() if n > 0]
+    if more:
+        print(f"        event-loop tasks that grew: {', '.join(more)}")
+        print(
+            f"        visitors' connections, seen by the app: {end['visitor_connections']}; "
+            f"still open on the visitors' side: {end['held_by_the_bench']}"
+        )
     for problem in problems[:10]:
         print(f"        {problem}")
     return 0 if all(checks.values()) else 1
