@@ -84,6 +84,9 @@ def launch(app: PlaygroundApp, settings: Settings, *, block: bool = True) -> str
             server_port=settings.port,
             share=settings.share,
             prevent_thread_lock=True,
+            # Gradio runs at most max_threads events at once (40 by default), whatever the
+            # concurrency limit says: the 41st visitor would wait for a whole generation.
+            max_threads=settings.max_concurrent_runs,
             run_history=False,  # it would store event inputs, the key among them, in the browser
             footer_links=["api"],
             allowed_paths=[str(app.playground.store.folder)],
