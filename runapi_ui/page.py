@@ -31,7 +31,7 @@ GalleryItems = list[tuple[str, str]]
 PageOutputs = tuple[GalleryItems, list[Entry], GalleryItems, str, int | None, Any]
 
 STOP_GRACE_SECONDS = 5.0
-FINAL_ENTRIES_KEPT = 2000  # finished runs' entries, made once
+FINAL_ENTRIES_KEPT = 256  # finished runs' entries (thumbnails inline: ~50 KB each), made once
 SESSIONS_KEPT = 10_000  # tabs whose runs are remembered (a tab holds at most MAX_ENTRIES)
 
 
