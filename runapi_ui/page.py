@@ -286,7 +286,8 @@ class PageHandlers:
         shown = next((i for i, e in enumerate(entries) if run and e.get("run") == run.id), 0)
         entry = entries[shown] if entries else None
         if run is not None and not run.is_finished:
-            results = [(str(image.path), image.caption) for image in reversed(run.images)]
+            # In request order, as the finished run shows them: nothing jumps at the end.
+            results = [(str(j.image.path), j.image.caption) for j in run.jobs if j.image]
             summary = ""
         elif entry is not None:
             results = hist.gallery_items(entry, self.store)
