@@ -57,7 +57,7 @@ DURATIONS = {"imagen-4-fast": (0.5, 1.0), "imagen-4": (0.8, 1.5), "imagen-4-ultr
 FAULTS = (
     "rate_limit@any~0.02,server_error@any~0.02,drop@any~0.015,status_garbage@any~0.015,"
     "bad_key@any~0.004,no_credits~0.01,invalid~0.01,task_fail~0.02,stuck~0.01,"
-    "image_404~0.01,image_garbage~0.01,image_bomb~0.01"
+    "image_404~0.01,image_garbage~0.01,image_truncated~0.01,image_bomb~0.01"
 )
 # How a clear message starts: the README's table of errors, and the page's own checks.
 CLEAR_STARTS = (

@@ -22,6 +22,8 @@ Faults are `kind[@target][:model][*count|~probability]`, comma-separated (also f
     stuck           tasks stay processing forever
     image_404       image URLs answer 404
     image_garbage   image URLs answer bytes that are not an image
+    image_truncated image URLs answer the first half of the picture, as a half-written
+                    file in storage does (its length matches what is sent)
     image_bomb      image URLs answer a small PNG that declares 400 megapixels
 
 `:model` limits a fault to one model's requests (`task_fail:imagen-4-ultra`,
@@ -74,6 +76,7 @@ FAULT_KINDS = {
     "status_garbage": "status",
     "image_404": "image",
     "image_garbage": "image",
+    "image_truncated": "image",
     "image_bomb": "image",
 }
 TARGETS = {"any", "create", "status", "image", "balance"}
@@ -593,6 +596,8 @@ class RunAPISimulator:
         if self._fault("drop", call):
             return _Cut()
         data = await self._rendered(task)
+        if self._fault("image_truncated", call):
+            return Response(data[: len(data) // 2], media_type="image/png")
         self.served_images[image_digest(data)] = task.id
         while len(self.served_images) > self.config.record_limit:
             self.served_images.popitem(last=False)

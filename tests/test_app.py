@@ -213,6 +213,7 @@ async def test_invalid_input_is_refused_before_anything_is_sent(
         ("invalid", ALICE, "rejected by the content policy"),
         ("image_404", ALICE, "could not be downloaded"),
         ("image_garbage", ALICE, "not a valid image"),
+        ("image_truncated", ALICE, "not a valid image"),
     ],
 )
 async def test_every_service_failure_says_what_happened_and_what_to_do(

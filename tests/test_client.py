@@ -11,6 +11,7 @@ import gc
 import io
 import socket
 import statistics
+import struct
 import time
 from collections.abc import Callable
 from contextlib import aclosing
@@ -31,6 +32,7 @@ from runapi_ui.client import (
     Phase,
     RunAPIClient,
     TaskUpdate,
+    _check_image,
 )
 from runapi_ui.errors import (
     AuthenticationError,
@@ -49,7 +51,7 @@ from runapi_ui.errors import (
     parse_retry_after,
 )
 from runapi_ui.polling import DurationStats
-from runapi_ui.simulator import DEFAULT_FAIL_REASON, SimulatorServer
+from runapi_ui.simulator import DEFAULT_FAIL_REASON, SimulatorServer, render_image
 
 KEY = "sk-test-0123456789"  # make_client's default key
 REQUEST = GenerationRequest(model="imagen-4-fast", prompt="a red fox in the snow")
@@ -389,7 +391,7 @@ async def test_a_long_retry_after_is_reported_not_slept(make_simulator, make_cli
     assert len(creates(server)) == 1
 
 
-@pytest.mark.parametrize("fault", ["image_404", "image_garbage"])
+@pytest.mark.parametrize("fault", ["image_404", "image_garbage", "image_truncated"])
 async def test_bad_image(make_simulator, make_client, fault) -> None:
     server = make_simulator(faults=fault)
     with pytest.raises(ImageDownloadError):
@@ -808,6 +810,26 @@ async def test_a_decompression_bomb_is_a_broken_image(make_simulator, make_clien
     message = caught.value.message
     assert "is broken" in message and "megapixels" in message and "Generate again" in message
     assert not isinstance(caught.value.__cause__, Image.DecompressionBombError)
+
+
+def test_a_png_cut_anywhere_is_refused_without_decoding_it() -> None:
+    """The PNG check reads checksums, not pixels: every cut must still be caught,
+    at a chunk's edge as in its middle, and a flipped byte too."""
+    png = render_image("a lighthouse", "imagen-4-fast", "1:1", 7)
+    edges = [8]  # after the signature, then after each chunk
+    while edges[-1] < len(png):
+        (length,) = struct.unpack(">I", png[edges[-1] : edges[-1] + 4])
+        edges.append(edges[-1] + 12 + length)
+    cuts = [*edges[:-1], edges[1] + 5, len(png) // 2, edges[-2] - 1]  # the last: before IEND
+    for cut in cuts:
+        with pytest.raises(ImageDownloadError, match="not a valid image"):
+            _check_image(png[:cut], "https://example.test/a.png")
+    flipped = bytearray(png)
+    flipped[len(png) // 2] ^= 0xFF
+    with pytest.raises(ImageDownloadError, match="not a valid image"):
+        _check_image(bytes(flipped), "https://example.test/a.png")
+    whole = _check_image(png, "https://example.test/a.png")
+    assert (whole.width, whole.height, whole.format) == (1024, 1024, "PNG")
 
 
 # --- the account ----------------------------------------------------------------------------
