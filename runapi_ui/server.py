@@ -76,6 +76,10 @@ def create_app(
 def launch(app: PlaygroundApp, settings: Settings, *, block: bool = True) -> str:
     """Serve the page; return its local URL. A share link that fails is one line, not a crash."""
     app.blocks.queue(default_concurrency_limit=settings.max_concurrent_runs)
+    # Our images are served from where they are, as static files: otherwise Gradio hashes
+    # and copies each one into its cache on the event loop (CPU every visitor waits on),
+    # and the disk holds every image twice. Only our own unguessable names live there.
+    gr.set_static_paths([app.playground.store.folder])
     # Gradio's own launch lines (and its multi-line share-link failure) are replaced by
     # the lines printed below.
     with contextlib.redirect_stdout(io.StringIO()):
@@ -89,7 +93,6 @@ def launch(app: PlaygroundApp, settings: Settings, *, block: bool = True) -> str
             max_threads=settings.max_concurrent_runs,
             run_history=False,  # it would store event inputs, the key among them, in the browser
             footer_links=["api"],
-            allowed_paths=[str(app.playground.store.folder)],
             auth=auth_from(settings),
             ssr_mode=False,  # with SSR, Node fronts the server and hides our own routes
             app_kwargs={
