@@ -165,16 +165,16 @@ class Run:
                 await asyncio.wait_for(changed.wait(), tick)
 
     async def milestones(
-        self, on_tick: Callable[[Run], object] | None = None
+        self, on_tick: Callable[[Run], object] | None = None, *, tick: float = UPDATE_TICK
     ) -> AsyncIterator[Run]:
         """This run each time a task is created or an image lands; `on_tick` sees every
-        update (a progress bar).
+        change, and the run every `tick` seconds between (a progress bar).
 
         Cancelling the consumer (Stop) cancels the run; closing it (a reload) does not.
         """
         seen: tuple[object, ...] = ()
         try:
-            async for _ in self.updates():
+            async for _ in self.updates(tick):
                 if on_tick is not None:
                     on_tick(self)
                 now = (len(self.images), *self.task_ids)
