@@ -78,9 +78,15 @@ def model_choices() -> list[tuple[str, str]]:
 
 
 def ratio_choices(model: str, current: str) -> gr.Radio:
-    """Only the ratios `model` takes; the chosen one stays if the new model takes it."""
+    """Only the ratios `model` takes; the chosen one stays if the new model takes it.
+
+    The value is only sent when it must change: sent back as it was when the model was
+    clicked, it would undo a ratio the visitor picked while this answer was on its way.
+    """
     ratios = list(MODELS[model].aspect_ratios) if model in MODELS else ["1:1"]
-    return gr.Radio(choices=ratios, value=current if current in ratios else "1:1")
+    if current in ratios:
+        return gr.Radio(choices=ratios)
+    return gr.Radio(choices=ratios, value="1:1")
 
 
 def announce_stop() -> None:

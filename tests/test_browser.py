@@ -89,6 +89,22 @@ def gallery_captions(page: Page) -> list[str]:
     return re.findall(r"Demo · [^\n]+|imagen-4[^\n]*seed \d+", text)
 
 
+def test_the_ratio_follows_the_model_and_a_quick_pick_sticks(page: Page, served) -> None:
+    """Ultra has no `auto`: picking it moves the ratio to 1:1. A ratio picked right after a
+    model stays picked once the server has answered the model change."""
+    ratio = lambda label: page.get_by_label(label, exact=True)  # noqa: E731
+    page.get_by_label(MODELS["imagen-4-fast"].choice_label, exact=True).check()
+    ratio("auto").check()
+    page.get_by_label(MODELS["imagen-4-ultra"].choice_label, exact=True).check()
+    expect(ratio("1:1")).to_be_checked()
+    expect(ratio("auto")).to_have_count(0)
+    for model, picked in (("imagen-4", "16:9"), ("imagen-4-fast", "3:4"), ("imagen-4", "4:3")):
+        page.get_by_label(MODELS[model].choice_label, exact=True).click()
+        ratio(picked).click()
+        page.wait_for_timeout(800)  # long after the model's answer has landed
+        expect(ratio(picked)).to_be_checked()
+
+
 def test_prompt_to_gallery_with_a_moving_progress_bar(page: Page, served) -> None:
     expect(page.get_by_text("Demo mode.")).to_be_visible()
     fill_form(page, "A lighthouse on a cliff at dawn", "imagen-4-fast", "16:9", 2)
