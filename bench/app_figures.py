@@ -1,11 +1,14 @@
 """Figures 2-5: the running app, driven through `gradio_client` like any script would.
 
-The playground runs in a child process (`bench.appserver`), RunAPI is a simulator in this
-process, and every visitor is a `gradio_client` session with a key of its own.
+The playground runs in a child process (`bench.appserver`), RunAPI is a simulator in
+another (`bench.simserver`), and every visitor is a `gradio_client` session in this
+process with a key of its own.
 
 2. many users: 1, 10 and 50 visitors at once, one image each, 2 s tasks; the wall time
    of the whole wave against one visitor alone. The same against the same app with
-   Gradio's default concurrency (one event at a time).
+   Gradio's default concurrency (one event at a time), and against the floor: a bare
+   Gradio app that waits 2 s and returns one image, called the same way (what Gradio
+   and the visitors themselves cost on this machine).
 3. 4 images in one run against 1, alternating, same 2 s tasks.
 4. overhead: one generation at a time with the simulator answering at once, against a
    bare Gradio echo app called the same way; start-up to first page of `python app.py`
@@ -23,9 +26,13 @@ from collections.abc import Callable
 
 from gradio_client import Client
 
-from runapi_ui.simulator import SimulatorConfig, SimulatorServer
-
-from .processes import AppProcess, BaselineProcess, free_port, seconds_to_first_page
+from .processes import (
+    AppProcess,
+    BaselineProcess,
+    SimulatorProcess,
+    free_port,
+    seconds_to_first_page,
+)
 from .stats import percentile, ratio, summarize
 from .visitors import Outcome, Visitor, close_all, make_visitors, outcome
 
@@ -61,23 +68,39 @@ def walls(visitors: list[Visitor], repeats: int) -> list[float]:
     return [wave(visitors)[0] for _ in range(repeats)]
 
 
+def against_one(walls_by_count: dict[str, list[float]]) -> dict[str, float]:
+    """Each count's median wall time over one visitor's."""
+    one = statistics.median(walls_by_count["1"])
+    return {n: round(ratio(statistics.median(v), one), 2) for n, v in walls_by_count.items()}
+
+
+def crowds(visitors: list[Visitor], repeats: int) -> dict[str, list[float]]:
+    """Wall times of waves of 1, 10 and 50 of `visitors`, by count."""
+    result = {"1": walls(visitors[:1], 3 * repeats)}
+    for count in (10, 50):
+        result[str(count)] = walls(visitors[:count], repeats)
+        log(f"{count} visitors: {statistics.median(result[str(count)]):.2f} s")
+    return result
+
+
 def users_and_memory(app: AppProcess, visitors: list[Visitor], repeats: int) -> dict:
     memory = {"idle_mb": app.probe(collect=True)["rss_bytes"] / MB}
-    single = walls(visitors[:1], 3 * repeats)
-    result = {"1": single}
-    for count in (10, 50):
-        if count > len(visitors):
-            continue
-        if count == 50:
-            with app.rss_samples() as samples:
-                result[str(count)] = walls(visitors[:count], repeats)
-            memory["peak_50_mb"] = max(samples) / MB
-            time.sleep(5)
-            memory["after_mb"] = app.probe(collect=True)["rss_bytes"] / MB
-        else:
-            result[str(count)] = walls(visitors[:count], repeats)
-        log(f"{count} visitors: {statistics.median(result[str(count)]):.2f} s")
+    with app.rss_samples() as samples:  # the peak comes with the waves of 50
+        result = crowds(visitors, repeats)
+    memory["peak_50_mb"] = max(samples) / MB
+    time.sleep(5)
+    memory["after_mb"] = app.probe(collect=True)["rss_bytes"] / MB
     return {"walls": result, "memory": memory}
+
+
+def floor(repeats: int) -> dict[str, list[float]]:
+    """The same waves against a bare Gradio app that waits 2 s and returns one image."""
+    with BaselineProcess("wait") as bare:
+        visitors = make_visitors(bare.url, 50, "bare")
+        wave(visitors)  # every session made, as for the playground
+        result = crowds(visitors, repeats)
+        close_all(visitors)
+    return result
 
 
 def four_against_one(visitor: Visitor, pairs: int) -> dict:
@@ -121,19 +144,17 @@ def start_up(repeats: int) -> dict:
 
 
 def warm_up(visitors: list[Visitor], waves: int) -> None:
-    """Teach the app's client the simulator's durations (its priors say 6 s, not 2)."""
+    """Every visitor's session made (a browser's page load makes it, before any Generate),
+    then the app's client taught the simulator's durations (its priors say 6 s, not 2)."""
+    wave(visitors, model=INSTANT["model"])
     for _ in range(waves):
         wave(visitors[:8], num_images=2)
 
 
 def measure(*, quick: bool) -> dict:
     repeats = 1 if quick else 3
-    config = SimulatorConfig(
-        durations={"imagen-4-fast": (TASK_SECONDS, TASK_SECONDS), "imagen-4-ultra": (0.0, 0.0)},
-        starting_balance_cents=10**12,
-        seed=2,
-    )
-    with SimulatorServer(config) as server:
+    durations = {"imagen-4-fast": (TASK_SECONDS, TASK_SECONDS), "imagen-4-ultra": (0.0, 0.0)}
+    with SimulatorProcess(durations=durations, starting_balance_cents=10**12, seed=2) as server:
         log("the playground, with its own concurrency")
         with AppProcess(server.url) as app:
             visitors = make_visitors(app.url, 50, "ours")
@@ -150,27 +171,22 @@ def measure(*, quick: bool) -> dict:
             default_walls = {"1": walls(visitors[:1], 3 * repeats)}
             default_walls[str(len(visitors))] = walls(visitors, 1)
             close_all(visitors)
+    log("the floor: a bare Gradio app that waits 2 s and returns one image")
+    bare = floor(repeats)
     log("start-up to first page")
     starts = start_up(1 if quick else 3)
-    return figures(users, default_walls, four, costs, starts)
+    return figures(users, default_walls, bare, four, costs, starts)
 
 
-def figures(users: dict, default_walls: dict, four: dict, costs: dict, starts: dict) -> dict:
+def figures(
+    users: dict, default_walls: dict, bare: dict, four: dict, costs: dict, starts: dict
+) -> dict:
     """The measured seconds, and the ratios that compare them."""
-    ours = users["walls"]
-    one = statistics.median(ours["1"])
-    default_one = statistics.median(default_walls["1"])
+    waves = {"ours": users["walls"], "default": default_walls, "floor": bare}
     return {
-        "users": {
-            "task_seconds": TASK_SECONDS,
-            "ours": {n: [round(s, 3) for s in v] for n, v in ours.items()},
-            "ours_ratio": {n: round(ratio(statistics.median(v), one), 2) for n, v in ours.items()},
-            "default": {n: [round(s, 3) for s in v] for n, v in default_walls.items()},
-            "default_ratio": {
-                n: round(ratio(statistics.median(v), default_one), 2)
-                for n, v in default_walls.items()
-            },
-        },
+        "users": {"task_seconds": TASK_SECONDS}
+        | {name: {n: [round(s, 3) for s in v] for n, v in w.items()} for name, w in waves.items()}
+        | {f"{name}_ratio": against_one(w) for name, w in waves.items()},
         "four_vs_one": {
             "one": summarize(four["one"]).as_dict(),
             "four": summarize(four["four"]).as_dict(),

@@ -16,9 +16,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 120.0  # seconds: a cold start on a busy 2-core machine is slow, never this slow
@@ -62,31 +63,21 @@ def stop(process: subprocess.Popen[Any]) -> None:
             process.wait()
 
 
-class AppProcess:
-    """The playground (`bench.appserver`) in a child process, with RunAPI at `backend_url`.
+_Server = TypeVar("_Server", bound="ChildServer")
 
-    `probe()` reads the child's own figures: RSS, threads, event-loop tasks, connections.
-    """
 
-    def __init__(
-        self,
-        backend_url: str,
-        *,
-        max_concurrent_runs: int | None = None,
-        deadline: float | None = None,
-    ) -> None:
-        command = [sys.executable, "-m", "bench.appserver", "--base-url", backend_url]
-        command += ["--port", str(free_port()), "--probe-port", str(free_port())]
-        if max_concurrent_runs is not None:
-            command += ["--max-concurrent-runs", str(max_concurrent_runs)]
-        if deadline is not None:
-            command += ["--deadline", str(deadline)]
+class ChildServer:
+    """A server in a child process that prints `ready <address> …` once it serves, and
+    stops cleanly when its stdin closes."""
+
+    name = "a server"
+
+    def __init__(self, command: list[str]) -> None:
         self._command = command
-        self.url = ""
-        self._probe_url = ""
         self._process: subprocess.Popen[str] | None = None
+        self.addresses: list[str] = []  # what its ready line named
 
-    def __enter__(self) -> AppProcess:
+    def __enter__(self: _Server) -> _Server:
         self._process = subprocess.Popen(
             self._command,
             cwd=ROOT,
@@ -100,13 +91,13 @@ class AppProcess:
         deadline = time.monotonic() + START_TIMEOUT
         for line in stdout:
             if line.startswith("ready "):
-                self.url, self._probe_url = line.split()[1:3]
+                self.addresses = line.split()[1:]
                 break
             if time.monotonic() > deadline:
                 break
-        if not self.url:
+        if not self.addresses:
             stop(self._process)
-            raise RuntimeError(f"the playground did not start: {' '.join(self._command)}")
+            raise RuntimeError(f"{self.name} did not start: {' '.join(self._command)}")
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -123,15 +114,61 @@ class AppProcess:
         assert self._process is not None
         return self._process.pid
 
+
+class SimulatorProcess(ChildServer):
+    """RunAPI's simulator (`bench.simserver`) in a child process, configured by `fields`."""
+
+    name = "the simulator"
+
+    def __init__(self, **fields: Any) -> None:
+        super().__init__([sys.executable, "-m", "bench.simserver", json.dumps(fields)])
+
+    @property
+    def url(self) -> str:
+        return self.addresses[0]
+
+
+class AppProcess(ChildServer):
+    """The playground (`bench.appserver`) in a child process, with RunAPI at `backend_url`.
+
+    `probe()` reads the child's own figures: RSS, threads, event-loop tasks, connections.
+    """
+
+    name = "the playground"
+
+    def __init__(
+        self,
+        backend_url: str,
+        *,
+        max_concurrent_runs: int | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        command = [sys.executable, "-m", "bench.appserver", "--base-url", backend_url]
+        command += ["--port", str(free_port()), "--probe-port", str(free_port())]
+        if max_concurrent_runs is not None:
+            command += ["--max-concurrent-runs", str(max_concurrent_runs)]
+        if deadline is not None:
+            command += ["--deadline", str(deadline)]
+        super().__init__(command)
+
+    @property
+    def url(self) -> str:
+        return self.addresses[0]
+
     @contextmanager
     def rss_samples(self) -> Iterator[list[int]]:
-        """The child's RSS, sampled every 0.2 s while the block runs."""
+        """The child's RSS, sampled every 0.2 s while the block runs.
+
+        Read from outside (`/proc`), not through the probe: the probe lists the app's
+        event-loop tasks and connections, work that would slow the wave it measures.
+        """
         samples: list[int] = []
         done = threading.Event()
+        child = psutil.Process(self.pid)
 
         def sample() -> None:
             while not done.is_set():
-                samples.append(self.probe()["rss_bytes"])
+                samples.append(child.memory_info().rss)
                 done.wait(0.2)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -143,7 +180,7 @@ class AppProcess:
             sampler.join()
 
     def probe(self, *, collect: bool = False) -> dict[str, Any]:
-        url = self._probe_url + ("?collect" if collect else "")
+        url = self.addresses[1] + ("?collect" if collect else "")
         return json.loads(httpx.get(url, timeout=30).text)
 
 
