@@ -60,9 +60,12 @@ async def make_playground(
     made: list[Playground] = []
 
     def make(
-        live: SimulatorServer | str | None = None, **settings: Any
+        live: SimulatorServer | str | None = None,
+        *,
+        demo_config: dict[str, Any] | None = None,
+        **settings: Any,
     ) -> tuple[Playground, SimulatorServer]:
-        demo = make_simulator(api_keys=frozenset({DEMO_KEY}))
+        demo = make_simulator(api_keys=frozenset({DEMO_KEY}), **(demo_config or {}))
         url = live if isinstance(live, str) else (live.url if live else "http://127.0.0.1:9")
         config = Settings(base_url=url, simulator_time_scale=0.0, data_dir=tmp_path, **settings)
         playground = Playground(
@@ -114,7 +117,10 @@ def api_requests(server: SimulatorServer) -> list[Any]:
 
 
 async def test_demo_run_shows_each_image_as_it_lands_with_captions(make_playground) -> None:
-    playground, demo = make_playground()
+    # Tasks that end 0.4, 1.3 and 1.7 s after they start (this seed's draws, after the
+    # earlier run's): each image lands on its own, so each must show on its own.
+    spread = {"durations": {"imagen-4-fast": (0.2, 1.8)}, "time_scale": 1.0, "seed": 8}
+    playground, demo = make_playground(demo_config=spread)
     earlier = (await click_generate(playground, prompt="an earlier run"))[-1][1]
     outputs = await click_generate(
         playground, num_images=3, seed="7", aspect_ratio="16:9", history=earlier
