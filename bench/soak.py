@@ -30,11 +30,13 @@ import statistics
 import threading
 import time
 from collections import Counter
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import psutil
 
 from runapi_ui.simulator import (
@@ -95,6 +97,7 @@ class Generation:
     action: str  # "wait", "stop" or "leave"
     outcome: Outcome | None = None
     digests: list[str] = field(default_factory=list)  # image_digest of each image received
+    stop_seconds: float | None = None  # how long the app took to answer its Stop
 
 
 @dataclass
@@ -135,7 +138,12 @@ def visit(visitor: Visitor, index: int, until: float, count: int, tally: Tally) 
                 stop = generation.action == "stop"
                 if stop:
                     time.sleep(rng.uniform(0.3, 1.5))
-                    job.cancel()
+                    asked = time.monotonic()
+                    # gradio_client gives up on the answer after 5 s; the page's Stop does
+                    # not wait for it at all. How the run ends is checked below either way.
+                    with suppress(httpx.TimeoutException):
+                        job.cancel()
+                    generation.stop_seconds = time.monotonic() - asked
                 generation.outcome = outcome(job, started, stopped=stop)
                 generation.digests = [
                     image_digest(Path(path).read_bytes()) for path in generation.outcome.images
@@ -320,6 +328,9 @@ def report(
     )
     if waits:
         print(f"seconds per generation: p50 {statistics.median(waits):.2f}, max {max(waits):.2f}")
+    stops = [g.stop_seconds for g in generations if g.stop_seconds is not None]
+    if stops:
+        print(f"seconds to answer a Stop: p50 {statistics.median(stops):.2f}, max {max(stops):.2f}")
     checks = {
         "every generation ended as images, a clear error or stopped": not any(
             "unclear" in p for p in problems
