@@ -11,7 +11,6 @@ import gc
 import io
 import socket
 import statistics
-import struct
 import time
 from collections.abc import Callable
 from contextlib import aclosing
@@ -50,6 +49,7 @@ from runapi_ui.errors import (
     error_from_response,
     parse_retry_after,
 )
+from runapi_ui.pnginfo import _png_chunks
 from runapi_ui.polling import DurationStats
 from runapi_ui.simulator import DEFAULT_FAIL_REASON, SimulatorServer, render_image
 
@@ -816,11 +816,8 @@ def test_a_png_cut_anywhere_is_refused_without_decoding_it() -> None:
     """The PNG check reads checksums, not pixels: every cut must still be caught,
     at a chunk's edge as in its middle, and a flipped byte too."""
     png = render_image("a lighthouse", "imagen-4-fast", "1:1", 7)
-    edges = [8]  # after the signature, then after each chunk
-    while edges[-1] < len(png):
-        (length,) = struct.unpack(">I", png[edges[-1] : edges[-1] + 4])
-        edges.append(edges[-1] + 12 + length)
-    cuts = [*edges[:-1], edges[1] + 5, len(png) // 2, edges[-2] - 1]  # the last: before IEND
+    edges = [chunk.start for chunk in _png_chunks(png)]  # after the signature, each chunk
+    cuts = [*edges, edges[1] + 5, len(png) // 2, edges[-1] - 1]  # the last: before IEND
     for cut in cuts:
         with pytest.raises(ImageDownloadError, match="not a valid image"):
             _check_image(png[:cut], "https://example.test/a.png")
