@@ -110,6 +110,11 @@ class ChildServer:
             stop(self._process)
 
     @property
+    def url(self) -> str:
+        """Where it serves: the first address its ready line named."""
+        return self.addresses[0]
+
+    @property
     def pid(self) -> int:
         assert self._process is not None
         return self._process.pid
@@ -122,10 +127,6 @@ class SimulatorProcess(ChildServer):
 
     def __init__(self, **fields: Any) -> None:
         super().__init__([sys.executable, "-m", "bench.simserver", json.dumps(fields)])
-
-    @property
-    def url(self) -> str:
-        return self.addresses[0]
 
 
 class AppProcess(ChildServer):
@@ -150,10 +151,6 @@ class AppProcess(ChildServer):
         if deadline is not None:
             command += ["--deadline", str(deadline)]
         super().__init__(command)
-
-    @property
-    def url(self) -> str:
-        return self.addresses[0]
 
     @contextmanager
     def rss_samples(self) -> Iterator[list[int]]:
