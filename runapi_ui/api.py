@@ -1,13 +1,18 @@
 """The app's named endpoints for scripts (`gradio_client`): `/generate` and `/compare`.
 
-They take keywords, return the images as a gallery, and go through the same
+They take keywords, return the images as a gallery once the run has ended (progress
+comes through Gradio's progress updates meanwhile), and go through the same
 `Playground.start*` as the page, so the key policy and the limits hold for them too.
+
+They return, not yield: `gradio_client` downloads every file of every yield again, so a
+gallery streamed image by image cost a script (and this server) 1+2+…+n+n downloads for
+n images instead of n (`python -m bench` measures what that did to 50 visitors at once).
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 
 import gradio as gr
 
@@ -38,13 +43,12 @@ class ApiHandlers:
         api_key: str = "",
         request: gr.Request = None,  # type: ignore[assignment] - Gradio injects it
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - how Gradio injects it
-    ) -> AsyncIterator[GalleryItems]:
-        """Generate 1-4 images; yields the gallery as each lands."""
+    ) -> GalleryItems:
+        """Generate 1-4 images; returns them as a gallery once every task has ended."""
         run = await self.start_generate(
             prompt, model, aspect_ratio, negative_prompt, num_images, seed, api_key, request
         )
-        async for items in self._follow(run, progress):
-            yield items
+        return await self._follow(run, progress)
 
     async def compare(
         self,
@@ -55,13 +59,12 @@ class ApiHandlers:
         api_key: str = "",
         request: gr.Request = None,  # type: ignore[assignment]
         progress: gr.Progress = gr.Progress(),  # noqa: B008
-    ) -> AsyncIterator[GalleryItems]:
+    ) -> GalleryItems:
         """One image from each of imagen-4-fast, imagen-4 and imagen-4-ultra, same seed."""
         run = await self.start_compare(
             prompt, aspect_ratio, negative_prompt, seed, api_key, request
         )
-        async for items in self._follow(run, progress):
-            yield items
+        return await self._follow(run, progress)
 
     async def start_generate(
         self,
@@ -115,23 +118,17 @@ class ApiHandlers:
             page=page,
         )
 
-    async def _follow(self, run: Run, progress: gr.Progress) -> AsyncIterator[GalleryItems]:
-        """The gallery each time an image lands (its last state is the call's answer)."""
+    async def _follow(self, run: Run, progress: gr.Progress) -> GalleryItems:
+        """The run's progress on the bar until it ends, then its gallery (or its error)."""
         durations = self.playground.durations(run.is_demo)
-        shown = 0
         tick = lambda run: progress(run.fraction(durations), run.describe())  # noqa: E731
         async for _ in run.milestones(tick, tick=PROGRESS_TICK):
-            if len(run.images) != shown:
-                shown = len(run.images)
-                yield _items(run)
-        if run.images:
-            # Again at the end: without it a script's answer can lack an image that landed
-            # as the run ended (tests/test_public.py's quota test caught one missing).
-            yield _items(run)
-        elif not run.stopped:
-            failures = run.failures()
-            message = failures[0] if failures else "No image came back. Try again."
-            raise gr.Error(message, print_exception=False)  # to scripts: plain text
+            pass
+        if run.images or run.stopped:
+            return _items(run)
+        failures = run.failures()
+        message = failures[0] if failures else "No image came back. Try again."
+        raise gr.Error(message, print_exception=False)  # to scripts: plain text
 
 
 async def started(start: Awaitable[Run], *, page: bool = False) -> Run:
