@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .catalog import MODELS, SEED_MAX
@@ -151,7 +151,16 @@ def _jobs(entry: Entry) -> list[tuple[GenerationRequest, dict[str, Any]]]:
 def gallery_items(entry: Entry, store: ImageStore) -> list[tuple[str, str]]:
     """The entry's images as (file, caption): the full image while it exists, else its
     thumbnail, captioned as such."""
-    items = []
+    return list(_gallery_items(entry, store))
+
+
+def cover(entry: Entry, store: ImageStore) -> tuple[str, str] | None:
+    """The entry's first image, as `gallery_items` gives it; the others are not looked at
+    (the history's tiles show one image each, and are redrawn at every step of a run)."""
+    return next(_gallery_items(entry, store), None)
+
+
+def _gallery_items(entry: Entry, store: ImageStore) -> Iterator[tuple[str, str]]:
     for job in entry["jobs"]:
         image = job.get("image")
         if not isinstance(image, dict):
@@ -159,17 +168,14 @@ def gallery_items(entry: Entry, store: ImageStore) -> list[tuple[str, str]]:
         caption = _caption(entry, job)
         path = store.resolve(image.get("path"))
         if path is not None:
-            items.append((str(path), caption))
+            yield str(path), caption
             continue
         thumb = store.thumbnail_file(image.get("thumb"))
         if thumb is not None:
-            items.append(
-                (
-                    str(thumb),
-                    f"{caption} · preview only: the full image is no longer on this server",
-                )
+            yield (
+                str(thumb),
+                f"{caption} · preview only: the full image is no longer on this server",
             )
-    return items
 
 
 def tile_caption(entry: Entry) -> str:

@@ -13,6 +13,7 @@ import io
 import logging
 import re
 import secrets
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,14 @@ class ImageStore:
         path = Path(untrusted)
         if not _OUR_NAME.match(path.name):
             return None
+        if path.parent == self.folder:
+            # As we wrote it: the folder is already resolved, so one lstat settles it (a
+            # page redraws every history tile at each step of a run; a full resolve is an
+            # lstat per path component).
+            try:
+                return path if stat.S_ISREG(path.lstat().st_mode) else None
+            except OSError:
+                return None
         try:
             resolved = path.resolve(strict=True)
         except (OSError, RuntimeError):

@@ -306,8 +306,8 @@ class PageHandlers:
     def _tiles(self, entries: list[Entry]) -> GalleryItems:
         tiles = []
         for entry in entries:
-            items = hist.gallery_items(entry, self.store)
-            picture = items[0][0] if items else str(self.store.placeholder(entry["status"]))
+            cover = hist.cover(entry, self.store)
+            picture = cover[0] if cover else str(self.store.placeholder(entry["status"]))
             tiles.append((picture, hist.tile_caption(entry)))
         return tiles
 
