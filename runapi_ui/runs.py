@@ -312,7 +312,7 @@ class RunRegistry:
             run.images.append(image)
             job.phase = Phase.COMPLETED
         except RunAPIError as error:
-            job.error = error
+            job.error = _without_frames(error)
             job.phase = Phase.FAILED
         except Exception:
             log.exception("unexpected failure in an image of run %s", run.id[:6])
@@ -324,3 +324,11 @@ class RunRegistry:
         finally:
             job.seconds = time.monotonic() - started
             run._notify()
+
+
+def _without_frames(error: RunAPIError) -> RunAPIError:
+    """The error as a finished run keeps it (for an hour): its message. Its traceback's
+    frames, and those of the exception it replaced, would keep the client that holds the
+    visitor's key, and the bytes of the image that broke, for as long."""
+    error.__traceback__ = error.__context__ = error.__cause__ = None
+    return error

@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import gc
 import io
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FunctionType, ModuleType
 from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -162,6 +165,42 @@ async def test_a_finished_run_lets_go_of_the_key(store, sim) -> None:
     await asyncio.wait_for(run.finished(), 20)
     assert run.backend is None
     assert KEY not in repr(run)
+
+
+def reachable(root: object) -> Iterator[object]:
+    """Every object `root` keeps alive, through the references the garbage collector sees.
+    Modules, classes, functions and event loops are not followed: they reach the whole
+    program, not what this object holds on to."""
+    seen, todo = {id(root)}, [root]
+    while todo:
+        obj = todo.pop()
+        yield obj
+        if isinstance(obj, ModuleType | type | FunctionType | asyncio.AbstractEventLoop):
+            continue
+        for ref in gc.get_referents(obj):
+            if id(ref) not in seen:
+                seen.add(id(ref))
+                todo.append(ref)
+
+
+@pytest.mark.parametrize(
+    "faults",
+    ["", "image_garbage", "image_truncated", "image_bomb", "task_fail", "server_error@status*9"],
+)
+async def test_a_finished_run_holds_neither_the_key_nor_what_it_downloaded(
+    make_simulator, store, faults
+) -> None:
+    """A finished run is kept for an hour (a visitor may come back for it); what it holds
+    then is its outcome, not its key, its client or the bytes of a broken image (a stored
+    error's traceback would keep all three)."""
+    server = make_simulator(api_keys=frozenset({KEY}), faults=faults)
+    run = registry(store).start(requests_for(1), backend(server))
+    await asyncio.wait_for(run.finished(), 20)
+    assert run.status is (RunStatus.DONE if not faults else RunStatus.FAILED)
+    held = list(reachable(run))
+    assert not [o for o in held if isinstance(o, str) and KEY in o]
+    assert not [o for o in held if isinstance(o, RunAPIClient | httpx.Response)]
+    assert sum(len(o) for o in held if isinstance(o, bytes | bytearray)) < 1024
 
 
 async def test_runs_nobody_came_back_for_are_forgotten_after_keep_seconds(store, sim) -> None:
