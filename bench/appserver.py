@@ -60,6 +60,7 @@ def snapshot(app: PlaygroundApp, app_port: int, backend_port: int, collect: bool
         "event_loop_tasks": len(kinds),
         "event_loop_task_kinds": dict(Counter(kinds)),
         "connections_to_runapi": len(connections),
+        "gradio_sessions": len(app.blocks.state_holder.session_data),
         "visitor_connections": dict(visitors),
     }
 
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         help="1 is Gradio's default concurrency",
     )
     parser.add_argument("--deadline", type=float, default=Settings.deadline)
+    parser.add_argument("--sessions-kept", type=int, default=Settings.sessions_kept)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-app-") as data_dir:
         settings = Settings(
@@ -110,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
             port=args.port,
             max_concurrent_runs=args.max_concurrent_runs,
             deadline=args.deadline,
+            sessions_kept=args.sessions_kept,
             data_dir=Path(data_dir),
             images_per_hour=0,
             no_demo=True,  # every visitor brings a key: no idle demo simulator in this process

@@ -143,6 +143,7 @@ class AppProcess(ChildServer):
         *,
         max_concurrent_runs: int | None = None,
         deadline: float | None = None,
+        sessions_kept: int | None = None,
     ) -> None:
         command = [sys.executable, "-m", "bench.appserver", "--base-url", backend_url]
         command += ["--port", str(free_port()), "--probe-port", str(free_port())]
@@ -150,6 +151,8 @@ class AppProcess(ChildServer):
             command += ["--max-concurrent-runs", str(max_concurrent_runs)]
         if deadline is not None:
             command += ["--deadline", str(deadline)]
+        if sessions_kept is not None:
+            command += ["--sessions-kept", str(sessions_kept)]
         super().__init__(command)
 
     @contextmanager

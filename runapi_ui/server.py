@@ -91,6 +91,9 @@ def launch(app: PlaygroundApp, settings: Settings, *, block: bool = True) -> str
             # Gradio runs at most max_threads events at once (40 by default), whatever the
             # concurrency limit says: the 41st visitor would wait for a whole generation.
             max_threads=settings.max_concurrent_runs,
+            # The least recently used sessions past this lose their server-side state (here
+            # only which history entry the results show), not their history or their runs.
+            state_session_capacity=settings.sessions_kept,
             run_history=False,  # it would store event inputs, the key among them, in the browser
             footer_links=["api"],
             auth=auth_from(settings),

@@ -15,6 +15,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from runapi_ui.playground import Playground
 from runapi_ui.quota import limits_from
 from runapi_ui.runs import Run
 from runapi_ui.server import PlaygroundApp, create_app, launch
-from runapi_ui.settings import Settings
+from runapi_ui.settings import Settings, settings_from
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer
 from runapi_ui.ui import ratio_choices
 from tests.conftest import fast_durations
@@ -405,6 +406,23 @@ def test_a_script_sees_progress_then_one_answer_with_every_image(launched) -> No
     assert [item["caption"] for item in gallery] == [
         f"Demo · imagen-4-fast · 1:1 · seed {seed}" for seed in (5, 6, 7)
     ]
+
+
+def test_gradio_keeps_only_the_last_sessions_kept_sessions(tmp_path) -> None:
+    """Gradio holds a copy of the page's config per session (~100 KB here), 10,000
+    sessions by default; `sessions_kept` (RUNAPI_UI_SESSIONS_KEPT) bounds them."""
+    settings = settings_from([], {"RUNAPI_UI_SESSIONS_KEPT": "3"})
+    settings = replace(settings, port=free_port(), data_dir=tmp_path, simulator_time_scale=0)
+    app = create_app(settings)
+    try:
+        url = launch(app, settings, block=False)
+        for visitor in range(5):  # each Client is a session of its own
+            client = Client(url, verbose=False)
+            client.predict(prompt=f"visitor {visitor}", model="imagen-4-fast", api_name="/generate")
+            client.close()
+        assert len(app.blocks.state_holder.session_data) == 3
+    finally:
+        app.close()
 
 
 def test_api_failures_arrive_with_the_pages_message(launched) -> None:
