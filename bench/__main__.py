@@ -1,4 +1,5 @@
-"""`python -m bench [--quick] [--only FIGURE ...]` and `python -m bench soak [--quick]`."""
+"""`python -m bench [--quick] [--only FIGURE ...]`, and
+`python -m bench soak [--quick] [--rounds N]`."""
 
 from __future__ import annotations
 
@@ -33,7 +34,11 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["soak"]:
         parser = argparse.ArgumentParser(prog="python -m bench soak", description=soak.__doc__)
         parser.add_argument("--quick", action="store_true", help="about a minute (CI)")
-        sys.exit(soak.main(quick=parser.parse_args(argv[1:]).quick))
+        parser.add_argument(
+            "--rounds", type=int, default=1, help="soak the same app this many times"
+        )
+        args = parser.parse_args(argv[1:])
+        sys.exit(soak.main(quick=args.quick, rounds=args.rounds))
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Every speed figure, side by side with its reference in the same run.",

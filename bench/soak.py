@@ -2,6 +2,7 @@
 
     python -m bench soak          # 50 visitors, 1000 generations (~2.5 min)
     python -m bench soak --quick  # 50 visitors for about a minute, ~400 generations (CI)
+    python -m bench soak --rounds 3  # the same app soaked three times: does its memory settle?
 
 RunAPI is a simulator in this process that faults about one request in ten, across
 every fault class it has; the app runs in a process of its own (`bench.appserver`) with
@@ -80,6 +81,14 @@ CLEAR_STARTS = (
 # finished runs (not their images) for an hour so a visitor can come back to them.
 RSS_SLACK = 1.25
 MB = 2**20
+# Across rounds against one app, its RSS after each round stays within 10% of the first's:
+# a leak of what each generation leaves behind grows with every round.
+ROUND_GROWTH = 1.10
+# Gradio keeps a copy of the page's config for each of the last `sessions_kept` sessions
+# (~100 KB each; 1000 by default). Every round brings ~80 new sessions (visitors, closed
+# tabs): kept to 100 here, that bound is reached in the first round, so what grows after
+# is something else.
+SESSIONS_KEPT = 100
 EVENT_LOOP_SLACK = 2  # tasks Gradio may keep for a moment after the last request
 # A stream a visitor itself still holds open (gradio_client keeps one now and then after
 # close()) is served by Gradio with four tasks: its request cycle, the queue's read, the
@@ -248,7 +257,7 @@ def log(message: str, since: float) -> None:
     print(f"  · {time.monotonic() - since:5.1f} s  {message}", flush=True)
 
 
-def main(*, quick: bool) -> int:
+def main(*, quick: bool, rounds: int = 1) -> int:
     seconds, per_visitor = (25.0, 10**6) if quick else (600.0, 20)
     config = SimulatorConfig(
         durations=DURATIONS,
@@ -259,40 +268,78 @@ def main(*, quick: bool) -> int:
     )
     kinds = {fault.kind for fault in config.faults}
     assert kinds == set(FAULT_KINDS), f"the soak must cover every fault: {set(FAULT_KINDS) - kinds}"
-    tally = Tally()
     began = time.monotonic()
     print(
-        f"soak: {VISITORS} visitors, {'~1 min' if quick else '1000 generations'}, faults {FAULTS}",
+        f"soak: {VISITORS} visitors, {'~1 min' if quick else '1000 generations'}"
+        f"{f' x {rounds} rounds' if rounds > 1 else ''}, faults {FAULTS}",
         flush=True,
     )
-    with SimulatorServer(config) as server, AppProcess(server.url, deadline=DEADLINE) as app:
+    with (
+        SimulatorServer(config) as server,
+        AppProcess(server.url, deadline=DEADLINE, sessions_kept=SESSIONS_KEPT) as app,
+    ):
         log("the app is up; a warm-up wave, then its idle figures", began)
         idle = warm_up(app)
-        visitors = make_visitors(app.url, VISITORS, "soak")
-        log("visitors start", began)
-        until = time.monotonic() + seconds
-        threads = [
-            threading.Thread(target=visit, args=(v, i, until, per_visitor, tally))
-            for i, v in enumerate(visitors)
-        ]
-        started = time.monotonic()
-        with app.rss_samples() as rss:
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        elapsed = time.monotonic() - started
-        close_all(visitors)
-        log("visitors done; waiting out every deadline", began)
-        time.sleep(SETTLE)  # every run still going (a closed tab's) has hit its deadline
-        stray_polls = quiet_status_requests(server, 3.0)
-        end = app.probe(collect=True)
-        end["held_by_the_bench"] = held_connections(app.url)
-        end["peak_rss_bytes"] = max(rss)
-        problems = check_deliveries(tally, server)
-        requests = list(server.simulator.requests)
-        log("checked", began)
+        status = 0
+        after_rounds: list[int] = []  # the app's RSS after each round has settled
+        for number in range(1, rounds + 1):
+            if rounds > 1:
+                log(f"round {number} of {rounds}", began)
+            status |= one_round(app, server, idle, seconds, per_visitor, began, number)
+            figures = app.probe(collect=True)
+            after_rounds.append(figures["rss_bytes"])
+            log(f"Gradio keeps {figures['gradio_sessions']} sessions", began)
+    if rounds > 1:
+        status |= report_rounds(after_rounds)
+    return status
+
+
+def one_round(
+    app: AppProcess,
+    server: SimulatorServer,
+    idle: dict[str, Any],
+    seconds: float,
+    per_visitor: int,
+    began: float,
+    number: int,
+) -> int:
+    """Every visitor generating until `seconds` or `per_visitor` run out, then the checks
+    on what they got and on what the app still holds; 0 when every check passes."""
+    tally = Tally()
+    visitors = make_visitors(app.url, VISITORS, f"soak{number}")
+    log("visitors start", began)
+    first_request = len(server.simulator.requests)
+    until = time.monotonic() + seconds
+    threads = [
+        threading.Thread(target=visit, args=(v, i, until, per_visitor, tally))
+        for i, v in enumerate(visitors)
+    ]
+    started = time.monotonic()
+    with app.rss_samples() as rss:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    elapsed = time.monotonic() - started
+    close_all(visitors)
+    log("visitors done; waiting out every deadline", began)
+    time.sleep(SETTLE)  # every run still going (a closed tab's) has hit its deadline
+    stray_polls = quiet_status_requests(server, 3.0)
+    end = app.probe(collect=True)
+    end["held_by_the_bench"] = held_connections(app.url)
+    end["peak_rss_bytes"] = max(rss)
+    problems = check_deliveries(tally, server)
+    requests = list(server.simulator.requests)[first_request:]
+    log("checked", began)
     return report(tally, requests, idle, end, stray_polls, problems, elapsed)
+
+
+def report_rounds(after_rounds: list[int]) -> int:
+    """Whether the app's memory settled: each round ends within ROUND_GROWTH of the first."""
+    figures = ", ".join(f"{rss / MB:.0f}" for rss in after_rounds)
+    steady = max(after_rounds) <= ROUND_GROWTH * after_rounds[0]
+    print(f"  {'PASS' if steady else 'FAIL'}  RSS steady from round to round ({figures} MB)")
+    return 0 if steady else 1
 
 
 def report(
