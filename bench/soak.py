@@ -285,10 +285,10 @@ def main(*, quick: bool, rounds: int = 1) -> int:
         for number in range(1, rounds + 1):
             if rounds > 1:
                 log(f"round {number} of {rounds}", began)
-            status |= one_round(app, server, idle, seconds, per_visitor, began, number)
-            figures = app.probe(collect=True)
-            after_rounds.append(figures["rss_bytes"])
-            log(f"Gradio keeps {figures['gradio_sessions']} sessions", began)
+            failed, end = one_round(app, server, idle, seconds, per_visitor, began, number)
+            status |= failed
+            after_rounds.append(end["rss_bytes"])
+            log(f"Gradio keeps {end['gradio_sessions']} sessions", began)
     if rounds > 1:
         status |= report_rounds(after_rounds)
     return status
@@ -302,9 +302,10 @@ def one_round(
     per_visitor: int,
     began: float,
     number: int,
-) -> int:
+) -> tuple[int, dict[str, Any]]:
     """Every visitor generating until `seconds` or `per_visitor` run out, then the checks
-    on what they got and on what the app still holds; 0 when every check passes."""
+    on what they got and on what the app still holds: 0 when every check passes, and the
+    app's figures at the end (after a garbage collection)."""
     tally = Tally()
     visitors = make_visitors(app.url, VISITORS, f"soak{number}")
     log("visitors start", began)
@@ -331,7 +332,7 @@ def one_round(
     problems = check_deliveries(tally, server)
     requests = list(server.simulator.requests)[first_request:]
     log("checked", began)
-    return report(tally, requests, idle, end, stray_polls, problems, elapsed)
+    return report(tally, requests, idle, end, stray_polls, problems, elapsed), end
 
 
 def report_rounds(after_rounds: list[int]) -> int:

@@ -7,13 +7,15 @@ it joins the queue over Gradio's own protocol and drops the connection while it 
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,39 +56,47 @@ class Visitor:
 
     def leave_mid_run(self, after: float, **form: Any) -> None:
         """Join a generation like a browser tab, and close the tab `after` seconds into it."""
-        endpoint = self.client.endpoints[self.client._infer_fn_index(ENDPOINT, None)]
-        arguments = client_utils.construct_args(
-            endpoint.parameters_info, (), {**form, "api_key": self.key}
-        )
-        session = uuid.uuid4().hex[:12]
-        base = self.url.rstrip("/") + "/gradio_api/queue"
-        with httpx.Client(timeout=60) as http:
-            http.post(
-                f"{base}/join",
-                json={
-                    "data": list(endpoint.insert_empty_state(*arguments)),
-                    "fn_index": endpoint.fn_index,
-                    "session_hash": session,
-                    "event_data": None,
-                    "trigger_id": None,
-                },
-            ).raise_for_status()
-            with (
-                suppress(httpx.TransportError),  # a tab that is closing does not care
-                http.stream("GET", f"{base}/data", params={"session_hash": session}) as stream,
-            ):
-                for line in stream.iter_lines():
-                    if line.startswith("data:") and json.loads(line[5:]).get("msg") in (
-                        "process_starts",
-                        "process_completed",
-                    ):
+        messages = queue_messages(self.client, ENDPOINT, **form, api_key=self.key)
+        # Closing the messages closes the connection mid-run, as a closed tab does.
+        with closing(messages):
+            first = next(messages)  # the join: a tab that cannot even join is a failure
+            with suppress(httpx.TransportError):  # a tab that is closing does not care
+                for message in itertools.chain([first], messages):
+                    if message["msg"] in ("process_starts", "process_completed"):
                         break
                 time.sleep(after)
-            # Leaving the block closes the connection mid-run, as a closed tab does.
 
     def close(self) -> None:
         self.client.close()
         shutil.rmtree(self._downloads, ignore_errors=True)
+
+
+def queue_messages(client: Client, endpoint: str, **arguments: Any) -> Iterator[dict[str, Any]]:
+    """Join `endpoint` as a browser tab does (a session of its own, Gradio's own protocol)
+    and yield each message the queue sends it, up to its answer; closing this generator
+    closes the connection."""
+    fn = client.endpoints[client._infer_fn_index(endpoint, None)]
+    data = fn.insert_empty_state(*client_utils.construct_args(fn.parameters_info, (), arguments))
+    session = uuid.uuid4().hex[:12]
+    queue = client.src_prefixed + "queue"
+    with httpx.Client(timeout=60) as http:
+        http.post(
+            f"{queue}/join",
+            json={
+                "data": list(data),
+                "fn_index": fn.fn_index,
+                "session_hash": session,
+                "event_data": None,
+                "trigger_id": None,
+            },
+        ).raise_for_status()
+        with http.stream("GET", f"{queue}/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:"):
+                    message = json.loads(line[5:])
+                    yield message
+                    if message["msg"] == "process_completed":
+                        return
 
 
 def make_visitors(url: str, count: int, prefix: str) -> list[Visitor]:

@@ -9,9 +9,7 @@ seam every way in shares); the page's Generate is `PageHandlers.on_generate`.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,10 +21,10 @@ import gradio as gr
 import httpx
 import pytest
 from gradio_client import Client
-from gradio_client import utils as client_utils
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from bench.visitors import queue_messages
 from runapi_ui.access import DEMO_KEY
 from runapi_ui.images import ImageStore
 from runapi_ui.page import PageHandlers, PageOutputs
@@ -360,37 +358,17 @@ def test_the_api_takes_keywords_and_returns_captioned_images(launched) -> None:
         assert image.size == (768, 1408)
 
 
-def queue_messages(url: str, endpoint: str, **arguments: Any) -> list[dict[str, Any]]:
-    """Every message Gradio's queue sends a script for one call of `endpoint`, in order:
-    what `gradio_client` reads (it downloads each file of every message carrying output)."""
-    client = Client(url, verbose=False)
-    fn = client.endpoints[client._infer_fn_index(endpoint, None)]
-    data = fn.insert_empty_state(*client_utils.construct_args(fn.parameters_info, (), arguments))
-    session = "script-" + os.urandom(6).hex()
-    queue = url.rstrip("/") + "/gradio_api/queue"
-    messages = []
-    with httpx.Client(timeout=60) as http:
-        http.post(
-            f"{queue}/join",
-            json={"data": list(data), "fn_index": fn.fn_index, "session_hash": session},
-        ).raise_for_status()
-        with http.stream("GET", f"{queue}/data", params={"session_hash": session}) as stream:
-            for line in stream.iter_lines():
-                if line.startswith("data:"):
-                    messages.append(json.loads(line[5:]))
-                    if messages[-1]["msg"] == "process_completed":
-                        break
-    client.close()
-    return messages
-
-
 def test_a_script_sees_progress_then_one_answer_with_every_image(launched) -> None:
     """Scripts get the bar's words as progress, and the images once, at the end: a
     gallery yielded image by image made gradio_client download 1+2+…+n+n files."""
     _, url, _ = launched
-    messages = queue_messages(
-        url, "/generate", prompt="a kite", model="imagen-4-fast", num_images=3, seed=5
+    client = Client(url, verbose=False)
+    messages = list(
+        queue_messages(
+            client, "/generate", prompt="a kite", model="imagen-4-fast", num_images=3, seed=5
+        )
     )
+    client.close()
     kinds = [message["msg"] for message in messages]
     assert "process_generating" not in kinds
     progress = [
