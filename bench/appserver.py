@@ -20,6 +20,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,14 +32,18 @@ os.environ["RUNAPI_UI_IMAGES_PER_HOUR"] = "0"  # quotas off, whichever way they 
 
 import psutil
 
-from runapi_ui.server import PlaygroundApp, create_app, launch
+from runapi_ui.server import PlaygroundApp, create_app, freeze_start_up, launch
 from runapi_ui.settings import Settings
 
 
 def snapshot(app: PlaygroundApp, app_port: int, backend_port: int, collect: bool) -> dict[str, Any]:
-    """What this process holds right now; `collect` runs the garbage collector first."""
+    """What this process holds right now; `collect` runs a full garbage collection first,
+    and times it."""
+    pause = None
     if collect:
+        started = time.perf_counter()
         gc.collect()
+        pause = time.perf_counter() - started
     process = psutil.Process()
     tcp = process.net_connections(kind="tcp")
     connections = [
@@ -56,6 +61,9 @@ def snapshot(app: PlaygroundApp, app_port: int, backend_port: int, collect: bool
     kinds = asyncio.run_coroutine_threadsafe(tasks(), loop).result(timeout=10)
     return {
         "rss_bytes": process.memory_info().rss,
+        # A full collection stops the event loop for this long (None: none asked for).
+        "full_collection_ms": None if pause is None else round(pause * 1000, 1),
+        "frozen_objects": gc.get_freeze_count(),
         "threads": threading.active_count(),
         "event_loop_tasks": len(kinds),
         "event_loop_task_kinds": dict(Counter(kinds)),
@@ -120,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         app = create_app(settings)
         try:
             url = launch(app, settings, block=False)
+            freeze_start_up()  # as `python app.py` does
             backend_port = urlsplit(args.base_url).port or 80
             probe = serve_probe(app, args.probe_port, args.port, backend_port)
             print(f"ready {url} http://127.0.0.1:{args.probe_port}/", flush=True)

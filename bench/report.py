@@ -97,7 +97,8 @@ def table(results: dict[str, Any]) -> str:
             "",
             f"5. Server memory (RSS): idle {memory['idle_mb']:.0f} MB, at 50 visitors "
             f"{memory.get('peak_50_mb', float('nan')):.0f} MB, after they left "
-            f"{memory.get('after_mb', float('nan')):.0f} MB",
+            f"{memory.get('after_mb', float('nan')):.0f} MB; a full garbage collection "
+            f"then pauses it {memory.get('full_collection_ms', float('nan')):.0f} ms",
         ]
     return "\n".join(lines)
 

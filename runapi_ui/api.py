@@ -23,9 +23,6 @@ from .quota import LimitError
 from .runs import Run
 
 GalleryItems = list[tuple[str, str]]
-# Seconds between a script's progress updates while nothing changes (every change is
-# sent at once): the page's bar ticks faster, a script needs no more than a line a second.
-PROGRESS_TICK = 1.0
 
 
 class ApiHandlers:
@@ -119,10 +116,24 @@ class ApiHandlers:
         )
 
     async def _follow(self, run: Run, progress: gr.Progress) -> GalleryItems:
-        """The run's progress on the bar until it ends, then its gallery (or its error)."""
+        """The run's progress at each change of its state ("Generating · 1 of 2 images
+        done") until it ends, then its gallery (or its error).
+
+        Only changes, without the seconds the page's bar counts: each progress message
+        costs this server and the script alike, and a tick a second made a tenth of the
+        server's work with 50 scripts at once (`python -m bench` measures them).
+        """
         durations = self.playground.durations(run.is_demo)
-        tick = lambda run: progress(run.fraction(durations), run.describe())  # noqa: E731
-        async for _ in run.milestones(tick, tick=PROGRESS_TICK):
+        said = None
+
+        def on_change(run: Run) -> None:
+            nonlocal said
+            words = run.describe(seconds=False)
+            if words != said:
+                said = words
+                progress(run.fraction(durations), words)
+
+        async for _ in run.milestones(on_change, tick=None):
             pass
         if run.images or run.stopped:
             return _items(run)

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -127,8 +128,8 @@ class Run:
     def task_ids(self) -> list[str | None]:
         return [job.task_id for job in self.jobs]
 
-    def describe(self) -> str:
-        """The progress bar's words: a phase, the seconds, N of M done."""
+    def describe(self, *, seconds: bool = True) -> str:
+        """The progress bar's words: a phase, the seconds (unless not), N of M done."""
         waiting = [job.phase for job in self.jobs if job.phase not in _FINAL]
         if self.is_finished:
             label = self.status.value.capitalize()
@@ -136,7 +137,8 @@ class Run:
             label = _PHASE_LABELS[min(waiting, key=list(Phase).index)]
         else:
             label = "Finishing"
-        return f"{label} · {self.elapsed:.0f} s · {len(self.images)} of {self.total} images done"
+        elapsed = f" · {self.elapsed:.0f} s" if seconds else ""
+        return f"{label}{elapsed} · {len(self.images)} of {self.total} images done"
 
     def fraction(self, durations: DurationStats | None = None) -> float:
         """Share of the run done, never going backwards."""
@@ -154,8 +156,9 @@ class Run:
         floor = _PHASE_FLOOR.get(job.phase, 0.0)
         return max(floor, min(0.9, 0.12 + 0.78 * self.elapsed / expected))
 
-    async def updates(self, tick: float = UPDATE_TICK) -> AsyncIterator[Run]:
-        """This run after each change, and every `tick` seconds; ends once it has finished."""
+    async def updates(self, tick: float | None = UPDATE_TICK) -> AsyncIterator[Run]:
+        """This run after each change, and every `tick` seconds (None: only after changes);
+        ends once it has finished."""
         while True:
             changed = self._changed
             yield self
@@ -165,7 +168,7 @@ class Run:
                 await asyncio.wait_for(changed.wait(), tick)
 
     async def milestones(
-        self, on_tick: Callable[[Run], object] | None = None, *, tick: float = UPDATE_TICK
+        self, on_tick: Callable[[Run], object] | None = None, *, tick: float | None = UPDATE_TICK
     ) -> AsyncIterator[Run]:
         """This run each time a task is created or an image lands; `on_tick` sees every
         change, and the run every `tick` seconds between (a progress bar).
@@ -217,6 +220,7 @@ class RunRegistry:
         self.keep_seconds = keep_seconds
         self.max_finished = max_finished
         self._runs: dict[str, Run] = {}
+        self._ended: deque[Run] = deque()  # finished runs, in the order they ended
 
     def start(
         self,
@@ -243,16 +247,14 @@ class RunRegistry:
         return len(self._runs)
 
     def sweep(self) -> None:
-        """Forget runs that ended long ago, and the oldest past the bound."""
+        """Forget runs that ended long ago, and the oldest past the bound: the first to
+        end go first, so each start costs what it forgets, not a pass over them all."""
         now = time.monotonic()
-        finished = sorted(
-            (run for run in self._runs.values() if run.ended is not None),
-            key=lambda run: run.ended or 0.0,
-        )
-        excess = max(0, len(finished) - self.max_finished)
-        for index, run in enumerate(finished):
-            if index < excess or now - (run.ended or now) > self.keep_seconds:
-                del self._runs[run.id]
+        ended = self._ended
+        while ended and (
+            len(ended) > self.max_finished or now - (ended[0].ended or now) > self.keep_seconds
+        ):
+            del self._runs[ended.popleft().id]
 
     async def aclose(self) -> None:
         running = [run for run in self._runs.values() if run._task and not run._task.done()]
@@ -275,6 +277,7 @@ class RunRegistry:
                 if job.phase not in _FINAL:
                     job.phase = Phase.FAILED
             run.ended = time.monotonic()
+            self._ended.append(run)
             run.backend = None  # the key goes with the run
             log.info(
                 "run %s: %s, %d/%d images in %.1fs, demo=%s",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -378,6 +379,9 @@ def test_a_script_sees_progress_then_one_answer_with_every_image(launched) -> No
         for unit in message["progress_data"]
     ]
     assert any("of 3 images done" in words for words in progress), progress
+    # Each change of state once, without a tick of seconds: every message costs both sides.
+    assert all(re.fullmatch(r"[A-Z][a-z]+ · [0-3] of 3 images done", w) for w in progress)
+    assert len(progress) == len(set(progress)), progress
     (answer,) = (message for message in messages if message["msg"] == "process_completed")
     assert answer["success"]
     (gallery,) = answer["output"]["data"]

@@ -205,13 +205,14 @@ async def test_a_finished_run_holds_neither_the_key_nor_what_it_downloaded(
 
 async def test_runs_nobody_came_back_for_are_forgotten_after_keep_seconds(store, sim) -> None:
     runs = registry(store, keep_seconds=60.0)
-    old, recent = (runs.start(requests_for(1), backend(sim)) for _ in range(2))
-    for run in (old, recent):
+    pair = [runs.start(requests_for(1), backend(sim)) for _ in range(2)]
+    for run in pair:
         await asyncio.wait_for(run.finished(), 20)
     still_running = runs.start(requests_for(1), backend(sim))
 
+    old, recent = sorted(pair, key=lambda run: run.ended or 0.0)
     assert old.ended is not None
-    old.ended -= 61.0  # as if it ended a minute ago
+    old.ended -= 61.0  # the first to end, as if it ended a minute ago
     runs.sweep()
     assert runs.get(old.id) is None
     assert runs.get(recent.id) is recent and runs.get(still_running.id) is still_running
