@@ -63,7 +63,6 @@ def snapshot(app: PlaygroundApp, app_port: int, backend_port: int, collect: bool
         "rss_bytes": process.memory_info().rss,
         # A full collection stops the event loop for this long (None: none asked for).
         "full_collection_ms": None if pause is None else round(pause * 1000, 1),
-        "frozen_objects": gc.get_freeze_count(),
         "threads": threading.active_count(),
         "event_loop_tasks": len(kinds),
         "event_loop_task_kinds": dict(Counter(kinds)),

@@ -124,17 +124,8 @@ class ApiHandlers:
         server's work with 50 scripts at once (`python -m bench` measures them).
         """
         durations = self.playground.durations(run.is_demo)
-        said = None
-
-        def on_change(run: Run) -> None:
-            nonlocal said
-            words = run.describe(seconds=False)
-            if words != said:
-                said = words
-                progress(run.fraction(durations), words)
-
-        async for _ in run.milestones(on_change, tick=None):
-            pass
+        async for current in run.changes(_state_words, tick=None):
+            progress(current.fraction(durations), _state_words(current))
         if run.images or run.stopped:
             return _items(run)
         failures = run.failures()
@@ -160,6 +151,10 @@ def _error_title(error: Exception) -> str:
     if isinstance(error, KeyRequired):
         return "Key needed"
     return "Could not start"
+
+
+def _state_words(run: Run) -> str:
+    return run.describe(seconds=False)
 
 
 def _items(run: Run) -> GalleryItems:

@@ -167,26 +167,38 @@ class Run:
             with suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), tick)
 
-    async def milestones(
-        self, on_tick: Callable[[Run], object] | None = None, *, tick: float | None = UPDATE_TICK
+    async def changes(
+        self,
+        key: Callable[[Run], object],
+        *,
+        on_tick: Callable[[Run], object] | None = None,
+        tick: float | None = UPDATE_TICK,
     ) -> AsyncIterator[Run]:
-        """This run each time a task is created or an image lands; `on_tick` sees every
-        change, and the run every `tick` seconds between (a progress bar).
+        """This run at first and each time `key(run)` differs from when it was last
+        yielded, looked at after every change of the run and every `tick` seconds between
+        (None: only after changes); `on_tick` sees the run at each of those looks.
 
         Cancelling the consumer (Stop) cancels the run; closing it (a reload) does not.
         """
-        seen: tuple[object, ...] = ()
+        said: object = object()  # equal to no key: the first look always yields
         try:
             async for _ in self.updates(tick):
                 if on_tick is not None:
                     on_tick(self)
-                now = (len(self.images), *self.task_ids)
-                if now != seen:
-                    seen = now
+                now = key(self)
+                if now != said:
+                    said = now
                     yield self
         except asyncio.CancelledError:
             self.cancel()
             raise
+
+    def milestones(
+        self, on_tick: Callable[[Run], object] | None = None, *, tick: float = UPDATE_TICK
+    ) -> AsyncIterator[Run]:
+        """This run each time a task is created or an image lands; `on_tick` sees every
+        change, and the run every `tick` seconds between (a progress bar)."""
+        return self.changes(_milestone, on_tick=on_tick, tick=tick)
 
     async def finished(self) -> Run:
         async for _ in self.updates(tick=1.0):
@@ -327,6 +339,11 @@ class RunRegistry:
         finally:
             job.seconds = time.monotonic() - started
             run._notify()
+
+
+def _milestone(run: Run) -> tuple[object, ...]:
+    """What changes when a task is created or an image lands."""
+    return (len(run.images), *run.task_ids)
 
 
 def _without_frames(error: RunAPIError) -> RunAPIError:
