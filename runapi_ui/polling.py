@@ -31,16 +31,21 @@ from .catalog import MODELS
 SDK_INTERVAL = 2.0  # seconds: the official SDK's fixed poll interval, our budget's unit
 BUDGET_SHARE = 0.9  # of the SDK's average status requests for the same durations
 MIN_FIRST_DELAY = 0.05  # seconds after submission: the earliest first poll
-MIN_STEP = 0.2  # seconds: no two polls of a task closer than this
+# Seconds: no two polls of a task closer than this. Small, because the brackets a wave
+# of tasks learns from are never narrower than it, and a task noticed at its second
+# poll is up to one bracket late.
+MIN_STEP = 0.05
 MAX_INTERVAL = 10.0  # seconds: a long-running task is still polled this often
-LONG_RUN_FRACTION = 0.1  # past every likely finish, wait 10% of the elapsed time
+LONG_RUN_FRACTION = 0.03  # past every likely finish, wait 3% of the elapsed time
+OVERRUN_FRACTION = 0.3  # ...or 30% of the time already spent past every likely finish
 SAMPLE_SIZE = 32  # observations kept per model: recent enough to follow a drift
 ENOUGH_OBSERVATIONS = 8  # from this many on, the prior no longer counts
 PRIOR_WEIGHT = 2.0  # until then the prior counts as this many observations
 PRIOR_SPAN = (0.5, 1.5)  # the prior: evenly from half to 1.5x the catalog's typical seconds
 FIRST_POLL_SHARE = 0.2  # a first poll that found the task done: keep the last 20% of its wait
 MOSTLY_LATE = 0.5  # first polls finding most tasks done are too late...
-LATE_EVIDENCE = 2  # ...once this many tasks were seen
+LATE_EVIDENCE = 2  # ...once this many tasks were seen...
+LATE_LOOK_BACK = 0.5  # ...and their finishes are put in the last half of that wait
 SMOOTHING_SAMPLE = 16  # below this many observations, each is spread wider than its bracket
 _SDK_PROBES = 64  # quantiles at which the SDK's cost is averaged
 _MIN_WIDTH = 0.01  # seconds: an observation is never a single point
@@ -205,8 +210,10 @@ def _estimate(finishes: Sequence[Finish]) -> list[Span]:
     the finishes seen between polls before that. Where there are none, it goes to the
     last `FIRST_POLL_SHARE` of its wait (first polls sit at the first share of the
     likely finishes, so it ended just before) or, when first polls find most tasks
-    done (the prior is far too long), to what all those tasks have in common: before
-    the earliest of their first polls. The next first poll then comes much earlier.
+    done (the prior is far too long), to the last `LATE_LOOK_BACK` of the earliest of
+    their first polls. The next first poll then comes much earlier, though not so early
+    that a well-placed first poll which found a whole wave just done (all 50 tasks of a
+    crowd share one schedule) throws away where the finishes were.
     """
     if not finishes:
         return []
@@ -230,7 +237,8 @@ def _estimate(finishes: Sequence[Finish]) -> list[Span]:
         for middle, weight in zip(middles, weights, strict=True)
     ]
     if alone and _mostly_late(finishes):
-        spans.append(Span(0.0, min(f.by for f in alone), len(alone)))
+        earliest_by = min(f.by for f in alone)
+        spans.append(Span(earliest_by * (1 - LATE_LOOK_BACK), earliest_by, len(alone)))
     else:
         spans += [Span(f.by * (1 - FIRST_POLL_SHARE), f.by) for f in alone]
     return spans
@@ -266,8 +274,12 @@ class PollPlan:
             target = distribution.seconds_at(done + (1.0 - done) / remaining)
             if since >= distribution.low:  # among likely finishes: no coarser than the SDK
                 target = min(target, since + max(SDK_INTERVAL, LONG_RUN_FRACTION * since))
-        else:  # it outlived everything seen: back off in proportion
-            target = since + min(MAX_INTERVAL, LONG_RUN_FRACTION * since)
+        else:  # it outlived everything seen: back off in proportion to the time spent,
+            # and to the time past what was seen (fine steps just past it, where a late
+            # finish most likely is, then fast-growing ones: a stuck task costs little)
+            overrun = since - distribution.high
+            step = max(LONG_RUN_FRACTION * since, OVERRUN_FRACTION * overrun)
+            target = since + min(MAX_INTERVAL, step)
         return max(earliest, target)
 
     def running_at(self, seconds: float) -> None:
