@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -26,9 +27,31 @@ START_TIMEOUT = 120.0  # seconds: a cold start on a busy 2-core machine is slow,
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nothing listens on, for a server about to start.
+
+    Picked below the kernel's ephemeral range: a port the kernel hands out (bind to 0)
+    is one it may also give the next outgoing connection, and with thousands of those
+    (the benchmark, the tests) one took a server's port before it could listen.
+    """
+    low = _ephemeral_ports()[0]
+    for _ in range(100):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use: another
+            return port
+    raise OSError("no free loopback port below the ephemeral range")
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for outgoing connections (Linux's default where unreadable)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def child_environment(**extra: str) -> dict[str, str]:

@@ -36,7 +36,7 @@ _TEST_DEFAULTS: dict[str, Any] = {"time_scale": 0.0, "jitter": 0.0, "retry_after
 
 
 def fast_durations(seconds: float = FAST_PRIOR_SECONDS) -> DurationStats:
-    """Duration priors that make a client poll at its floor (every 0.2 s) from the start."""
+    """Duration priors that make a client poll at its floor (`MIN_STEP` apart) from the start."""
     return DurationStats({name: seconds for name in MODELS})
 
 

@@ -12,7 +12,6 @@ import asyncio
 import base64
 import io
 import re
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -28,6 +27,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, ImageContent, TextContent
 from PIL import Image
 
+from bench.processes import free_port
 from runapi_ui.agents import (
     IMAGES_PATH,
     ImagesEndpoint,
@@ -47,12 +47,6 @@ ALICE = "sk-alice-7f3a9c21d4"
 BOB = "sk-bob-0b8e62f5aa"
 LIVE_KEYS = frozenset({ALICE, BOB})
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -25,6 +24,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from bench.processes import free_port
 from bench.visitors import queue_messages
 from runapi_ui.access import DEMO_KEY
 from runapi_ui.images import ImageStore
@@ -41,12 +41,6 @@ from tests.conftest import fast_durations
 ALICE = "sk-alice-7f3a9c21d4"
 BOB = "sk-bob-0b8e62f5aa"
 LIVE_KEYS = frozenset({ALICE, BOB})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -19,13 +19,14 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from bench.processes import free_port
 from runapi_ui.catalog import MODELS
 from runapi_ui.server import PlaygroundApp, create_app, launch
 from runapi_ui.settings import Settings
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer, parse_faults
 from runapi_ui.ui import HISTORY_STORAGE_KEY
 from tests.conftest import fast_durations
-from tests.test_app import ALICE, BOB, LIVE_KEYS, free_port
+from tests.test_app import ALICE, BOB, LIVE_KEYS
 
 pytestmark = pytest.mark.browser
 

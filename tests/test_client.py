@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import io
-import socket
 import statistics
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from bench.processes import free_port
 from runapi_ui.catalog import IMAGE_SIZES, MODELS, PROMPT_MAX_CHARS, SEED_MAX
 from runapi_ui.client import (
     GUIDE_CREATE_PATH,
@@ -97,12 +97,6 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- success paths -----------------------------------------------------------------

@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.processes import free_port
 from runapi_ui.access import DEMO_KEY
 from runapi_ui.server import create_app, launch
 from runapi_ui.settings import Settings, settings_from
-from tests.test_app import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

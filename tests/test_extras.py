@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import zipfile
@@ -28,6 +27,7 @@ from gradio_client import Client
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from bench.processes import free_port
 from runapi_ui.access import DEMO_KEY
 from runapi_ui.exports import MANIFEST_NAME
 from runapi_ui.extras import ExtrasHandlers
@@ -94,7 +94,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     data_dir = tmp_path_factory.mktemp("extras")
     settings = Settings(
         base_url=live.url,
-        port=_free_port(),
+        port=free_port(),
         simulator_time_scale=0.05,
         data_dir=data_dir,
         images_per_hour=0,
@@ -139,12 +139,6 @@ def page(browser: Browser, served: Served) -> Iterator[Page]:
 
 
 # --- helpers -------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def shot(page: Page, name: str) -> None:

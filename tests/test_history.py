@@ -23,13 +23,14 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
+from bench.processes import free_port
 from runapi_ui.catalog import MODELS
 from runapi_ui.server import PlaygroundApp, create_app, launch
 from runapi_ui.settings import Settings
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer
 from runapi_ui.ui import HISTORY_STORAGE_KEY
 from tests.conftest import fast_durations
-from tests.test_app import ALICE, LIVE_KEYS, free_port
+from tests.test_app import ALICE, LIVE_KEYS
 from tests.test_browser import (
     ARTIFACTS,
     STORED_IN_BROWSER,

@@ -34,6 +34,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError, AuthenticationError
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from bench.processes import free_port
 from runapi_ui.access import DEMO_KEY, KeyPolicy, KeySource
 from runapi_ui.pnginfo import read_settings
 from runapi_ui.quota import HOUR
@@ -43,7 +44,7 @@ from runapi_ui.simulator import SimulatorConfig, SimulatorServer, parse_faults
 from runapi_ui.ui import HISTORY_STORAGE_KEY
 from tests.conftest import fast_durations
 from tests.test_browser import ARTIFACTS, STORED_IN_BROWSER, browser, read_browser_state, shot
-from tests.test_quota import free_port, redis_server
+from tests.test_quota import redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_KEY = "sk-server-5c1e0d7a93"  # the operator's RUNAPI_API_KEY

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import pickle
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from starlette.requests import Request
 
+from bench.processes import free_port
 from runapi_ui.quota import (
     HOUR,
     LEASE_MARGIN_SECONDS,
@@ -63,12 +63,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RedisServer:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import httpx
 import pytest
 from PIL import Image, PngImagePlugin
 
+from bench.processes import free_port
 from runapi_ui.catalog import IMAGE_SIZES, MODELS, SEED_MAX
 from runapi_ui.simulator import (
     PRICE_CENTS,
@@ -392,9 +392,7 @@ def test_faults_from_the_environment(monkeypatch) -> None:
 
 
 def test_module_runs_as_a_server() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("RUNAPI_SIM_FAULTS", None)
     process = subprocess.Popen(
