@@ -153,6 +153,9 @@ class Task:
     id: str
     model: str
     status_urls: tuple[str, ...]
+    # Created here: when RunAPI most likely took it, halfway through the create exchange,
+    # as status answers are timed (a busy event loop reads answers late, each by its own
+    # amount). Waited on by id: when the wait began.
     submitted_at: float = field(default_factory=time.monotonic, compare=False)
     status: str = "pending"
     retry_after: float | None = None  # the create answer's hint for the first poll
@@ -608,6 +611,7 @@ class RunAPIClient:
             model=request.model,
             status_urls=status_urls,
             status=str(state.get("status") or "pending"),
+            submitted_at=answer.evaluated_at,
             retry_after=parse_retry_after(response.headers.get("retry-after")),
             request=request,
         )

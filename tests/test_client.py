@@ -506,6 +506,26 @@ async def test_each_submit_has_its_own_idempotency_key(simulator, make_client) -
     assert len(simulator.simulator.tasks) == 2
 
 
+async def test_a_task_is_timed_from_when_runapi_took_it_not_from_its_answer(
+    simulator, make_client
+) -> None:
+    """A busy event loop reads answers late, each by its own amount: timed from the
+    answer, a crowd's tasks would seem to start late and be polled late."""
+    late_answers = 0.3  # seconds each answer waits before this client reads it
+
+    class LateAnswers(httpx.AsyncHTTPTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await super().handle_async_request(request)
+            await asyncio.sleep(late_answers)
+            return response
+
+    client = make_client(simulator, transport=LateAnswers())
+    task = await client.submit(REQUEST)
+    answer_read = time.monotonic()
+    # Halfway through the exchange: at least half the answer's wait before it was read.
+    assert task.submitted_at <= answer_read - late_answers / 2
+
+
 async def test_same_idempotency_key_other_body_is_409(simulator) -> None:
     url = simulator.url + SDK_CREATE_PATH
     headers = {"Authorization": f"Bearer {KEY}", "Idempotency-Key": "key-1"}
