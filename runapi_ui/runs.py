@@ -277,35 +277,46 @@ class RunRegistry:
     async def _execute(self, run: Run, on_finish: FinishCallback | None) -> None:
         backend = run.backend
         assert backend is not None
+        client: RunAPIClient | None = None
         try:
-            async with self._client_for(backend) as client:
-                await asyncio.gather(*(self._one(run, job, client) for job in run.jobs))
+            client = self._client_for(backend)
+            await asyncio.gather(*(self._one(run, job, client) for job in run.jobs))
         except asyncio.CancelledError:
             run.stopped = True
         except Exception:  # a bug of ours must not leave the run hanging
             log.exception("unexpected failure in run %s", run.id[:6])
         finally:
-            for job in run.jobs:
-                if job.phase not in _FINAL:
-                    job.phase = Phase.FAILED
-            run.ended = time.monotonic()
-            self._ended.append(run)
-            run.backend = None  # the key goes with the run
-            log.info(
-                "run %s: %s, %d/%d images in %.1fs, demo=%s",
-                run.id[:6],
-                run.status.value,
-                len(run.images),
-                run.total,
-                run.elapsed,
-                run.is_demo,
-            )
-            run._notify()
-            if on_finish is not None:
-                await on_finish(run)
+            self._end(run)
+            # Whoever watches hears of the end first: closing the connection waits.
+            try:
+                if on_finish is not None:
+                    await on_finish(run)
+            finally:
+                if client is not None:
+                    await client.aclose()
+
+    def _end(self, run: Run) -> None:
+        for job in run.jobs:
+            if job.phase not in _FINAL:
+                job.phase = Phase.FAILED
+        run.ended = time.monotonic()
+        self._ended.append(run)
+        run.backend = None  # the key goes with the run
+        log.info(
+            "run %s: %s, %d/%d images in %.1fs, demo=%s",
+            run.id[:6],
+            run.status.value,
+            len(run.images),
+            run.total,
+            run.elapsed,
+            run.is_demo,
+        )
+        run._notify()
 
     async def _one(self, run: Run, job: Job, client: RunAPIClient) -> None:
         def on_update(update: TaskUpdate) -> None:
+            if update.phase in _FINAL:
+                return  # said below, once its image is saved or its error known
             job.phase = update.phase
             run._notify()
 
@@ -338,7 +349,10 @@ class RunRegistry:
             job.phase = Phase.FAILED
         finally:
             job.seconds = time.monotonic() - started
-            run._notify()
+            # The last image's news comes with the run's end, a moment later: one update
+            # (one progress message, one page refresh) instead of two.
+            if any(other.phase not in _FINAL for other in run.jobs):
+                run._notify()
 
 
 def _milestone(run: Run) -> tuple[object, ...]:

@@ -26,7 +26,7 @@ from PIL import Image
 
 from runapi_ui import history as hist
 from runapi_ui.access import Backend, KeySource
-from runapi_ui.client import GenerationRequest, RunAPIClient
+from runapi_ui.client import GenerationRequest, Phase, RunAPIClient
 from runapi_ui.images import ImageStore
 from runapi_ui.runs import Run, RunRegistry, RunStatus
 from runapi_ui.simulator import SimulatorServer
@@ -165,6 +165,47 @@ async def test_a_finished_run_lets_go_of_the_key(store, sim) -> None:
     await asyncio.wait_for(run.finished(), 20)
     assert run.backend is None
     assert KEY not in repr(run)
+
+
+async def test_watchers_hear_of_the_end_before_the_connection_closes(store, sim) -> None:
+    """Closing a run's client waits on its connection: nobody watching should."""
+    closing = asyncio.Event()
+    may_close = asyncio.Event()
+
+    class SlowToClose(RunAPIClient):
+        async def aclose(self) -> None:
+            closing.set()
+            await may_close.wait()
+            await super().aclose()
+
+    def client_for(backend: Backend) -> RunAPIClient:
+        return SlowToClose(
+            api_key=backend.api_key, base_url=backend.base_url, durations=fast_durations()
+        )
+
+    run = RunRegistry(store, client_for).start(requests_for(1), backend(sim))
+    await asyncio.wait_for(run.finished(), 20)
+    assert run.status is RunStatus.DONE and len(run.images) == 1
+    await asyncio.wait_for(closing.wait(), 5)
+    assert not run._task.done(), "the client is still closing: the end came first"
+    may_close.set()
+    await asyncio.wait_for(run._task, 5)
+
+
+async def test_a_job_looks_done_only_with_its_image_or_its_error(make_simulator, store) -> None:
+    """The client's "completed" comes before the image is saved: a watcher must not see
+    a finished job without its image (the bar would say "Finishing · 0 of 1")."""
+    server = make_simulator(time_scale=0.05, api_keys=frozenset({KEY}), faults="task_fail*1")
+    run = registry(store).start(requests_for(3), backend(server))
+    seen = []
+    async for current in run.updates(tick=None):
+        seen += [
+            (job.phase, job.image, job.error)
+            for job in current.jobs
+            if job.phase in (Phase.COMPLETED, Phase.FAILED)
+        ]
+    assert run.status is RunStatus.PARTIAL and len(run.images) == 2
+    assert seen and all(image or error for _, image, error in seen), seen
 
 
 def reachable(root: object) -> Iterator[object]:
