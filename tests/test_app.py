@@ -376,6 +376,8 @@ def test_a_script_sees_progress_then_one_answer_with_every_image(launched) -> No
     # Each change of state once, without a tick of seconds: every message costs both sides.
     assert all(re.fullmatch(r"[A-Z][a-z]+ · [0-3] of 3 images done", w) for w in progress)
     assert len(progress) == len(set(progress)), progress
+    # The end is the answer's to say: a last "Finishing" or "Done" would only cost.
+    assert not [w for w in progress if w.startswith(("Finishing", "Done"))], progress
     (answer,) = (message for message in messages if message["msg"] == "process_completed")
     assert answer["success"]
     (gallery,) = answer["output"]["data"]
