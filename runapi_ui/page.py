@@ -241,7 +241,9 @@ class PageHandlers:
         tick = lambda run: progress(run.fraction(durations), run.describe())  # noqa: E731
         entries, _ = await self._fresh(entries, session, run)
         yield self._outputs(entries, run=run)  # the browser now holds the run's id
-        async for _ in run.milestones(tick):
+        async for current in run.milestones(tick):
+            if current.is_finished:
+                break  # the last yield, below, shows it
             # The browser learns each task id as it is made: after a server restart,
             # Wait again needs them.
             entries, _ = await self._fresh(entries, session, run)

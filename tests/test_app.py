@@ -127,6 +127,7 @@ async def test_demo_run_shows_each_image_as_it_lands_with_captions(make_playgrou
     assert counts == sorted(counts) and {1, 2, 3} <= set(counts), (
         f"each image is shown the moment it lands: {counts}"
     )
+    assert counts.count(3) == 1, f"the finished run is sent to the page once: {counts}"
     results, history, tiles, summary, shown, wait_again = outputs[-1]
     assert shown == 0 and not wait_again.visible, "nothing is left to wait for"
     assert [entry["prompt"] for entry in history] == [
