@@ -207,7 +207,7 @@ class Run:
 
     def cancel(self) -> None:
         """Stop: no more polling, and the run ends as stopped (its images so far stay)."""
-        if self._task is not None and not self._task.done():
+        if self._task is not None and not self._task.done() and not self.is_finished:
             self.stopped = True
             self._task.cancel()
 
@@ -282,11 +282,11 @@ class RunRegistry:
             client = self._client_for(backend)
             await asyncio.gather(*(self._one(run, job, client) for job in run.jobs))
         except asyncio.CancelledError:
-            run.stopped = True
+            run.stopped = not run.is_finished
         except Exception:  # a bug of ours must not leave the run hanging
             log.exception("unexpected failure in run %s", run.id[:6])
         finally:
-            self._end(run)
+            self._end(run)  # unless its last image did
             # Whoever watches hears of the end first: closing the connection waits.
             try:
                 if on_finish is not None:
@@ -296,6 +296,8 @@ class RunRegistry:
                     await client.aclose()
 
     def _end(self, run: Run) -> None:
+        if run.is_finished:
+            return
         for job in run.jobs:
             if job.phase not in _FINAL:
                 job.phase = Phase.FAILED
@@ -349,10 +351,11 @@ class RunRegistry:
             job.phase = Phase.FAILED
         finally:
             job.seconds = time.monotonic() - started
-            # The last image's news comes with the run's end, a moment later: one update
-            # (one progress message, one page refresh) instead of two.
             if any(other.phase not in _FINAL for other in run.jobs):
                 run._notify()
+            else:  # the last image ends the run here and now: its news and the end are
+                # one update (one progress message, one page refresh), a step sooner
+                self._end(run)
 
 
 def _milestone(run: Run) -> tuple[object, ...]:

@@ -167,29 +167,51 @@ async def test_a_finished_run_lets_go_of_the_key(store, sim) -> None:
     assert KEY not in repr(run)
 
 
-async def test_watchers_hear_of_the_end_before_the_connection_closes(store, sim) -> None:
-    """Closing a run's client waits on its connection: nobody watching should."""
-    closing = asyncio.Event()
-    may_close = asyncio.Event()
+class SlowToClose:
+    """Runs whose clients take until `may_close` is set to close their connection."""
 
-    class SlowToClose(RunAPIClient):
-        async def aclose(self) -> None:
-            closing.set()
-            await may_close.wait()
-            await super().aclose()
+    def __init__(self, store: ImageStore) -> None:
+        self.closing = asyncio.Event()
+        self.may_close = asyncio.Event()
+        self.runs = RunRegistry(store, self.client_for)
 
-    def client_for(backend: Backend) -> RunAPIClient:
-        return SlowToClose(
+    def client_for(self, backend: Backend) -> RunAPIClient:
+        closing, may_close = self.closing, self.may_close
+
+        class Client(RunAPIClient):
+            async def aclose(self) -> None:
+                closing.set()
+                await may_close.wait()
+                await super().aclose()
+
+        return Client(
             api_key=backend.api_key, base_url=backend.base_url, durations=fast_durations()
         )
 
-    run = RunRegistry(store, client_for).start(requests_for(1), backend(sim))
+
+async def test_watchers_hear_of_the_end_before_the_connection_closes(store, sim) -> None:
+    """Closing a run's client waits on its connection: nobody watching should."""
+    slow = SlowToClose(store)
+    run = slow.runs.start(requests_for(1), backend(sim))
     await asyncio.wait_for(run.finished(), 20)
     assert run.status is RunStatus.DONE and len(run.images) == 1
-    await asyncio.wait_for(closing.wait(), 5)
+    await asyncio.wait_for(slow.closing.wait(), 5)
     assert not run._task.done(), "the client is still closing: the end came first"
-    may_close.set()
+    slow.may_close.set()
     await asyncio.wait_for(run._task, 5)
+
+
+async def test_a_stop_that_arrives_after_the_end_changes_nothing(store, sim) -> None:
+    """A Stop that crossed the end on its way (the run's connection still closing) must
+    not turn a done run into a stopped one."""
+    slow = SlowToClose(store)
+    run = slow.runs.start(requests_for(2), backend(sim))
+    await asyncio.wait_for(run.finished(), 20)
+    await asyncio.wait_for(slow.closing.wait(), 5)
+    run.cancel()
+    slow.may_close.set()
+    await asyncio.wait_for(asyncio.gather(run._task, return_exceptions=True), 5)
+    assert run.status is RunStatus.DONE and not run.stopped and len(run.images) == 2
 
 
 async def test_a_job_looks_done_only_with_its_image_or_its_error(make_simulator, store) -> None:
