@@ -158,7 +158,8 @@ class Task:
     # amount). Waited on by id: when the wait began.
     submitted_at: float = field(default_factory=time.monotonic, compare=False)
     status: str = "pending"
-    retry_after: float | None = None  # the create answer's hint for the first poll
+    # The create answer's Retry-After, as a time: it counts from when the answer came.
+    first_poll_at: float | None = None
     request: GenerationRequest | None = None
 
 
@@ -421,7 +422,7 @@ class RunAPIClient:
         candidates = list(task.status_urls)
         answered = False
         hint: float | None = None  # the service's expected finish, seconds after submission
-        poll_at = task.submitted_at + task.retry_after if task.retry_after is not None else None
+        poll_at = task.first_poll_at
         while True:
             if poll_at is None:
                 poll_at = task.submitted_at + plan.next_poll(hint)
@@ -599,6 +600,7 @@ class RunAPIClient:
                 "Try again; if it persists, check RUNAPI_BASE_URL."
             )
         task_id = str(task_id)
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
         location = response.headers.get("location")
         if location:
             status_urls: tuple[str, ...] = (urljoin(str(response.url), location),)
@@ -612,7 +614,7 @@ class RunAPIClient:
             status_urls=status_urls,
             status=str(state.get("status") or "pending"),
             submitted_at=answer.evaluated_at,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            first_poll_at=None if retry_after is None else answer.received_at + retry_after,
             request=request,
         )
 

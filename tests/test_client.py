@@ -252,12 +252,23 @@ async def test_202_with_location(make_simulator, make_client) -> None:
     assert status_requests(server) == [f"/api/v1/tasks/{result.task_id}"]
 
 
-async def test_202_retry_after_delays_the_first_poll(make_simulator, make_client) -> None:
+class SlowCreate(httpx.AsyncHTTPTransport):
+    """A create reaches the service 0.3 s after it was sent; its answer comes back at once."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            await asyncio.sleep(0.3)
+        return await super().handle_async_request(request)
+
+
+@pytest.mark.parametrize("uplink", [None, SlowCreate], ids=["fast", "slow create"])
+async def test_202_retry_after_delays_the_first_poll(make_simulator, make_client, uplink) -> None:
+    """Retry-After counts from when the answer came, not from when the task was taken
+    (which a slow create puts well before the answer)."""
     # Ultra at 0.1 runs 1.3 s; the create answer says Retry-After: 1.
     server = make_simulator(location_header=True, time_scale=0.1)
-    result = await make_client(server).generate(
-        GenerationRequest(model="imagen-4-ultra", prompt="a")
-    )
+    client = make_client(server, transport=uplink() if uplink else None)
+    result = await client.generate(GenerationRequest(model="imagen-4-ultra", prompt="a"))
     create = creates(server)[0]
     polls = [r for r in server.simulator.requests if r.path == f"/api/v1/tasks/{result.task_id}"]
     assert polls and polls[0].at - create.at >= 1.0
