@@ -125,8 +125,6 @@ class ApiHandlers:
         """
         durations = self.playground.durations(run.is_demo)
         async for current in run.changes(_state_words, tick=None):
-            if current.is_finished:
-                break  # the answer itself says so
             progress(current.fraction(durations), _state_words(current))
         if run.images or run.stopped:
             return _items(run)

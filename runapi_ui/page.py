@@ -241,9 +241,7 @@ class PageHandlers:
         tick = lambda run: progress(run.fraction(durations), run.describe())  # noqa: E731
         entries, _ = await self._fresh(entries, session, run)
         yield self._outputs(entries, run=run)  # the browser now holds the run's id
-        async for current in run.milestones(tick):
-            if current.is_finished:
-                break  # the last yield, below, shows it
+        async for _ in run.milestones(tick):
             # The browser learns each task id as it is made: after a server restart,
             # Wait again needs them.
             entries, _ = await self._fresh(entries, session, run)

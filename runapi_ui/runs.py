@@ -178,6 +178,8 @@ class Run:
         yielded, looked at after every change of the run and every `tick` seconds between
         (None: only after changes); `on_tick` sees the run at each of those looks.
 
+        It ends once the run has, without yielding the end: the consumer says that once,
+        after its loop (an answer, the page's last outputs), not twice.
         Cancelling the consumer (Stop) cancels the run; closing it (a reload) does not.
         """
         said: object = object()  # equal to no key: the first look always yields
@@ -185,6 +187,8 @@ class Run:
             async for _ in self.updates(tick):
                 if on_tick is not None:
                     on_tick(self)
+                if self.is_finished:
+                    return
                 now = key(self)
                 if now != said:
                     said = now
@@ -196,8 +200,8 @@ class Run:
     def milestones(
         self, on_tick: Callable[[Run], object] | None = None, *, tick: float = UPDATE_TICK
     ) -> AsyncIterator[Run]:
-        """This run each time a task is created or an image lands; `on_tick` sees every
-        change, and the run every `tick` seconds between (a progress bar)."""
+        """This run each time a task is created or an image lands, until it ends; `on_tick`
+        sees every change, and the run every `tick` seconds between (a progress bar)."""
         return self.changes(_milestone, on_tick=on_tick, tick=tick)
 
     async def finished(self) -> Run:
@@ -282,7 +286,7 @@ class RunRegistry:
             client = self._client_for(backend)
             await asyncio.gather(*(self._one(run, job, client) for job in run.jobs))
         except asyncio.CancelledError:
-            run.stopped = not run.is_finished
+            run.stopped = not run.is_finished  # a Stop after the last image changes nothing
         except Exception:  # a bug of ours must not leave the run hanging
             log.exception("unexpected failure in run %s", run.id[:6])
         finally:
