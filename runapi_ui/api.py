@@ -43,7 +43,14 @@ class ApiHandlers:
     ) -> GalleryItems:
         """Generate 1-4 images; returns them as a gallery once every task has ended."""
         run = await self.start_generate(
-            prompt, model, aspect_ratio, negative_prompt, num_images, seed, api_key, request
+            _text(prompt),
+            model,
+            aspect_ratio,
+            _text(negative_prompt),
+            num_images,
+            _text(seed),
+            _text(api_key),
+            request,
         )
         return await self._follow(run, progress)
 
@@ -59,7 +66,12 @@ class ApiHandlers:
     ) -> GalleryItems:
         """One image from each of imagen-4-fast, imagen-4 and imagen-4-ultra, same seed."""
         run = await self.start_compare(
-            prompt, aspect_ratio, negative_prompt, seed, api_key, request
+            _text(prompt),
+            aspect_ratio,
+            _text(negative_prompt),
+            _text(seed),
+            _text(api_key),
+            request,
         )
         return await self._follow(run, progress)
 
@@ -151,6 +163,12 @@ def _error_title(error: Exception) -> str:
     if isinstance(error, KeyRequired):
         return "Key needed"
     return "Could not start"
+
+
+def _text(value: object) -> str | None:
+    """A text field as Gradio's Textbox would have passed it (these endpoints skip
+    Gradio's preprocessing): a script may send a number where text goes."""
+    return None if value is None else str(value)
 
 
 def _state_words(run: Run) -> str:

@@ -30,6 +30,7 @@ from runapi_ui.access import DEMO_KEY
 from runapi_ui.images import ImageStore
 from runapi_ui.page import PageHandlers, PageOutputs
 from runapi_ui.playground import Playground
+from runapi_ui.pnginfo import read_settings
 from runapi_ui.quota import limits_from
 from runapi_ui.runs import Run
 from runapi_ui.server import PlaygroundApp, create_app, launch
@@ -352,6 +353,20 @@ def test_the_api_takes_keywords_and_returns_captioned_images(launched) -> None:
     ]
     with Image.open(result[0]["image"]) as image:
         assert image.size == (768, 1408)
+
+
+def test_a_script_may_send_numbers_where_text_goes(launched) -> None:
+    """The endpoints skip Gradio's preprocessing (a worker-thread trip per field), so
+    they make text of a number themselves, as Gradio's Textbox did: a prompt of 1984
+    is the prompt "1984", not "The prompt must be text."."""
+    _, url, _ = launched
+    client = Client(url, verbose=False)
+    (item,) = client.predict(prompt=1984, negative_prompt=7, seed=3, api_name="/generate")
+    (compared, *_) = client.predict(prompt=1985, seed=4, api_name="/compare")
+    client.close()
+    made = read_settings(item["image"])
+    assert (made.prompt, made.negative_prompt, made.seed) == ("1984", "7", 3)
+    assert read_settings(compared["image"]).prompt == "1985"
 
 
 def test_a_script_sees_progress_then_one_answer_with_every_image(launched) -> None:
