@@ -20,6 +20,7 @@ observations still get polls). Times are seconds after the task's submission.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -95,13 +96,22 @@ class Distribution:
         if not spans:
             raise ValueError("a distribution needs at least one span with weight")
         total = sum(s.weight for s in spans)
-        spans = [Span(s.start, max(s.end, s.start + _MIN_WIDTH), s.weight / total) for s in spans]
-        # Between two consecutive span ends the CDF is a straight line: keep only the corners.
-        self._points = sorted({p for s in spans for p in (s.start, s.end)})
-        self._shares = [
-            sum(s.weight * min(1.0, max(0.0, (p - s.start) / (s.end - s.start))) for s in spans)
-            for p in self._points
-        ]
+        # Between two consecutive span ends the CDF is a straight line: keep only the
+        # corners. Each span adds weight / width to its slope from its start to its end,
+        # so one sweep over the corners builds it (rebuilt after every finish a crowd sees).
+        slope_changes: dict[float, float] = {}
+        for span in spans:
+            end = max(span.end, span.start + _MIN_WIDTH)
+            rate = span.weight / total / (end - span.start)
+            slope_changes[span.start] = slope_changes.get(span.start, 0.0) + rate
+            slope_changes[end] = slope_changes.get(end, 0.0) - rate
+        self._points = sorted(slope_changes)
+        self._shares = [0.0]
+        slope = 0.0
+        for before, point in itertools.pairwise(self._points):
+            slope = max(0.0, slope + slope_changes[before])  # no rounding below zero
+            self._shares.append(min(1.0, self._shares[-1] + slope * (point - before)))
+        self._shares[-1] = 1.0
         probes = [self.seconds_at((i + 0.5) / _SDK_PROBES) for i in range(_SDK_PROBES)]
         # What the official SDK would spend on tasks of these durations, on average.
         self.sdk_requests = sum(sdk_requests(seconds) for seconds in probes) / _SDK_PROBES
