@@ -8,7 +8,10 @@ process with a key of its own.
    of the whole wave against one visitor alone. The same against the same app with
    Gradio's default concurrency (one event at a time), and against the floor: a bare
    Gradio app that waits 2 s and returns one image, called the same way (what Gradio
-   and the visitors themselves cost on this machine).
+   and the visitors themselves cost on this machine). Beside them, the server's CPU
+   time per generation in the waves of 50, the app's against the floor's: on two shared
+   cores a crowd's starts and finishes queue for one event loop, so that is where a
+   crowd's extra wall time comes from.
 3. 4 images in one run against 1, alternating, same 2 s tasks.
 4. overhead: one generation at a time with the simulator answering at once, against a
    bare Gradio echo app called the same way; start-up to first page of `python app.py`
@@ -25,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable
 
+import psutil
 from gradio_client import Client
 
 from .processes import (
@@ -75,38 +79,48 @@ def against_one(walls_by_count: dict[str, list[float]]) -> dict[str, float]:
     return {n: round(ratio(statistics.median(v), one), 2) for n, v in walls_by_count.items()}
 
 
-def crowds(visitors: list[Visitor], repeats: int) -> dict[str, list[float]]:
+def crowds(visitors: list[Visitor], repeats: int, server_pid: int) -> dict:
     """Wall times of waves of 1, 10 and 50 of `visitors`, by count, taken in turns (three
     of one, one of 10, one of 50, `repeats` times): the machine's speed drifts over a
-    minute, and turns share the drift out evenly instead of charging it to one count."""
+    minute, and turns share the drift out evenly instead of charging it to one count.
+    With them, the server's CPU milliseconds per generation in each wave of 50."""
+    server = psutil.Process(server_pid)
     result: dict[str, list[float]] = {"1": [], "10": [], "50": []}
+    cpu_ms: list[float] = []
     for _ in range(repeats):
         result["1"] += walls(visitors[:1], 3)
-        for count in (10, 50):
-            result[str(count)] += walls(visitors[:count], 1)
+        result["10"] += walls(visitors[:10], 1)
+        before = _cpu_seconds(server)
+        result["50"] += walls(visitors, 1)
+        cpu_ms.append(1000 * (_cpu_seconds(server) - before) / len(visitors))
     for count in (10, 50):
         log(f"{count} visitors: {statistics.median(result[str(count)]):.2f} s")
-    return result
+    return {"walls": result, "cpu_ms": cpu_ms}
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 def users_and_memory(app: AppProcess, visitors: list[Visitor], repeats: int) -> dict:
     memory = {"idle_mb": app.probe(collect=True)["rss_bytes"] / MB}
     with app.rss_samples() as samples:  # the peak comes with the waves of 50
-        result = crowds(visitors, repeats)
+        result = crowds(visitors, repeats, app.pid)
     memory["peak_50_mb"] = max(samples) / MB
     time.sleep(5)
     after = app.probe(collect=True)
     memory["after_mb"] = after["rss_bytes"] / MB
     memory["full_collection_ms"] = after["full_collection_ms"]
-    return {"walls": result, "memory": memory}
+    return result | {"memory": memory}
 
 
-def floor(repeats: int) -> dict[str, list[float]]:
+def floor(repeats: int) -> dict:
     """The same waves against a bare Gradio app that waits 2 s and returns one image."""
     with BaselineProcess("wait") as bare:
         visitors = make_visitors(bare.url, 50, "bare")
         wave(visitors)  # every session made, as for the playground
-        result = crowds(visitors, repeats)
+        result = crowds(visitors, repeats, bare.pid)
         close_all(visitors)
     return result
 
@@ -190,11 +204,20 @@ def figures(
     users: dict, default_walls: dict, bare: dict, four: dict, costs: dict, starts: dict
 ) -> dict:
     """The measured seconds, and the ratios that compare them."""
-    waves = {"ours": users["walls"], "default": default_walls, "floor": bare}
+    waves = {"ours": users["walls"], "default": default_walls, "floor": bare["walls"]}
+    cpu = {"ours": users["cpu_ms"], "floor": bare["cpu_ms"]}
     return {
         "users": {"task_seconds": TASK_SECONDS}
         | {name: {n: [round(s, 3) for s in v] for n, v in w.items()} for name, w in waves.items()}
         | {f"{name}_ratio": against_one(w) for name, w in waves.items()},
+        "server_cpu_ms_per_generation_at_50": {
+            name: [round(ms, 2) for ms in values] for name, values in cpu.items()
+        }
+        | {
+            "ratio": round(
+                ratio(statistics.median(cpu["ours"]), statistics.median(cpu["floor"])), 2
+            )
+        },
         "four_vs_one": {
             "one": summarize(four["one"]).as_dict(),
             "four": summarize(four["four"]).as_dict(),

@@ -247,3 +247,8 @@ class BaselineProcess:
     def __exit__(self, *exc_info: object) -> None:
         assert self._process is not None
         stop(self._process)
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid

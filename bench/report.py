@@ -75,6 +75,13 @@ def table(results: dict[str, Any]) -> str:
                 ratio = f"{users[name + '_ratio'][count]:>6.2f}x" if walls else ""
                 cells.append(f"{_seconds(walls) if walls else '':<28} {ratio:>7}")
             lines.append(f"   {count:>8} " + "   ".join(cells).rstrip())
+        cpu = app.get("server_cpu_ms_per_generation_at_50")
+        if cpu:
+            lines.append(
+                f"   server CPU per generation in the waves of 50: the playground "
+                f"{_milliseconds(cpu['ours'])}, the floor {_milliseconds(cpu['floor'])}: "
+                f"{cpu['ratio']:.2f}x"
+            )
         four = app["four_vs_one"]
         lines += [
             "",
@@ -104,12 +111,21 @@ def table(results: dict[str, Any]) -> str:
 
 
 def _seconds(values: list[float]) -> str:
+    return _spread(values, "s", 2)
+
+
+def _milliseconds(values: list[float]) -> str:
+    return _spread(values, "ms", 1)
+
+
+def _spread(values: list[float], unit: str, digits: int) -> str:
     """One measurement as it is; several as their median and range (the machines are noisy)."""
     if len(values) == 1:
-        return f"{values[0]:.2f} s"
+        return f"{values[0]:.{digits}f} {unit}"
     ordered = sorted(values)
     median = ordered[len(ordered) // 2]
-    return f"{median:.2f} s ({ordered[0]:.2f}-{ordered[-1]:.2f}, {len(values)} runs)"
+    low, high = ordered[0], ordered[-1]
+    return f"{median:.{digits}f} {unit} ({low:.{digits}f}-{high:.{digits}f}, {len(values)} runs)"
 
 
 def write_json(results: dict[str, Any]) -> Path:
