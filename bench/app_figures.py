@@ -38,7 +38,7 @@ from .processes import (
     free_port,
     seconds_to_first_page,
 )
-from .stats import percentile, ratio, summarize
+from .stats import median_ratio, percentile, ratio, summarize
 from .visitors import Outcome, Visitor, close_all, make_visitors, outcome
 
 TASK_SECONDS = 2.0
@@ -213,17 +213,11 @@ def figures(
         "server_cpu_ms_per_generation_at_50": {
             name: [round(ms, 2) for ms in values] for name, values in cpu.items()
         }
-        | {
-            "ratio": round(
-                ratio(statistics.median(cpu["ours"]), statistics.median(cpu["floor"])), 2
-            )
-        },
+        | {"ratio": median_ratio(cpu["ours"], cpu["floor"])},
         "four_vs_one": {
             "one": summarize(four["one"]).as_dict(),
             "four": summarize(four["four"]).as_dict(),
-            "ratio": round(
-                ratio(statistics.median(four["four"]), statistics.median(four["one"])), 2
-            ),
+            "ratio": median_ratio(four["four"], four["one"]),
         },
         "overhead": {
             "app": summarize(costs["app"]).as_dict(),
@@ -234,9 +228,7 @@ def figures(
         "start_up": {
             "app": [round(s, 2) for s in starts["app"]],
             "hello": [round(s, 2) for s in starts["hello"]],
-            "ratio": round(
-                ratio(statistics.median(starts["app"]), statistics.median(starts["hello"])), 2
-            ),
+            "ratio": median_ratio(starts["app"], starts["hello"]),
         },
         "memory": {name: round(mb, 1) for name, mb in users["memory"].items()},
     }

@@ -51,3 +51,8 @@ def summarize(seconds: Sequence[float], requests: Sequence[int] | None = None) -
 
 def ratio(ours: float, reference: float) -> float:
     return ours / reference if reference else math.inf
+
+
+def median_ratio(ours: Sequence[float], reference: Sequence[float]) -> float:
+    """The median of `ours` over the median of `reference`, to two decimals."""
+    return round(ratio(statistics.median(ours), statistics.median(reference)), 2)
