@@ -36,6 +36,18 @@ class RunAPIError(Exception):
         self.detail = detail  # what the service said, verbatim (trimmed)
         self.request_id = request_id
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its fields, not from its constructor's arguments (some subclasses
+        # take keyword-only ones): errors reach the app from its RunAPI worker process.
+        return _rebuilt, (type(self), self.message, self.__dict__.copy())
+
+
+def _rebuilt(cls: type[RunAPIError], message: str, fields: dict[str, Any]) -> RunAPIError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(fields)
+    return error
+
 
 class AuthenticationError(RunAPIError):
     """The key is missing, wrong or revoked (401)."""

@@ -23,7 +23,7 @@ import bisect
 import itertools
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,12 +172,16 @@ class DurationStats:
         self._sample_size = sample_size
         self._observed: dict[str, deque[Finish]] = {}
         self._estimates: dict[str, Distribution] = {}  # rebuilt only after an observation
+        # Told of every observation: the RunAPI worker process tells the app's copy.
+        self.listener: Callable[[str, float | None, float], object] | None = None
 
     def observe(self, model: str, after: float | None, by: float) -> None:
         """A task of `model` was seen running `after` s into it (None: never) and done `by` s."""
         sample = self._observed.setdefault(model, deque(maxlen=self._sample_size))
         sample.append(Finish(None if after is None else max(0.0, after), by))
         self._estimates.pop(model, None)
+        if self.listener is not None:
+            self.listener(model, after, by)
 
     def observations(self, model: str) -> int:
         return len(self._observed.get(model, ()))
