@@ -22,9 +22,10 @@ from .errors import RunAPIError, TaskFailedError, ValidationError
 from .images import ImageStore
 from .polling import DurationStats
 from .quota import Admission, LimitError, Limits, Visitor
-from .runs import Run, RunRegistry
+from .runs import Run, RunRegistry, TaskClient
 from .settings import Settings
 from .simulator import SIMULATED_SECONDS
+from .worker import TaskWorker
 
 MAX_IMAGES = 4
 COMPARE_MODELS = ("imagen-4-fast", "imagen-4", "imagen-4-ultra")
@@ -49,7 +50,7 @@ class Playground:
         self.demo_url = demo_url
         self.policy = KeyPolicy.from_settings(settings)
         self.limits = limits
-        self.runs = RunRegistry(store, self.client_for, keep_seconds=settings.run_keep_seconds)
+        self.runs = RunRegistry(store, self.task_client_for, keep_seconds=settings.run_keep_seconds)
         self._ssl_context = httpx.create_ssl_context()  # shared by every run's client
         scale = settings.simulator_time_scale
         demo_priors = {model: seconds * scale for model, seconds in SIMULATED_SECONDS.items()}
@@ -57,6 +58,16 @@ class Playground:
             True: DurationStats(demo_priors),  # the simulator's timings
             False: live_durations or DurationStats(),  # RunAPI's, learned from every user's tasks
         }
+        self.worker = (
+            TaskWorker(
+                {
+                    _stats_name(True): self._durations[True],
+                    _stats_name(False): self._durations[False],
+                }
+            )
+            if settings.worker
+            else None
+        )
 
     def durations(self, is_demo: bool) -> DurationStats:
         return self._durations[is_demo]
@@ -145,7 +156,19 @@ class Playground:
         """Who is asking, for the quotas (the forwarded address only behind a known proxy)."""
         return self.limits.visitor(request) if request is not None else Visitor()
 
+    def task_client_for(self, backend: Backend) -> TaskClient:
+        """A run's client: in the RunAPI worker process, or in this one when that is off."""
+        if self.worker is None:
+            return self.client_for(backend)
+        return self.worker.client(
+            backend.api_key,
+            backend.base_url,
+            deadline=self.settings.deadline,
+            stats=_stats_name(backend.is_demo),
+        )
+
     def client_for(self, backend: Backend) -> RunAPIClient:
+        """A client in this process (a balance check: one request, not worth a trip)."""
         return RunAPIClient(
             api_key=backend.api_key,
             base_url=backend.base_url,
@@ -153,6 +176,10 @@ class Playground:
             durations=self._durations[backend.is_demo],
             ssl_context=self._ssl_context,
         )
+
+
+def _stats_name(is_demo: bool) -> str:
+    return "demo" if is_demo else "live"
 
 
 def _unbilled(run: Run) -> int:

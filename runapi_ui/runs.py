@@ -20,9 +20,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Protocol
 
 from .access import Backend
-from .client import GenerationRequest, Phase, RunAPIClient, TaskUpdate
+from .client import GenerationRequest, GenerationResult, Phase, Task, TaskUpdate, UpdateCallback
 from .errors import RunAPIError
 from .images import ImageStore, SavedImage
 from .polling import DurationStats
@@ -41,7 +42,20 @@ _PHASE_LABELS = {
 _PHASE_FLOOR = {Phase.SUBMITTED: 0.05, Phase.QUEUED: 0.08, Phase.PROCESSING: 0.12}
 _FINAL = {Phase.COMPLETED, Phase.FAILED}
 
-ClientFactory = Callable[[Backend], RunAPIClient]
+
+class TaskClient(Protocol):
+    """What a run needs of a client: a `RunAPIClient`, or one in the worker process."""
+
+    async def submit(self, request: GenerationRequest) -> Task: ...
+
+    async def wait(
+        self, task: Task | str, *, on_update: UpdateCallback | None = None, model: str = ...
+    ) -> GenerationResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+ClientFactory = Callable[[Backend], TaskClient]
 FinishCallback = Callable[["Run"], Awaitable[None]]
 
 
@@ -281,7 +295,7 @@ class RunRegistry:
     async def _execute(self, run: Run, on_finish: FinishCallback | None) -> None:
         backend = run.backend
         assert backend is not None
-        client: RunAPIClient | None = None
+        client: TaskClient | None = None
         try:
             client = self._client_for(backend)
             await asyncio.gather(*(self._one(run, job, client) for job in run.jobs))
@@ -319,7 +333,7 @@ class RunRegistry:
         )
         run._notify()
 
-    async def _one(self, run: Run, job: Job, client: RunAPIClient) -> None:
+    async def _one(self, run: Run, job: Job, client: TaskClient) -> None:
         def on_update(update: TaskUpdate) -> None:
             if update.phase in _FINAL:
                 return  # said below, once its image is saved or its error known

@@ -39,6 +39,8 @@ class PlaygroundApp:
 
     def close(self) -> None:
         self.blocks.close()
+        if self.playground.worker is not None:
+            self.playground.worker.stop()
         if self.simulator is not None:
             self.simulator.stop()
 
@@ -81,6 +83,8 @@ def launch(app: PlaygroundApp, settings: Settings, *, block: bool = True) -> str
     # and copies each one into its cache on the event loop (CPU every visitor waits on),
     # and the disk holds every image twice. Only our own unguessable names live there.
     gr.set_static_paths([app.playground.store.folder])
+    if app.playground.worker is not None:
+        app.playground.worker.start()  # its imports overlap Gradio's start, not a first run
     # Gradio's own launch lines (and its multi-line share-link failure) are replaced by
     # the lines printed below.
     with contextlib.redirect_stdout(io.StringIO()):

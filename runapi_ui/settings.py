@@ -17,6 +17,7 @@ from pathlib import Path
 from .client import DEFAULT_BASE_URL
 
 _TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 def _default_data_dir() -> Path:
@@ -54,6 +55,8 @@ class Settings:
     daily_spend_cap_usd: float | None = None  # on the server's key, all visitors together
     redis_url: str | None = field(default=None, repr=False)  # shared quotas across replicas
     auth: str | None = field(default=None, repr=False)  # "user:pass[,user:pass]" or a file
+    # RunAPI's traffic in a process of its own (runapi_ui/worker.py); off: in this one.
+    worker: bool = True
 
     @property
     def image_dir(self) -> Path:
@@ -138,4 +141,5 @@ def settings_from(
         daily_spend_cap_usd=float(cap) if cap else None,
         redis_url=env.get("RUNAPI_UI_REDIS_URL") or None,
         auth=env.get("RUNAPI_UI_AUTH") or None,
+        worker=env.get("RUNAPI_UI_WORKER", "on").lower() not in _FALSE,
     )
