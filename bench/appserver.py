@@ -6,7 +6,8 @@ Serves the real app (`create_app` + `launch`) with RunAPI at `--base-url` (the
 benchmark's simulator), every visitor typing a key of their own, no demo simulator and
 no per-visitor quota, so its memory and its event loop hold the app alone. Beside it, a
 probe answers `GET /` on `--probe-port` with what only this process can see: its RSS,
-threads, the tasks on Gradio's event loop, and its open connections to RunAPI. Prints
+threads, the tasks on Gradio's event loop, and its open connections to RunAPI (RSS and
+connections with those of its RunAPI worker process). Prints
 one `ready <app url> <probe url>` line, then serves until stdin closes.
 """
 
@@ -45,7 +46,10 @@ def snapshot(app: PlaygroundApp, app_port: int, backend_port: int, collect: bool
         gc.collect()
         pause = time.perf_counter() - started
     process = psutil.Process()
-    tcp = process.net_connections(kind="tcp")
+    worker = app.playground.worker
+    # RunAPI's traffic goes through the worker process: its connections count as ours.
+    family = [process, *process.children()]
+    tcp = [c for member in family for c in member.net_connections(kind="tcp")]
     connections = [
         c
         for c in tcp
@@ -60,13 +64,14 @@ def snapshot(app: PlaygroundApp, app_port: int, backend_port: int, collect: bool
 
     kinds = asyncio.run_coroutine_threadsafe(tasks(), loop).result(timeout=10)
     return {
-        "rss_bytes": process.memory_info().rss,
+        "rss_bytes": sum(member.memory_info().rss for member in family),  # with the worker
         # A full collection stops the event loop for this long (None: none asked for).
         "full_collection_ms": None if pause is None else round(pause * 1000, 1),
         "threads": threading.active_count(),
         "event_loop_tasks": len(kinds),
         "event_loop_task_kinds": dict(Counter(kinds)),
         "connections_to_runapi": len(connections),
+        "calls_waiting_on_the_worker": worker.pending if worker is not None else 0,
         "gradio_sessions": len(app.blocks.state_holder.session_data),
         "visitor_connections": dict(visitors),
     }

@@ -191,7 +191,9 @@ class AppProcess(ChildServer):
 
         def sample() -> None:
             while not done.is_set():
-                samples.append(child.memory_info().rss)
+                # With its RunAPI worker process: the app's memory is both.
+                family = [child, *child.children()]
+                samples.append(sum(member.memory_info().rss for member in family))
                 done.wait(0.2)
 
         sampler = threading.Thread(target=sample, daemon=True)

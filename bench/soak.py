@@ -389,6 +389,9 @@ def report(
         f"no connection to RunAPI left open ({end['connections_to_runapi']} open)": (
             end["connections_to_runapi"] == 0
         ),
+        f"no call left waiting on the RunAPI worker ({end['calls_waiting_on_the_worker']})": (
+            end["calls_waiting_on_the_worker"] == 0
+        ),
         f"event-loop tasks back to idle ({idle['event_loop_tasks']} idle, "
         f"{end['event_loop_tasks']} at the end, {end['held_by_the_bench']} stream(s) the "
         "visitors still hold)": end["event_loop_tasks"]
