@@ -28,6 +28,7 @@ import pickle
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any
@@ -208,10 +209,11 @@ class TaskWorker:
                 for answers in self._calls.values():
                     answers.put_nowait(("gone", None))
                 self._calls.clear()
-                self.stop()
+                self.stop(wait=False)
 
-    def stop(self) -> None:
-        """End the child (what it was doing ends with it) and forget it."""
+    def stop(self, *, wait: bool = True) -> None:
+        """End the child (what it was doing ends with it) and forget it; `wait=False` on
+        the event loop: the child is reaped in a thread, not waited for there."""
         process, self._process = self._process, None
         writer, self._writer = self._writer, None
         link, self._link = self._link, None
@@ -223,11 +225,18 @@ class TaskWorker:
             return
         if process.poll() is None:
             process.terminate()
-        try:
-            process.wait(timeout=_STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if wait:
+            _reap(process)
+        else:
+            threading.Thread(target=_reap, args=(process,), daemon=True).start()
+
+
+def _reap(process: subprocess.Popen[bytes]) -> None:
+    try:
+        process.wait(timeout=_STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
