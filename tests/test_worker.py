@@ -17,13 +17,17 @@ from pathlib import Path
 import pytest
 
 from runapi_ui import errors
+from runapi_ui.access import Backend, KeySource
 from runapi_ui.client import GenerationRequest, Phase, RunAPIClient, TaskUpdate
+from runapi_ui.images import ImageStore
+from runapi_ui.playground import Playground
 from runapi_ui.polling import DurationStats
 from runapi_ui.quota import limits_from
 from runapi_ui.settings import Settings, settings_from
 from runapi_ui.simulator import SimulatorServer, image_digest
 from runapi_ui.worker import TaskWorker, WorkerClient
 from tests.conftest import fast_durations
+from tests.test_runs import creates, status_reads
 
 KEY = "sk-worker-7d41c2e9a0"
 MODEL = "imagen-4-fast"
@@ -46,16 +50,6 @@ def client_of(worker: TaskWorker, server: SimulatorServer, key: str = KEY) -> Wo
     return worker.client(key, server.url, deadline=20.0, stats="live")
 
 
-def status_reads(server: SimulatorServer) -> int:
-    return sum(
-        1 for r in server.simulator.requests if r.method == "GET" and "/files/" not in r.path
-    )
-
-
-def creates(server: SimulatorServer) -> int:
-    return sum(1 for r in server.simulator.requests if r.method == "POST")
-
-
 async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
     """Until `condition()` holds (the simulator is another thread: look, don't await)."""
     async with asyncio.timeout(seconds):
@@ -67,6 +61,8 @@ async def test_a_task_goes_through_the_worker_with_its_updates_and_what_it_taugh
     worker, stats, make_simulator
 ) -> None:
     server = make_simulator(time_scale=0.05, api_keys=frozenset({KEY}))
+    worker.start()  # as the app does when it starts serving
+    started = worker.pid
     client = client_of(worker, server)
     updates: list[TaskUpdate] = []
 
@@ -81,6 +77,7 @@ async def test_a_task_goes_through_the_worker_with_its_updates_and_what_it_taugh
     assert phases[-2:] == [Phase.DOWNLOADING, Phase.COMPLETED], phases
     # The worker learned the task's duration, and the app's own estimates heard of it.
     assert stats.observations(MODEL) == 1
+    assert worker.pid == started, "the child started ahead was not the one used"
     await client.aclose()
     assert worker.pending == 0
 
@@ -170,10 +167,6 @@ async def test_the_key_is_in_no_command_line_and_no_environment(worker, make_sim
 
 def test_the_worker_can_be_turned_off(tmp_path: Path) -> None:
     """RUNAPI_UI_WORKER=off: RunAPI's traffic stays in the app's process."""
-    from runapi_ui.access import Backend, KeySource
-    from runapi_ui.images import ImageStore
-    from runapi_ui.playground import Playground
-
     assert settings_from([], {}).worker is True
     off = settings_from([], {"RUNAPI_UI_WORKER": "off"})
     assert off.worker is False
