@@ -58,16 +58,9 @@ class Playground:
             True: DurationStats(demo_priors),  # the simulator's timings
             False: live_durations or DurationStats(),  # RunAPI's, learned from every user's tasks
         }
-        self.worker = (
-            TaskWorker(
-                {
-                    _stats_name(True): self._durations[True],
-                    _stats_name(False): self._durations[False],
-                }
-            )
-            if settings.worker
-            else None
-        )
+        # RunAPI's traffic runs in a worker process, which learns into these same estimates.
+        stats = {_stats_name(demo): durations for demo, durations in self._durations.items()}
+        self.worker = TaskWorker(stats) if settings.worker else None
 
     def durations(self, is_demo: bool) -> DurationStats:
         return self._durations[is_demo]
