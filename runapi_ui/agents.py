@@ -205,7 +205,7 @@ async def _follow(run: Run, report: ProgressReporter | None) -> None:
                 log.info("progress notifications stopped: %s", error)
                 report = None
     except asyncio.CancelledError:
-        run.cancel()  # the caller went away: stop polling for good
+        await run.stop()  # the caller went away: stop polling for good
         raise
 
 

@@ -31,6 +31,7 @@ from .polling import DurationStats
 log = logging.getLogger(__name__)
 
 UPDATE_TICK = 0.25  # seconds between progress refreshes while nothing else happens
+STOP_SECONDS = 5.0  # the longest a Stop waits for a run to wind down
 
 _PHASE_LABELS = {
     Phase.SUBMITTED: "Queued",
@@ -208,7 +209,7 @@ class Run:
                     said = now
                     yield self
         except asyncio.CancelledError:
-            self.cancel()
+            await self.stop()
             raise
 
     def milestones(
@@ -228,6 +229,13 @@ class Run:
         if self._task is not None and not self._task.done() and not self.is_finished:
             self.stopped = True
             self._task.cancel()
+
+    async def stop(self) -> None:
+        """Cancel, and return once the run has wound down: no request of it goes out after
+        (its polling may live in the worker process, a message away)."""
+        self.cancel()
+        if self._task is not None and not self._task.done():
+            await asyncio.wait({self._task}, timeout=STOP_SECONDS)
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
