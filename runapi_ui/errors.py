@@ -17,6 +17,11 @@ import httpx
 _HTML_TITLE = re.compile(r"<title>(.*?)</title>|<h1>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
 _MAX_DETAIL_CHARS = 300
+# What a visitor reads when the fault is ours, not RunAPI's (the log has the traceback).
+UNEXPECTED_MESSAGE = (
+    "Something unexpected went wrong in the playground. Try again, and if it repeats, "
+    "report it with the server log."
+)
 
 
 class RunAPIError(Exception):

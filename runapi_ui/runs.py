@@ -24,7 +24,7 @@ from typing import Protocol
 
 from .access import Backend
 from .client import GenerationRequest, GenerationResult, Phase, Task, TaskUpdate, UpdateCallback
-from .errors import RunAPIError
+from .errors import UNEXPECTED_MESSAGE, RunAPIError
 from .images import ImageStore, SavedImage
 from .polling import DurationStats
 
@@ -370,10 +370,7 @@ class RunRegistry:
             job.phase = Phase.FAILED
         except Exception:
             log.exception("unexpected failure in an image of run %s", run.id[:6])
-            job.error = RunAPIError(
-                "Something unexpected went wrong in the playground. Try again, and if it "
-                "repeats, report it with the server log."
-            )
+            job.error = RunAPIError(UNEXPECTED_MESSAGE)
             job.phase = Phase.FAILED
         finally:
             job.seconds = time.monotonic() - started

@@ -37,7 +37,7 @@ import httpx
 
 from .catalog import DEFAULT_MODEL
 from .client import GenerationRequest, GenerationResult, RunAPIClient, Task, UpdateCallback
-from .errors import RunAPIError
+from .errors import UNEXPECTED_MESSAGE, RunAPIError
 from .polling import DurationStats
 
 log = logging.getLogger(__name__)
@@ -371,12 +371,11 @@ class _Child:
             answer = ("result", call_id, await work)
         except asyncio.CancelledError:
             answer = ("cancelled", call_id, None)  # the app waits for this before it goes on
-        except RunAPIError as error:
-            error.__traceback__ = error.__context__ = error.__cause__ = None
+        except RunAPIError as error:  # pickled as its message and fields: no frames go
             answer = ("error", call_id, error)
         except Exception:
             log.exception("unexpected failure in RunAPI's worker")
-            answer = ("error", call_id, RunAPIError(_UNEXPECTED))
+            answer = ("error", call_id, RunAPIError(UNEXPECTED_MESSAGE))
         self._calls.pop(call_id, None)
         self._answer(answer)
 
@@ -397,12 +396,6 @@ class _Child:
         await asyncio.gather(*(task for _, task in self._calls.values()), return_exceptions=True)
         await asyncio.gather(*self._closing, return_exceptions=True)
         await asyncio.gather(*(client.aclose() for client in self._clients.values()))
-
-
-_UNEXPECTED = (
-    "Something unexpected went wrong in the playground. Try again, and if it repeats, "
-    "report it with the server log."
-)
 
 
 async def _serve(link: socket.socket) -> None:
