@@ -37,6 +37,7 @@ from .processes import (
     SimulatorProcess,
     free_port,
     seconds_to_first_page,
+    with_children,
 )
 from .stats import median_ratio, percentile, ratio, summarize
 from .visitors import Outcome, Visitor, close_all, make_visitors, outcome
@@ -100,7 +101,7 @@ def crowds(visitors: list[Visitor], repeats: int, server_pid: int) -> dict:
 
 def _cpu_seconds(process: psutil.Process) -> float:
     """The server's CPU time so far, with its RunAPI worker process's (the floor has none)."""
-    members = [process, *process.children()]
+    members = with_children(process)
     return sum(times.user + times.system for times in (m.cpu_times() for m in members))
 
 

@@ -33,6 +33,7 @@ os.environ["RUNAPI_UI_IMAGES_PER_HOUR"] = "0"  # quotas off, whichever way they 
 
 import psutil
 
+from bench.processes import with_children
 from runapi_ui.server import PlaygroundApp, create_app, freeze_start_up, launch
 from runapi_ui.settings import Settings
 
@@ -47,8 +48,7 @@ def snapshot(app: PlaygroundApp, app_port: int, backend_port: int, collect: bool
         pause = time.perf_counter() - started
     process = psutil.Process()
     worker = app.playground.worker
-    # RunAPI's traffic goes through the worker process: its connections count as ours.
-    family = [process, *process.children()]
+    family = with_children(process)  # RunAPI's traffic goes through the worker process
     tcp = [c for member in family for c in member.net_connections(kind="tcp")]
     connections = [
         c

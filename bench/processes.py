@@ -54,6 +54,11 @@ def _first_ephemeral_port() -> int:
         return 32768
 
 
+def with_children(process: psutil.Process) -> list[psutil.Process]:
+    """A server process and its children: the app's RunAPI worker counts as the app."""
+    return [process, *process.children()]
+
+
 def child_environment(**extra: str) -> dict[str, str]:
     """This environment without RunAPI or Gradio settings, analytics off, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNAPI_", "GRADIO_"))}
@@ -191,9 +196,7 @@ class AppProcess(ChildServer):
 
         def sample() -> None:
             while not done.is_set():
-                # With its RunAPI worker process: the app's memory is both.
-                family = [child, *child.children()]
-                samples.append(sum(member.memory_info().rss for member in family))
+                samples.append(sum(m.memory_info().rss for m in with_children(child)))
                 done.wait(0.2)
 
         sampler = threading.Thread(target=sample, daemon=True)
