@@ -110,8 +110,8 @@ class TaskWorker:
         if self._process is None:
             self._link = self._spawn()
 
-    async def connection(self) -> asyncio.StreamWriter:
-        """The link to a running child, started (or restarted) here if there is none."""
+    async def connect(self) -> None:
+        """Make sure a child is running and linked: started (or restarted) here if not."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             if self._loop is not None:  # a new event loop (tests): a new child for it
@@ -121,8 +121,6 @@ class TaskWorker:
         async with self._lock:
             if self._writer is None:
                 await self._attach()
-            assert self._writer is not None
-            return self._writer
 
     async def _attach(self) -> None:
         try:
@@ -291,7 +289,7 @@ class WorkerClient:
 
     async def _call(self, kind: str, *fields: Any, on_update: UpdateCallback | None = None) -> Any:
         worker = self._worker
-        await worker.connection()
+        await worker.connect()
         if self._opened_in != worker.generation:
             worker.tell(("open", self._id, *self._opening))
             self._opened_in = worker.generation
