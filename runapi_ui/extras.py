@@ -74,10 +74,9 @@ class ExtrasHandlers:
 
     # --- downloads -------------------------------------------------------------------------
 
-    async def on_download_run(self, history: Any, shown: int | None) -> Any:
+    async def on_download_run(self, history: Any, shown: str | None) -> Any:
         """A ZIP of the run shown, with a manifest of its settings."""
-        entries = hist.clean(history)
-        entry = entries[shown] if isinstance(shown, int) and 0 <= shown < len(entries) else None
+        entry = hist.entry_with(hist.clean(history), shown)
         return await self._zip([entry] if entry else [], entry["prompt"] if entry else "run")
 
     async def on_download_all(self, history: Any) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from .catalog import MODELS, SEED_MAX
@@ -23,7 +23,9 @@ from .images import ImageStore, thumbnail_data_url
 from .pnginfo import ImageSettings
 from .runs import Run, RunStatus
 
-MAX_ENTRIES = 60
+MAX_ENTRIES = 60  # recent runs; starred ones are kept past this, within MAX_BYTES
+MAX_READ = 1000  # entries looked at in what a browser sends (it may be forged)
+MAX_REMOVED = 500  # ids of deleted entries remembered, against another tab's copies
 MAX_BYTES = 1_500_000  # of JSON; the browser's ~5 MB per site also holds Gradio's own state
 PROMPT_PREVIEW_CHARS = 60
 INTERRUPTED = "interrupted"
@@ -88,22 +90,82 @@ def total_cost(entries: Sequence[Entry]) -> float:
     return round(sum(entry["cost"] for entry in entries), 2)
 
 
-def merge(history: list[Entry], entry: Entry) -> tuple[list[Entry], int]:
-    """`entry` in its place by time (replacing the one with its id), newest first, within
-    the bound; returns how many fell off."""
-    entries = [entry] + [old for old in history if old.get("id") != entry["id"]]
+def merge(history: list[Entry], *updates: Entry) -> tuple[list[Entry], int]:
+    """`updates` in their places by time (each replacing the entry with its id), newest
+    first, within the bounds; returns how many fell off."""
+    ids = {update["id"] for update in updates}
+    entries = [*updates, *(old for old in history if old.get("id") not in ids)]
     entries.sort(key=lambda e: e["created"], reverse=True)
-    kept = entries[:MAX_ENTRIES]
-    while len(kept) > 1 and len(json.dumps(kept)) > MAX_BYTES:
-        kept.pop()
+    kept = bounded(entries)
     return kept, len(entries) - len(kept)
+
+
+def bounded(entries: list[Entry]) -> list[Entry]:
+    """The newest MAX_ENTRIES runs and every starred one, within MAX_BYTES: past the
+    bytes, the oldest unstarred runs go first, then the oldest starred ones."""
+    kept, recent = [], 0
+    for entry in entries:
+        if entry.get("starred") or recent < MAX_ENTRIES:
+            kept.append(entry)
+            recent += not entry.get("starred")
+    sizes = [len(json.dumps(entry)) for entry in kept]
+    total = sum(sizes) + len(kept) + 1
+    while len(kept) > 1 and total > MAX_BYTES:
+        unstarred = [i for i, entry in enumerate(kept) if not entry.get("starred")]
+        victim = unstarred[-1] if unstarred else len(kept) - 1
+        kept.pop(victim)
+        total -= sizes.pop(victim) + 1
+    return kept
+
+
+def starred(entries: list[Entry], entry_id: Any, on: bool) -> list[Entry]:
+    """The history with the entry `entry_id` starred (on) or not; `touched` says when, so
+    that of two tabs' copies the later word wins."""
+    return [
+        {**entry, "starred": on, "touched": time.time()} if entry["id"] == entry_id else entry
+        for entry in entries
+    ]
+
+
+def without(entries: list[Entry], entry_ids: Collection[Any]) -> list[Entry]:
+    """The history less these entries (their image files stay until they expire)."""
+    return [entry for entry in entries if entry["id"] not in entry_ids]
+
+
+def removed_ids(value: object) -> list[str]:
+    """The ids of deleted and cleared entries, as the browser keeps them (newest last),
+    so that another tab's copy of an entry does not bring it back."""
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, str)][-MAX_REMOVED:]
+
+
+def union(mine: list[Entry], theirs: list[Entry], removed: Collection[str]) -> list[Entry]:
+    """Two tabs' histories as one: every entry of either, less the removed ones; of two
+    copies of one entry, the later look at it (ended over running, more images, the
+    last star or unstar), this tab's on a tie."""
+    chosen: dict[str, Entry] = {}
+    for entry in [*theirs, *mine]:
+        old = chosen.get(entry["id"])
+        if entry["id"] not in removed and (old is None or _recency(entry) >= _recency(old)):
+            chosen[entry["id"]] = entry
+    return bounded(sorted(chosen.values(), key=lambda e: e["created"], reverse=True))
+
+
+def _recency(entry: Entry) -> tuple[bool, int, float]:
+    images = sum(1 for job in entry["jobs"] if job.get("image"))
+    return entry["status"] != STILL_RUNNING, images, entry.get("touched", 0.0)
+
+
+def entry_with(entries: list[Entry], entry_id: Any) -> Entry | None:
+    return next((entry for entry in entries if entry["id"] == entry_id), None)
 
 
 def clean(history: object) -> list[Entry]:
     """The entries of a value read back from the browser that have the shape we wrote."""
     if not isinstance(history, list):
         return []
-    return [entry for entry in history if _well_formed(entry)][:MAX_ENTRIES]
+    return bounded([entry for entry in history[:MAX_READ] if _well_formed(entry)])
 
 
 def interrupted(entry: Entry) -> Entry:
@@ -244,6 +306,8 @@ def _well_formed(entry: object) -> bool:
             and isinstance(entry["cost"], int | float)
             and isinstance(entry["num_images"], int)
             and isinstance(entry.get("negative_prompt", ""), str)
+            and isinstance(entry.get("starred", False), bool)
+            and isinstance(entry.get("touched", 0.0), int | float)
             and (entry["duration"] is None or isinstance(entry["duration"], int | float))
             and entry["kind"] in ("generate", "compare")
             and isinstance(jobs, list)
@@ -270,7 +334,12 @@ def _job_well_formed(job: object) -> bool:
 def combined(original: Entry, update: Entry) -> Entry:
     """`update` (a later look at a run, or a Wait again's run) folded into `original`."""
     if original.get("run") == update["run"]:
-        return {**update, "id": original["id"], "created": original["created"]}
+        return {
+            **update,
+            "id": original["id"],
+            "created": original["created"],
+            "starred": original.get("starred", False),
+        }
     by_task = {job["task_id"]: job for job in update["jobs"] if job.get("task_id")}
     jobs = [by_task.get(job.get("task_id"), job) for job in original["jobs"]]
     with_image = [job for job in jobs if job.get("image")]

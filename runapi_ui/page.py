@@ -1,38 +1,57 @@
-"""The page's handlers: start a run and watch it, restore history, reuse and resume entries.
+"""The page's handlers: start runs and watch them, and the history's reuse, stars and search.
 
-Every handler that runs something starts a `Run` through `Playground` and then only
-*watches* it, yielding the gallery, the history and the summary as images land. A page
-reload ends the watching (Gradio closes the generator at its next yield) but not the
-run: when the visitor comes back, `restore` finds the run by the id their history holds
-and watches it again. Stop cancels the watched run for good.
+Every click that runs something (Generate, Compare, Run again, Wait again) starts a
+`Run` through `Playground` at once, also while other runs of the same tab are going, up
+to the tab's caps. The tab's one watcher (`tabs.py`) then yields the page as any of its
+runs moves: the feed of runs with their progress, the history, and the results of the
+entry the visitor is looking at (the run last started, or the one they selected). A
+page reload ends the watching, not the runs: the load finds them again by the ids the
+history holds. Stop stops the shown run; Stop all, every run of the tab.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
-from collections import OrderedDict
-from collections.abc import AsyncIterator
-from typing import Any
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, NamedTuple
 
 import gradio as gr
 
 from . import history as hist
-from .api import ApiHandlers, started
+from .api import started
+from .browser_store import unseal
 from .catalog import MODELS
+from .feed import render_feed
 from .history import Entry
-from .playground import Playground
-from .runs import Run, RunStatus
+from .history_view import HistoryView
+from .playground import Playground, checked_count
+from .runs import Run, RunStatus, change_events, milestone, next_change
+from .tabs import Tab, TabLimits, Tabs
 
 GalleryItems = list[tuple[str, str]]
-# What the run handlers return, in this order: results gallery, history (browser),
-# history tiles, summary line, index of the entry shown, the Wait again button.
-PageOutputs = tuple[GalleryItems, list[Entry], GalleryItems, str, int | None, Any]
-
-STOP_GRACE_SECONDS = 5.0
+FEED_TICK = 0.5  # seconds between looks at the feed's clocks while nothing else happens
 FINAL_ENTRIES_KEPT = 256  # finished runs' entries (thumbnails inline: ~50 KB each), made once
-SESSIONS_KEPT = 10_000  # tabs whose runs are remembered (a tab holds at most MAX_ENTRIES)
+TABS_KEPT = 10_000  # tabs whose runs are remembered (a tab holds at most MAX_ENTRIES)
+
+
+class PageOutputs(NamedTuple):
+    """What the run handlers write, in the order of `ui.PAGE_OUTPUTS`."""
+
+    results: Any  # the gallery of the shown entry
+    history: Any  # the history, as the browser keeps it
+    tiles: Any  # this page of the history, one tile a run
+    listing: Any  # how many runs match, which page
+    summary: Any  # the shown entry's status line
+    shown: Any  # the shown entry's id
+    wait_again: Any  # the Wait again button (only for an entry with tasks to wait for)
+    star: Any  # the Star button, for the shown entry
+    feed: Any  # the tab's runs with their progress
+    stop_all: Any  # the Stop all button (only with two runs or more in flight)
+
+
+SKIP = PageOutputs(*(gr.skip() for _ in PageOutputs._fields))
 
 
 class PageHandlers:
@@ -41,8 +60,9 @@ class PageHandlers:
     def __init__(self, playground: Playground) -> None:
         self.playground = playground
         self.store = playground.store
-        self.api = ApiHandlers(playground)
-        self._sessions = SessionRuns(SESSIONS_KEPT, hist.MAX_ENTRIES)
+        settings = playground.settings
+        self.tabs = Tabs(playground.runs, max_tabs=TABS_KEPT, max_runs=hist.MAX_ENTRIES)
+        self.tab_limits = TabLimits(runs=settings.tab_max_runs, images=settings.tab_max_images)
         self._final: dict[str, Entry] = {}
 
     # --- running ---------------------------------------------------------------------
@@ -58,20 +78,20 @@ class PageHandlers:
         api_key: str,
         history: Any,
         request: gr.Request,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008 - how Gradio injects it
     ) -> AsyncIterator[PageOutputs]:
-        run = await self.api.start_generate(
-            prompt,
-            model,
-            aspect_ratio,
-            negative_prompt,
-            num_images,
-            seed,
-            api_key,
-            request,
-            page=True,
+        tab = self._tab(request)
+        start = self.playground.start(
+            prompt=prompt,
+            model=model,
+            aspect_ratio=aspect_ratio,
+            negative_prompt=negative_prompt,
+            num_images=num_images,
+            seed=seed,
+            api_key=api_key,
+            visitor=self.playground.visitor(request),
         )
-        async for outputs in self._watch(run, hist.clean(history), progress, request):
+        run = await self._admitted(tab, lambda: checked_count(num_images), start)
+        async for outputs in self._begin(tab, run, history):
             yield outputs
 
     async def on_compare(
@@ -83,97 +103,235 @@ class PageHandlers:
         api_key: str,
         history: Any,
         request: gr.Request,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> AsyncIterator[PageOutputs]:
-        run = await self.api.start_compare(
-            prompt, aspect_ratio, negative_prompt, seed, api_key, request, page=True
+        tab = self._tab(request)
+        start = self.playground.start_compare(
+            prompt=prompt,
+            aspect_ratio=aspect_ratio,
+            negative_prompt=negative_prompt,
+            seed=seed,
+            api_key=api_key,
+            visitor=self.playground.visitor(request),
         )
+        run = await self._admitted(tab, lambda: len(MODELS), start)
         if aspect_ratio not in MODELS["imagen-4"].aspect_ratios:
             gr.Info(
                 f"imagen-4 and imagen-4-ultra do not take {html.escape(aspect_ratio)}: they draw "
                 "at 1:1, the nearest they take."
             )
-        async for outputs in self._watch(run, hist.clean(history), progress, request):
+        async for outputs in self._begin(tab, run, history):
             yield outputs
 
     async def on_run_again(
-        self,
-        history: Any,
-        shown: int | None,
-        api_key: str,
-        request: gr.Request,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008
+        self, history: Any, shown: str | None, api_key: str, request: gr.Request
     ) -> AsyncIterator[PageOutputs]:
         """The shown entry's exact requests (seeds included), as a new run."""
-        async for outputs in self._again(history, shown, api_key, request, progress, wait=False):
+        async for outputs in self._again(history, shown, api_key, request, wait=False):
             yield outputs
 
     async def on_wait_again(
-        self,
-        history: Any,
-        shown: int | None,
-        api_key: str,
-        request: gr.Request,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008
+        self, history: Any, shown: str | None, api_key: str, request: gr.Request
     ) -> AsyncIterator[PageOutputs]:
         """Wait on the shown entry's unfinished tasks by id: nothing is created or paid again."""
-        async for outputs in self._again(history, shown, api_key, request, progress, wait=True):
+        async for outputs in self._again(history, shown, api_key, request, wait=True):
             yield outputs
 
     async def on_load(
-        self,
-        history: Any,
-        request: gr.Request,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008
+        self, history: Any, query: Any, model: Any, status: Any, request: gr.Request
     ) -> AsyncIterator[PageOutputs]:
-        """On page load: show the history, settle what ended meanwhile, resume what runs."""
-        entries, _ = await self._fresh(hist.clean(history), None)
+        """On page load: show the history (its newest entry in the results), settle what
+        ended meanwhile, and resume every run still going."""
+        tab = self._tab(request)
+        tab.view = HistoryView.of(query, model, status)
         entries = [
             hist.interrupted(entry)
             if entry["status"] == hist.STILL_RUNNING
             and self.playground.runs.get(entry.get("run")) is None
             else entry
-            for entry in entries
+            for entry in hist.clean(history)
         ]
-        yield self._outputs(entries)
         running = [
-            self.playground.runs.get(entry.get("run"))
-            for entry in entries
-            if entry["status"] == hist.STILL_RUNNING
-        ]
-        for run in filter(None, running):
-            async for outputs in self._watch(run, entries, progress, request):
-                entries = outputs[1]
-                yield outputs
-
-    async def on_stop(
-        self, history: Any, request: gr.Request
-    ) -> tuple[list[Entry], GalleryItems, str]:
-        """After Stop: record the stopped runs' final state (their images so far stay)."""
-        entries = hist.clean(history)
-        waiting = [
-            run.finished()
-            for entry in entries
+            run
+            for entry in reversed(entries)  # oldest first: the newest is added last, and shown
             if entry["status"] == hist.STILL_RUNNING
             and (run := self.playground.runs.get(entry.get("run"))) is not None
         ]
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*waiting), STOP_GRACE_SECONDS)
-        entries, _ = await self._fresh(entries, getattr(request, "session_hash", None))
-        return entries, self._tiles(entries), html_summary(entries[0]) if entries else ""
+        for run in running:
+            self.tabs.add(tab, run)
+        tab.viewed = entries[0]["id"] if entries else None
+        entries, _ = await self._fresh(entries, running)
+        tab.entries = entries
+        yield self._page(tab, entries)
+        if running and not tab.watched:
+            async for outputs in self._watch(tab, running):
+                yield outputs
 
-    async def _again(
+    async def on_stop(self, request: gr.Request) -> None:
+        """Stop the shown run (or, if it has ended, the newest still going)."""
+        tab = self._tab(request)
+        going = self.tabs.in_flight(tab)
+        if not going:
+            gr.Info("Nothing is running in this tab.")
+            return
+        run = next((run for run in going if run.id == self._shown_run(tab)), going[0])
+        await run.stop()
+        tab.notify()
+        others = len(going) - 1
+        rest = f" {others} other run{'s' if others > 1 else ''} go on." if others else ""
+        gr.Info(f"Stopped “{html.escape(_short(run))}”. Its finished images are kept.{rest}")
+
+    async def on_stop_all(self, request: gr.Request) -> None:
+        tab = self._tab(request)
+        going = self.tabs.in_flight(tab)
+        await asyncio.gather(*(run.stop() for run in going))
+        tab.notify()
+        gr.Info(f"Stopped {len(going)} run(s). Finished images are kept.")
+
+    # --- the history -------------------------------------------------------------------
+
+    def on_select_entry(
         self,
         history: Any,
-        shown: int | None,
-        api_key: str,
+        query: Any,
+        model: Any,
+        status: Any,
+        evt: gr.SelectData,
         request: gr.Request,
-        progress: gr.Progress,
-        *,
-        wait: bool,
+    ) -> tuple[Any, ...]:
+        """A history tile was selected: show its images and put its settings in the form."""
+        tab = self._tab(request)
+        entries = self._entries(tab, history)
+        tab.view = _same_page(tab.view, HistoryView.of(query, model, status))
+        listed, _, _ = tab.view.listed(entries)
+        index = evt.index if isinstance(evt.index, int) else -1
+        if not 0 <= index < len(listed):
+            raise gr.Error("Select a run in the history first.")
+        entry = listed[index]
+        tab.viewed = entry["id"]
+        return (
+            self._results(entry),
+            self._summary(entry, entries),
+            entry["id"],
+            *_form_values(hist.controls_from(entry)),
+            _wait_again_button(entry),
+            _star_button(entry),
+        )
+
+    def on_select_image(
+        self, history: Any, shown: str | None, evt: gr.SelectData, request: gr.Request
+    ) -> tuple[Any, ...]:
+        """An image of the results was selected: its settings, its seed, in the form."""
+        entry = _entry(self._entries(self._tab(request), history), shown)
+        return _form_values(hist.controls_from(entry, image_index=evt.index))
+
+    def on_view(
+        self, history: Any, query: Any, model: Any, status: Any, request: gr.Request
+    ) -> tuple[Any, Any]:
+        """The search or a filter changed: the first page of what matches."""
+        tab = self._tab(request)
+        entries = self._entries(tab, history)
+        tab.view = HistoryView.of(query, model, status)
+        return self._tiles(tab, entries), tab.view.describe(entries)
+
+    def on_newer(self, history: Any, request: gr.Request) -> tuple[Any, Any]:
+        return self._turn(-1, history, request)
+
+    def on_older(self, history: Any, request: gr.Request) -> tuple[Any, Any]:
+        return self._turn(1, history, request)
+
+    def _turn(self, step: int, history: Any, request: gr.Request) -> tuple[Any, Any]:
+        """A page of newer (-1) or older (+1) runs."""
+        tab = self._tab(request)
+        entries = self._entries(tab, history)
+        tab.view = tab.view.turned(step, entries)
+        return self._tiles(tab, entries), tab.view.describe(entries)
+
+    def on_star(self, history: Any, shown: str | None, request: gr.Request) -> PageOutputs:
+        """Star the shown entry, or take its star away."""
+        tab = self._tab(request)
+        entries = self._entries(tab, history)
+        entry = _entry(entries, shown)
+        entries = hist.starred(entries, entry["id"], not entry.get("starred"))
+        return self._write(tab, entries)
+
+    def on_delete(
+        self, history: Any, removed: Any, shown: str | None, request: gr.Request
+    ) -> tuple[Any, ...]:
+        """Take the shown entry out of the history; the results then show the newest."""
+        tab = self._tab(request)
+        entries = self._entries(tab, history)
+        entry = _entry(entries, shown)
+        if entry["status"] == hist.STILL_RUNNING:
+            raise gr.Error("This run is still going: stop it first, then delete it.")
+        entries = hist.without(entries, {entry["id"]})
+        tab.viewed = entries[0]["id"] if entries else None
+        gr.Info(f"Deleted “{html.escape(_short_prompt(entry['prompt']))}” from the history.")
+        return (*self._write(tab, entries), [*hist.removed_ids(removed), entry["id"]])
+
+    def on_clear(self, history: Any, removed: Any, request: gr.Request) -> tuple[Any, ...]:
+        """Empty the history; runs still going stay in it, and in the results."""
+        tab = self._tab(request)
+        entries = self._entries(tab, history)
+        running = [entry for entry in entries if entry["status"] == hist.STILL_RUNNING]
+        gone = [entry["id"] for entry in entries if entry not in running]
+        tab.viewed = running[0]["id"] if running else None
+        tab.view = HistoryView()
+        return (*self._write(tab, running), [*hist.removed_ids(removed), *gone])
+
+    def on_sync(
+        self, stored: Any, history: Any, removed: Any, request: gr.Request
+    ) -> tuple[Any, ...]:
+        """Another tab of this browser wrote the history: merge what it stored into this
+        tab's (its new runs, its stars, its deletions), so neither tab's write loses any."""
+        tab = self._tab(request)
+        secret = self.playground.settings.history_secret
+        try:
+            written = json.loads(stored) if isinstance(stored, str) else {}
+        except ValueError:
+            written = {}
+        if not isinstance(written, dict):
+            written = {}
+
+        def values(kind: str) -> list[Any]:
+            sealed = written.get(kind)
+            return [unseal(raw, secret) for raw in sealed] if isinstance(sealed, list) else []
+
+        theirs = [entry for value in values("history") for entry in hist.clean(value)]
+        known = hist.removed_ids(removed)
+        gone = known + [
+            entry_id
+            for value in values("removed")
+            for entry_id in hist.removed_ids(value)
+            if entry_id not in known
+        ]
+        mine = self._entries(tab, history)
+        merged = hist.union(mine, theirs, set(gone))
+        if merged == mine and gone == known:
+            return (*SKIP, gr.skip())
+        return (*self._write(tab, merged), gone[-hist.MAX_REMOVED :])
+
+    # --- watching ------------------------------------------------------------------------
+
+    async def _admitted(
+        self, tab: Tab, count: Callable[[], int], start: Coroutine[Any, Any, Run]
+    ) -> Run:
+        """`start`, if the tab's caps let `count()` more images go; else the reason why."""
+
+        async def admitted() -> Run:
+            try:
+                self.tab_limits.admit(self.tabs.in_flight(tab), count())
+            except BaseException:
+                start.close()  # never started: nothing to await
+                raise
+            return await start
+
+        return await started(admitted(), page=True)
+
+    async def _again(
+        self, history: Any, shown: str | None, api_key: str, request: gr.Request, *, wait: bool
     ) -> AsyncIterator[PageOutputs]:
-        entries = hist.clean(history)
-        entry = _entry_at(entries, shown)
+        tab = self._tab(request)
+        entry = _entry(self._entries(tab, history), shown)
         if wait:
             unfinished = hist.unfinished_tasks(entry)
             if not unfinished:
@@ -190,84 +348,74 @@ class PageHandlers:
             kind=entry["kind"],
             task_ids=task_ids,
         )
-        run = await started(start, page=True)
-        into = entry if wait else None
-        async for outputs in self._watch(run, entries, progress, request, into=into):
+        run = await self._admitted(tab, lambda: len(requests), start)
+        async for outputs in self._begin(tab, run, history, into=entry if wait else None):
             yield outputs
 
-    # --- history -----------------------------------------------------------------------
-
-    def on_select_entry(self, history: Any, evt: gr.SelectData) -> tuple[Any, ...]:
-        """A history tile was selected: show its images and put its settings in the form."""
-        entries = hist.clean(history)
-        entry = _entry_at(entries, evt.index)
-        return (
-            hist.gallery_items(entry, self.store),
-            html_summary(entry),
-            entries.index(entry),
-            *_form_values(hist.controls_from(entry)),
-            _wait_again_button(entry),
-        )
-
-    def on_select_image(
-        self, history: Any, shown: int | None, evt: gr.SelectData
-    ) -> tuple[Any, ...]:
-        """An image of the results was selected: its settings, its seed, in the form."""
-        entry = _entry_at(hist.clean(history), shown)
-        return _form_values(hist.controls_from(entry, image_index=evt.index))
-
-    def on_clear(self, request: gr.Request) -> tuple[Any, ...]:
-        self._sessions.forget(getattr(request, "session_hash", None))
-        # `[]`, not None: Gradio does not write a None, and the old value would come back.
-        return [], [], [], "", None, gr.Button(visible=False)
-
-    # --- outputs -------------------------------------------------------------------------
-
-    async def _watch(
-        self,
-        run: Run,
-        entries: list[Entry],
-        progress: gr.Progress,
-        request: gr.Request | None,
-        *,
-        into: Entry | None = None,
+    async def _begin(
+        self, tab: Tab, run: Run, history: Any, *, into: Entry | None = None
     ) -> AsyncIterator[PageOutputs]:
-        """Yield the page as `run` goes; Stop (a cancel) stops the run, a reload does not."""
-        session = getattr(request, "session_hash", None)
-        self._sessions.remember(session, run.id)
+        """Show a run that just started; watch the tab's runs unless an event already does."""
+        entries = self._entries(tab, history)
         if into is not None:  # Wait again: the entry now follows the new run
             entries, _ = hist.merge(entries, hist.combined(into, hist.entry_for(run)))
-        durations = self.playground.durations(run.is_demo)
-        tick = lambda run: progress(run.fraction(durations), run.describe())  # noqa: E731
-        entries, _ = await self._fresh(entries, session, run)
-        yield self._outputs(entries, run=run)  # the browser now holds the run's id
-        async for _ in run.milestones(tick):
-            # The browser learns each task id as it is made: after a server restart,
-            # Wait again needs them.
-            entries, _ = await self._fresh(entries, session, run)
-            yield self._outputs(entries, run=run)
-        entries, dropped = await self._fresh(entries, session, run)
-        yield self._outputs(entries, run=run, dropped=dropped)
-        _announce(run)
+        self.tabs.add(tab, run, view=into["id"] if into else None)
+        entries, dropped = await self._fresh(entries, [run])
+        tab.entries = entries
+        yield self._page(tab, entries, dropped=dropped)  # the browser now holds the run's id
+        if not tab.watched:
+            async for outputs in self._watch(tab, [run]):
+                yield outputs
 
-    async def _fresh(
-        self, entries: list[Entry], session: str | None, watched: Run | None = None
-    ) -> tuple[list[Entry], int]:
-        """`entries` with every run this server knows of brought up to date: the one being
-        watched, the runs this tab started (also from other events, which write the same
-        history concurrently: the last write must lose none) and any entry still running."""
-        ids = [entry.get("run") for entry in entries if entry["status"] == hist.STILL_RUNNING]
-        mine = [watched.id] if watched is not None else []
-        dropped = 0
-        for run_id in dict.fromkeys([*mine, *self._sessions.runs(session), *ids]):
-            run = self.playground.runs.get(run_id)
-            if run is None:
-                continue
+    async def _watch(self, tab: Tab, runs: list[Run]) -> AsyncIterator[PageOutputs]:
+        """Yield the page as the tab's runs go, until the last has ended: the whole page
+        when a task is made, an image lands or a run ends; only the feed's clocks between.
+        One such watcher per tab, whichever event started it."""
+        tab.watched = True
+        watching = {run.id: run for run in runs}
+        said: dict[str, tuple[object, ...]] = {}
+        said_feed = None
+        try:
+            while True:
+                events = [tab.changed, *change_events(self.tabs.in_flight(tab))]
+                for run in self.tabs.in_flight(tab):
+                    watching.setdefault(run.id, run)
+                marks = {run_id: milestone(run) for run_id, run in watching.items()}
+                moved = [
+                    watching[run_id] for run_id, mark in marks.items() if said.get(run_id) != mark
+                ]
+                feed = self._feed(tab)
+                if moved:
+                    entries, dropped = await self._fresh(tab.entries or [], moved)
+                    tab.entries = entries
+                    shown = self._shown_run(tab)
+                    results = any(run.id == shown for run in moved)
+                    yield self._page(tab, entries, results=results, dropped=dropped, feed=feed)
+                    for run in moved:
+                        if run.is_finished:
+                            _announce(run)
+                elif feed != said_feed:
+                    yield SKIP._replace(feed=feed)
+                said_feed = feed
+                said.update(marks)
+                for run_id, run in list(watching.items()):
+                    if run.is_finished:
+                        del watching[run_id]
+                if not watching and not self.tabs.in_flight(tab):
+                    return
+                await next_change(events, FEED_TICK)
+        finally:
+            tab.watched = False
+            tab.entries = None
+
+    async def _fresh(self, entries: list[Entry], runs: list[Run]) -> tuple[list[Entry], int]:
+        """`entries` with these runs' entries brought up to date."""
+        updates = []
+        for run in runs:
             update = await self._entry_of(run)
             known = next((entry for entry in entries if entry.get("run") == run.id), None)
-            entries, fell = hist.merge(entries, hist.combined(known, update) if known else update)
-            dropped += fell
-        return entries, dropped
+            updates.append(hist.combined(known, update) if known else update)
+        return hist.merge(entries, *updates)
 
     async def _entry_of(self, run: Run) -> Entry:
         """The run's entry; once it has ended, made once (thumbnails cost a decode)."""
@@ -279,33 +427,78 @@ class PageHandlers:
             self._final[run.id] = await hist.finished_entry(run)
         return self._final[run.id]
 
-    def _outputs(
-        self, entries: list[Entry], *, run: Run | None = None, dropped: int = 0
+    # --- outputs -------------------------------------------------------------------------
+
+    def _tab(self, request: Any) -> Tab:
+        return self.tabs.get(getattr(request, "session_hash", None))
+
+    def _entries(self, tab: Tab, history: Any) -> list[Entry]:
+        """The tab's history: as last written while its runs are watched (other events
+        may have written it since this one began), else as the browser sent it."""
+        return tab.entries if tab.entries is not None else hist.clean(history)
+
+    def _write(self, tab: Tab, entries: list[Entry]) -> PageOutputs:
+        """The page after a change to the history itself (a star, a delete, a clear)."""
+        if tab.entries is not None:
+            tab.entries = entries
+        return self._page(tab, entries)
+
+    def _shown_run(self, tab: Tab) -> str | None:
+        """The id of the run the results show (a new run's entry has the run's id)."""
+        entry = hist.entry_with(tab.entries or [], tab.viewed)
+        return entry.get("run") if entry else tab.viewed
+
+    def _page(
+        self,
+        tab: Tab,
+        entries: list[Entry],
+        *,
+        results: bool = True,
+        dropped: int = 0,
+        feed: str | None = None,
     ) -> PageOutputs:
-        """The page for these entries, showing `run`'s (else the newest)."""
-        shown = next((i for i, e in enumerate(entries) if run and e.get("run") == run.id), 0)
-        entry = entries[shown] if entries else None
+        """The page for these entries; the results (unless `results` is False) show the
+        tab's shown entry, else the newest."""
+        entry = hist.entry_with(entries, tab.viewed) or (entries[0] if entries else None)
+        tab.viewed = entry["id"] if entry else None
+        going = len(self.tabs.in_flight(tab))
+        outputs = PageOutputs(
+            results=self._results(entry) if entry else [],
+            history=entries,
+            tiles=self._tiles(tab, entries),
+            listing=tab.view.describe(entries),
+            summary=self._summary(entry, entries, dropped=dropped) if entry else "",
+            shown=tab.viewed,
+            wait_again=_wait_again_button(entry),
+            star=_star_button(entry),
+            feed=self._feed(tab) if feed is None else feed,
+            stop_all=gr.Button(value=f"Stop all {going}", visible=going > 1),
+        )
+        if results:
+            return outputs
+        return outputs._replace(results=gr.skip(), summary=gr.skip(), wait_again=gr.skip())
+
+    def _results(self, entry: Entry) -> GalleryItems:
+        run = self.playground.runs.get(entry.get("run"))
         if run is not None and not run.is_finished:
             # In request order, as the finished run shows them: nothing jumps at the end.
-            results = [(str(j.image.path), j.image.caption) for j in run.jobs if j.image]
-            summary = ""
-        elif entry is not None:
-            results = hist.gallery_items(entry, self.store)
-            summary = html_summary(entry, dropped=dropped, total=hist.total_cost(entries))
-        else:
-            results, summary = [], ""
-        return (
-            results,
-            entries,
-            self._tiles(entries),
-            summary,
-            shown if entry is not None else None,
-            _wait_again_button(entry),
-        )
+            return [(str(job.image.path), job.image.caption) for job in run.jobs if job.image]
+        return hist.gallery_items(entry, self.store)
 
-    def _tiles(self, entries: list[Entry]) -> GalleryItems:
+    def _summary(self, entry: Entry, entries: list[Entry], *, dropped: int = 0) -> str:
+        if entry["status"] == hist.STILL_RUNNING:
+            return ""  # its card in the feed says how it goes
+        return html_summary(entry, dropped=dropped, total=hist.total_cost(entries))
+
+    def _feed(self, tab: Tab) -> str:
+        runs = [run for run_id in tab.runs if (run := self.playground.runs.get(run_id))]
+        durations = {demo: self.playground.durations(demo) for demo in (True, False)}
+        return render_feed(runs, self._shown_run(tab), durations)
+
+    def _tiles(self, tab: Tab, entries: list[Entry]) -> GalleryItems:
+        listed, _, _ = tab.view.listed(entries)
         tiles = []
-        for entry in entries:
+        for entry in listed:
             cover = hist.cover(entry, self.store)
             picture = cover[0] if cover else str(self.store.placeholder(entry["status"]))
             tiles.append((picture, hist.tile_caption(entry)))
@@ -340,26 +533,38 @@ def html_summary(entry: Entry, *, dropped: int = 0, total: float = 0.0) -> str:
 
 
 def _announce(run: Run) -> None:
-    """Toasts for what went wrong; a run with no image at all is an error."""
+    """Toasts for what went wrong; a run with no image at all stays until dismissed (the
+    message says what to do). Not an exception: other runs of the tab go on."""
     messages = run.failures()
     if run.stopped or not messages:
         return
     if not run.images:
-        # Stays until dismissed: the message says what to do, so it must not vanish.
-        raise gr.Error(
-            html.escape(messages[0]),
-            title="Generation failed",
-            duration=None,
-            print_exception=False,
-        )
+        gr.Warning(f"Generation failed: {html.escape(messages[0])}", duration=None)
+        return
     for message in messages:
         gr.Warning(html.escape(message), duration=30)
 
 
-def _entry_at(entries: list[Entry], index: Any) -> Entry:
-    if not isinstance(index, int) or not 0 <= index < len(entries):
+def _entry(entries: list[Entry], entry_id: Any) -> Entry:
+    entry = hist.entry_with(entries, entry_id)
+    if entry is None:
         raise gr.Error("Select a run in the history first.")
-    return entries[index]
+    return entry
+
+
+def _same_page(old: HistoryView, new: HistoryView) -> HistoryView:
+    """`new`'s filters on `old`'s page when the filters did not change."""
+    same = (old.query, old.model, old.status) == (new.query, new.model, new.status)
+    return old if same else new
+
+
+def _short_prompt(prompt: str, chars: int = 40) -> str:
+    prompt = " ".join(prompt.split())
+    return prompt if len(prompt) <= chars else prompt[: chars - 1] + "…"
+
+
+def _short(run: Run) -> str:
+    return _short_prompt(run.jobs[0].request.prompt)
 
 
 def _form_values(controls: dict[str, Any]) -> tuple[Any, ...]:
@@ -378,25 +583,7 @@ def _wait_again_button(entry: Entry | None) -> gr.Button:
     return gr.Button(visible=waitable and bool(hist.unfinished_tasks(entry)))
 
 
-class SessionRuns:
-    """Which runs each tab started, so every write of its history includes them all."""
-
-    def __init__(self, max_sessions: int, max_runs: int) -> None:
-        self._runs: OrderedDict[str, list[str]] = OrderedDict()
-        self.max_sessions = max_sessions
-        self.max_runs = max_runs
-
-    def remember(self, session: str | None, run_id: str) -> None:
-        if session is None:
-            return
-        runs = self._runs.pop(session, [])
-        self._runs[session] = [run_id, *runs][: self.max_runs]
-        while len(self._runs) > self.max_sessions:
-            self._runs.popitem(last=False)
-
-    def runs(self, session: str | None) -> list[str]:
-        return list(self._runs.get(session, [])) if session is not None else []
-
-    def forget(self, session: str | None) -> None:
-        if session is not None:
-            self._runs.pop(session, None)
+def _star_button(entry: Entry | None) -> gr.Button:
+    if entry is None:
+        return gr.Button(value="☆ Star", interactive=False)
+    return gr.Button(value="★ Unstar" if entry.get("starred") else "☆ Star", interactive=True)

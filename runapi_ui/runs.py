@@ -381,6 +381,27 @@ class RunRegistry:
                 self._end(run)
 
 
+def change_events(runs: Sequence[Run]) -> list[asyncio.Event]:
+    """What `next_change` waits on: take them before looking at the runs, so a change
+    between the look and the wait is not missed."""
+    return [run._changed for run in runs]
+
+
+async def next_change(events: Sequence[asyncio.Event], timeout: float) -> None:
+    """Return once any of `events` is set (a run changed), or after `timeout` seconds."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+def milestone(run: Run) -> tuple[object, ...]:
+    """What changes when a task is created or an image lands, or the run ends."""
+    return (*_milestone(run), run.is_finished)
+
+
 def _milestone(run: Run) -> tuple[object, ...]:
     """What changes when a task is created or an image lands."""
     return (len(run.images), *run.task_ids)

@@ -34,6 +34,9 @@ class Settings:
     share: bool = False
     deadline: float = 300.0  # seconds a generation may take before it times out
     max_concurrent_runs: int = 100  # generations served at once across all users
+    # One browser tab's runs side by side (within the per-visitor quotas).
+    tab_max_runs: int = 4
+    tab_max_images: int = 16
     # Gradio keeps a copy of the whole page's config for each recent session (~100 KB
     # here): its default of 10,000 sessions would let a busy Space grow by a gigabyte.
     sessions_kept: int = 1000
@@ -127,6 +130,8 @@ def settings_from(
         deadline=float(env.get("RUNAPI_DEADLINE_SECONDS", 300)),
         simulator_time_scale=float(env.get("RUNAPI_SIM_TIME_SCALE", 0.6)),
         sessions_kept=int(env.get("RUNAPI_UI_SESSIONS_KEPT", Settings.sessions_kept)),
+        tab_max_runs=int(env.get("RUNAPI_UI_TAB_RUNS", Settings.tab_max_runs)),
+        tab_max_images=int(env.get("RUNAPI_UI_TAB_IMAGES", Settings.tab_max_images)),
         data_dir=Path(env.get("RUNAPI_UI_DATA_DIR") or _default_data_dir()),
         image_max_age_days=float(env.get("RUNAPI_UI_IMAGE_MAX_AGE_DAYS", 7)),
         history_secret=env.get("RUNAPI_UI_HISTORY_SECRET") or Settings.history_secret,

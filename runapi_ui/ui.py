@@ -1,6 +1,6 @@
-"""The page: the form on the left, progress, results and history on the right, and the wiring.
+"""The page: the form on the left; the runs' feed, results and history on the right; the wiring.
 
-On a phone the two columns stack; Generate then scrolls the progress bar into view, so
+On a phone the two columns stack; Generate then scrolls the feed of runs into view, so
 the results show up where the visitor is looking, not below the whole form.
 """
 
@@ -15,11 +15,13 @@ from .agents import add_agent_tools
 from .api import ApiHandlers
 from .catalog import ASPECT_RATIOS, DEFAULT_MODEL, MODELS, SEED_MAX
 from .extras import ExtrasHandlers
-from .history import MAX_ENTRIES
-from .page import PageHandlers
+from .history import MAX_BYTES, MAX_ENTRIES
+from .history_view import ALL, MODEL_CHOICES, STATUS_CHOICES
+from .page import PageHandlers, PageOutputs
 from .playground import COMPARE_MODELS, MAX_IMAGES, Playground
 
 HISTORY_STORAGE_KEY = "imagen-playground-history"
+REMOVED_STORAGE_KEY = "imagen-playground-removed"  # deleted entries' ids, for other tabs
 EXAMPLE_PROMPTS = [
     "A ceramic coffee mug on a wooden table in morning light, the word HELLO printed on "
     "its side in a serif font, photorealistic",
@@ -29,8 +31,21 @@ EXAMPLE_PROMPTS = [
 ]
 
 CSS = """
-#progress { min-height: 0; }
-#progress:has(.wrap:not(.hide)) { min-height: 3.2rem; }  /* room for the bar while it runs */
+#runs-feed .runs-head { font-size: 0.85rem; color: var(--body-text-color-subdued);
+  margin-bottom: 0.3rem; }
+#runs-feed .run-cards { display: grid; gap: 0.4rem;
+  grid-template-columns: repeat(auto-fill, minmax(15rem, 1fr)); margin-bottom: 0.5rem; }
+#runs-feed .run-card { border: 1px solid var(--border-color-primary); border-radius: 8px;
+  padding: 0.4rem 0.6rem; font-size: 0.85rem; }
+#runs-feed .run-card.is-shown { border-color: var(--color-accent); border-width: 2px; }
+#runs-feed .run-card:not(.is-going) { opacity: 0.75; }
+#runs-feed .run-card-title { white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
+  font-weight: 600; }
+#runs-feed .run-card-shown { font-size: 0.7rem; text-transform: uppercase;
+  color: var(--color-accent); margin-right: 0.2rem; }
+#runs-feed .run-card-meta { color: var(--body-text-color-subdued); }
+#runs-feed progress { width: 100%; height: 0.5rem; accent-color: var(--color-accent); }
+#history-listing { font-size: 0.85rem; color: var(--body-text-color-subdued); }
 #summary .run-summary { padding: 0.6rem 0.8rem; border-radius: 8px; font-size: 0.95rem; }
 #summary .run-ok { background: var(--color-accent-soft); }
 #summary .run-failed { background: #fdecea; color: #8a1c12; }
@@ -65,10 +80,31 @@ CSS = """
 }
 """
 
-# On a narrow screen the results sit below the form: bring the progress bar into view.
+# Another tab of this browser wrote the history (or its deletions): hand what it stored
+# to the server, which merges it into this tab's, so neither tab's next write drops the
+# other's runs. The storage event fires only in the tabs that did not write.
+HISTORY_SYNC_JS = f"""() => {{
+  const kinds = {{"{HISTORY_STORAGE_KEY}": "history", "{REMOVED_STORAGE_KEY}": "removed"}};
+  window.imagenHistorySync = {{history: [], removed: []}};
+  window.addEventListener("storage", (event) => {{
+    const kind = kinds[event.key];
+    if (!kind || !event.newValue) return;
+    window.imagenHistorySync[kind].push(event.newValue);
+    document.getElementById("history-sync")?.click();
+  }});
+}}"""
+TAKE_SYNC_JS = """(stored, history, removed) => {
+  const sync = window.imagenHistorySync || {history: [], removed: []};
+  const taken = JSON.stringify(sync);
+  sync.history = [];
+  sync.removed = [];
+  return [taken, history, removed];
+}"""
+
+# On a narrow screen the results sit below the form: bring the runs' feed into view.
 SCROLL_TO_RESULTS_JS = """() => {
   if (window.innerWidth < 800) {
-    document.getElementById('progress')?.scrollIntoView({behavior: 'smooth', block: 'start'});
+    document.getElementById('runs-feed')?.scrollIntoView({behavior: 'smooth', block: 'start'});
   }
 }"""
 
@@ -87,10 +123,6 @@ def ratio_choices(model: str, current: str) -> gr.Radio:
     if current in ratios:
         return gr.Radio(choices=ratios)
     return gr.Radio(choices=ratios, value="1:1")
-
-
-def announce_stop() -> None:
-    gr.Info("Stopped. Images that had finished are kept.")
 
 
 def key_banner(playground: Playground) -> str:
@@ -158,7 +190,10 @@ def build_ui(playground: Playground) -> gr.Blocks:
                 with gr.Row():
                     generate_button = gr.Button("Generate", variant="primary", scale=2)
                     compare_button = gr.Button("Compare 3 models", scale=2)
-                    stop_button = gr.Button("Stop", variant="stop", scale=1)
+                    stop_button = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
+                    stop_all_button = gr.Button(
+                        "Stop all", variant="stop", scale=1, visible=False, elem_id="stop-all"
+                    )
                 cost = gr.Markdown(cost_estimate(playground, DEFAULT_MODEL, 1, ""), elem_id="cost")
                 model = gr.Radio(model_choices(), value=DEFAULT_MODEL, label="Model")
                 aspect_ratio = gr.Radio(
@@ -215,9 +250,8 @@ def build_ui(playground: Playground) -> gr.Blocks:
                     )
 
             with gr.Column(scale=3, min_width=320):
-                # The bar gets a component of its own: Gradio resets the one it is shown on
-                # when a run ends.
-                progress = gr.HTML(elem_id="progress", padding=False, container=False)
+                # Every run of this tab with its own progress: several can go at once.
+                feed = gr.HTML(elem_id="runs-feed", padding=False, container=False)
                 summary = gr.HTML(elem_id="summary", padding=False, container=False)
                 results = gr.Gallery(
                     label="Results",
@@ -232,17 +266,34 @@ def build_ui(playground: Playground) -> gr.Blocks:
                 )
                 with gr.Accordion("History", open=True):
                     gr.Markdown(
-                        f"Kept in this browser: your last {MAX_ENTRIES} runs, newest first (older "
-                        "ones drop off). Images stay on this server for "
+                        f"Kept in this browser: your last {MAX_ENTRIES} runs, newest first, and "
+                        f"every starred run, up to {MAX_BYTES / 1e6:g} MB in all (the oldest "
+                        "unstarred runs drop off first). Images stay on this server for "
                         f"{settings.image_max_age_days:g} days; after that an entry shows a small "
                         "preview, and *Run again* makes it anew. Select a run to see it and put "
                         "its settings back in the form; select an image to reuse its seed."
                     )
+                    with gr.Row(equal_height=True):
+                        search = gr.Textbox(
+                            label="Search",
+                            placeholder="Words of a prompt or negative prompt",
+                            max_lines=1,
+                            scale=3,
+                            min_width=180,
+                            elem_id="history-search",
+                        )
+                        model_filter = gr.Dropdown(
+                            MODEL_CHOICES, value=ALL, label="Model", scale=2, min_width=140
+                        )
+                        status_filter = gr.Dropdown(
+                            STATUS_CHOICES, value=ALL, label="Status", scale=2, min_width=140
+                        )
+                    listing = gr.Markdown(elem_id="history-listing")
                     tiles = gr.Gallery(
                         label="Your runs",
                         show_label=False,
                         elem_id="history",
-                        columns=3,
+                        columns=4,
                         height="auto",
                         fit_columns=False,  # one run is one small tile, not a banner
                         object_fit="cover",
@@ -250,10 +301,17 @@ def build_ui(playground: Playground) -> gr.Blocks:
                         interactive=False,
                     )
                     with gr.Row():
+                        newer_button = gr.Button("← Newer", size="sm", elem_id="history-newer")
+                        older_button = gr.Button("Older →", size="sm", elem_id="history-older")
+                    with gr.Row():
                         run_again_button = gr.Button("Run again", size="sm")
                         wait_again_button = gr.Button(
                             "Wait again", size="sm", visible=False, elem_id="wait-again"
                         )
+                        star_button = gr.Button(
+                            "☆ Star", size="sm", interactive=False, elem_id="star"
+                        )
+                        delete_button = gr.Button("Delete", size="sm", elem_id="delete-entry")
                         clear_button = gr.Button("Clear history", size="sm", variant="stop")
                     with gr.Row():
                         zip_run_button = gr.Button("Download this run (ZIP)", size="sm")
@@ -263,49 +321,92 @@ def build_ui(playground: Playground) -> gr.Blocks:
         history = gr.BrowserState(
             [], storage_key=HISTORY_STORAGE_KEY, secret=settings.history_secret
         )
-        shown = gr.State(None)  # which history entry the results show
+        removed = gr.BrowserState(
+            [], storage_key=REMOVED_STORAGE_KEY, secret=settings.history_secret
+        )
+        shown = gr.State(None)  # the id of the history entry the results show
+        with gr.Row(visible="hidden"):  # in the page, for the history's sync script to use
+            sync_box = gr.Textbox()
+            sync_button = gr.Button(elem_id="history-sync")
 
         form = [prompt, model, aspect_ratio, negative_prompt, num_images, seed]
-        page_outputs = [results, history, tiles, summary, shown, wait_again_button]
-        watching = {"outputs": page_outputs, "show_progress_on": [progress], **runs_at_once}
+        view = [search, model_filter, status_filter]
+        page_outputs = {
+            "results": results,
+            "history": history,
+            "tiles": tiles,
+            "listing": listing,
+            "summary": summary,
+            "shown": shown,
+            "wait_again": wait_again_button,
+            "star": star_button,
+            "feed": feed,
+            "stop_all": stop_all_button,
+        }
+        outputs = [page_outputs[name] for name in PageOutputs._fields]
         private = {"api_visibility": "private"}
+        # Every click starts its run, also while others of the tab go on ("multiple": by
+        # default Gradio drops a click on an event still running). Each run shows its own
+        # progress in the feed, not Gradio's one bar.
+        side_by_side = {
+            "outputs": outputs,
+            "trigger_mode": "multiple",
+            "show_progress": "hidden",
+            **runs_at_once,
+            **private,
+        }
         runs = [
-            generate_button.click(
-                page.on_generate, [*form, api_key, history], **watching, **private
-            ),
+            generate_button.click(page.on_generate, [*form, api_key, history], **side_by_side),
             compare_button.click(
                 page.on_compare,
                 [prompt, aspect_ratio, negative_prompt, seed, api_key, history],
-                **watching,
-                **private,
+                **side_by_side,
             ),
-            run_again_button.click(
-                page.on_run_again, [history, shown, api_key], **watching, **private
-            ),
-            wait_again_button.click(
-                page.on_wait_again, [history, shown, api_key], **watching, **private
-            ),
-            demo.load(page.on_load, [history], **watching, **private),
+            run_again_button.click(page.on_run_again, [history, shown, api_key], **side_by_side),
+            wait_again_button.click(page.on_wait_again, [history, shown, api_key], **side_by_side),
         ]
+        demo.load(page.on_load, [history, *view], **{**side_by_side, "trigger_mode": "once"})
         for button in (generate_button, compare_button, run_again_button, wait_again_button):
             button.click(lambda: gr.File(value=None, visible=False), None, [zip_file], **private)
             # No outputs: a js event that writes a component makes Gradio drop the run's
             # own later write to it (the summary stayed empty). The run clears it instead.
             button.click(None, None, None, js=SCROLL_TO_RESULTS_JS, **private)
-        for run_event in runs[:4]:
+        for run_event in runs:
             run_event.then(extras.on_check_key, [api_key], [key_status], **private)
-        stop_button.click(announce_stop, cancels=runs, **private).then(
-            page.on_stop, [history], [history, tiles, summary], **private
-        )
+        stop_button.click(page.on_stop, None, None, **private)
+        stop_all_button.click(page.on_stop_all, None, None, **private)
 
         tiles.select(
             page.on_select_entry,
-            [history],
-            [results, summary, shown, *form, wait_again_button],
+            [history, *view],
+            [results, summary, shown, *form, wait_again_button, star_button],
             **private,
         )
         results.select(page.on_select_image, [history, shown], form, **private)
-        clear_button.click(page.on_clear, None, page_outputs, **private)
+        listed = {"outputs": [tiles, listing], "show_progress": "hidden", **private}
+        gr.on(
+            [search.change, model_filter.change, status_filter.change],
+            page.on_view,
+            [history, *view],
+            **listed,
+        )
+        newer_button.click(page.on_newer, [history], **listed)
+        older_button.click(page.on_older, [history], **listed)
+        star_button.click(page.on_star, [history, shown], outputs, **private)
+        delete_button.click(
+            page.on_delete, [history, removed, shown], [*outputs, removed], **private
+        )
+        clear_button.click(page.on_clear, [history, removed], [*outputs, removed], **private)
+        demo.load(None, None, None, js=HISTORY_SYNC_JS, **private)
+        sync_button.click(
+            page.on_sync,
+            [sync_box, history, removed],
+            [*outputs, removed],
+            js=TAKE_SYNC_JS,
+            trigger_mode="multiple",
+            show_progress="hidden",
+            **private,
+        )
 
         dropped.upload(extras.on_image_dropped, [dropped], [*form, dropped], **private)
         zip_run_button.click(extras.on_download_run, [history, shown], [zip_file], **private)
