@@ -398,8 +398,8 @@ class PageHandlers:
                     yield SKIP._replace(feed=feed)
                 said_feed = feed
                 said.update(marks)
-                for run_id, run in list(watching.items()):
-                    if run.is_finished:
+                for run_id, mark in marks.items():
+                    if mark[-1]:  # the page has been told this run ended
                         del watching[run_id]
                 if not watching and not self.tabs.in_flight(tab):
                     return

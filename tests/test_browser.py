@@ -111,15 +111,22 @@ def test_prompt_to_gallery_with_a_moving_progress_bar(page: Page, served) -> Non
     fill_form(page, "A lighthouse on a cliff at dawn", "imagen-4-fast", "16:9", 2)
     page.get_by_role("button", name="Generate").click()
 
-    bar = page.locator("#progress .progress-level")
-    expect(bar).to_be_visible(timeout=5000)
-    readings = []
+    card = page.locator("#runs-feed .run-card.is-going")  # the run's own card, while it runs
+    expect(card).to_be_visible(timeout=5000)
+    readings, bars = [], []
     for _ in range(12):
-        readings += bar.all_inner_texts()  # no waiting: the bar goes when the run ends
+        readings += card.locator(".run-card-meta").all_inner_texts()  # gone once it ends
+        bars += [
+            int(value)
+            for value in card.locator("progress").evaluate_all(
+                "(bars) => bars.map((bar) => bar.value)"
+            )
+        ]
         time.sleep(0.2)
     shot(page, "generating")
     assert any("of 2 images done" in reading for reading in readings), readings
-    assert len(set(readings)) >= 3, f"the bar should move while it works: {readings}"
+    assert len(set(readings)) >= 3, f"the card should move while it works: {readings}"
+    assert bars == sorted(bars) and len(set(bars)) >= 2, f"its bar should fill: {bars}"
 
     expect(page.locator("#results img")).to_have_count(2, timeout=20000)
     captions = gallery_captions(page)
@@ -166,7 +173,7 @@ def test_stop_ends_the_run_and_keeps_finished_images(page: Page, served) -> None
         page.get_by_role("button", name="Generate").click()
         expect(page.locator("#results img")).to_have_count(1, timeout=20000)
         page.get_by_role("button", name="Stop").click()
-        stopped = page.get_by_text("Images that had finished are kept.")
+        stopped = page.get_by_text("Stopped “A slow snail”. Its finished images are kept.")
         expect(stopped).to_be_visible(timeout=5000)
         time.sleep(0.5)
         seen = len(simulator.requests)

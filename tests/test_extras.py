@@ -715,7 +715,7 @@ def test_a_zip_with_nothing_to_download_or_a_forged_path_reads_no_file(
             }
         ],
     }
-    offered = in_own_loop(extras.on_download_run([forged], 0))
+    offered = in_own_loop(extras.on_download_run([forged], "forged"))
     with zipfile.ZipFile(offered.value["path"]) as archive:
         assert archive.namelist() == [MANIFEST_NAME]
         manifest = json.loads(archive.read(MANIFEST_NAME))

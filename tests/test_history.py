@@ -567,7 +567,7 @@ def test_on_a_phone_generate_brings_the_progress_and_results_into_view(
         fill_form(page, "A tiny cactus in a pot", "imagen-4-fast", "3:4", 1)
         page.get_by_role("button", name="Generate").click()  # scrolls to the button, no further
         page.wait_for_function(
-            f"() => ({IN_VIEW})('#progress .progress-level') || ({IN_VIEW})('#results img')",
+            f"() => ({IN_VIEW})('#runs-feed .run-card') || ({IN_VIEW})('#results img')",
             timeout=WAIT_MS,
         )
         expect(page.locator("#results img")).to_have_count(1, timeout=WAIT_MS)
