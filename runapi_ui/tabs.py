@@ -46,9 +46,9 @@ class TabLimits:
     def admit(self, in_flight: list[Run], images: int) -> None:
         """Raise, saying what to do, if `images` more would break the tab's caps."""
         if len(in_flight) >= self.runs:
+            runs = f"{len(in_flight)} run{'s' if len(in_flight) != 1 else ''}"
             raise ValidationError(
-                f"{len(in_flight)} runs already in flight in this tab: wait for one to "
-                "finish or stop one.",
+                f"{runs} already in flight in this tab: wait for one to finish or stop one.",
                 field="runs",
             )
         busy = sum(run.total for run in in_flight)
