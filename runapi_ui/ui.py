@@ -392,7 +392,8 @@ def build_ui(playground: Playground) -> gr.Blocks:
         )
         newer_button.click(page.on_newer, [history], **listed)
         older_button.click(page.on_older, [history], **listed)
-        star_button.click(page.on_star, [history, shown], outputs, **private)
+        quietly = {"show_progress": "hidden", **private}  # quick: no spinner over the page
+        star_button.click(page.on_star, [history, shown], outputs, **quietly)
         delete_button.click(
             page.on_delete, [history, removed, shown], [*outputs, removed], **private
         )
@@ -404,8 +405,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
             [*outputs, removed],
             js=TAKE_SYNC_JS,
             trigger_mode="multiple",
-            show_progress="hidden",
-            **private,
+            **quietly,
         )
 
         dropped.upload(extras.on_image_dropped, [dropped], [*form, dropped], **private)

@@ -595,9 +595,8 @@ def test_keys_stay_out_of_logs_pages_answers_and_the_browser(
     expect(page.locator("#key-status")).to_contain_text("Your key: balance $")
     generate_on_page(page, "A typed-key run")
     expect(page.locator("#results img")).to_have_count(1, timeout=20000)
-    # The event is over once its bar has gone: Gradio ignores a click on a button whose
-    # event is still running (a busy machine showed the image before that).
-    expect(page.locator("#progress .progress-level")).to_have_count(0, timeout=20000)
+    # The run is over once its card says so: the history then holds it, ended.
+    expect(page.locator("#runs-feed .run-card.is-going")).to_have_count(0, timeout=20000)
     generate_on_page(page, "A wrong-key run", api_key=WRONG_KEY)
     expect(toast(page, "RunAPI did not accept the API key")).to_be_visible(timeout=20000)
     page.get_by_role("button", name="Forget key").click()
