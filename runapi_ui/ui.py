@@ -187,19 +187,8 @@ def build_ui(playground: Playground) -> gr.Blocks:
                     info="Imagen 4 may ignore this: newer model versions do not take one.",
                     lines=1,
                 )
-                api_key = gr.Textbox(
-                    value="",
-                    label="RunAPI key",
-                    type="password",
-                    placeholder=key_placeholder(policy),
-                    info="Used only for your requests in this browser tab; never stored.",
-                    visible=policy.asks_for_visitor_keys,
-                )
-                with gr.Row(visible=policy.asks_for_visitor_keys):
-                    check_key_button = gr.Button("Check key", size="sm")
-                    forget_key_button = gr.Button("Forget key", size="sm")
-                key_status = gr.HTML(elem_id="key-status", padding=False, container=False)
-                # Faster hands (issue 22): a link to these settings; a word when a run ends.
+                # Faster hands (issue 22): a link to the settings above (never the key below); a
+                # word when a run ends. Above the key: its check's message moves what is below.
                 with gr.Row():
                     copy_link_button = gr.Button(
                         "Copy link", size="sm", scale=1, min_width=120, elem_id="copy-link"
@@ -218,6 +207,18 @@ def build_ui(playground: Playground) -> gr.Blocks:
                     buttons=["copy"],
                     elem_id="link",
                 )
+                api_key = gr.Textbox(
+                    value="",
+                    label="RunAPI key",
+                    type="password",
+                    placeholder=key_placeholder(policy),
+                    info="Used only for your requests in this browser tab; never stored.",
+                    visible=policy.asks_for_visitor_keys,
+                )
+                with gr.Row(visible=policy.asks_for_visitor_keys):
+                    check_key_button = gr.Button("Check key", size="sm")
+                    forget_key_button = gr.Button("Forget key", size="sm")
+                key_status = gr.HTML(elem_id="key-status", padding=False, container=False)
                 gr.Examples(EXAMPLE_PROMPTS, inputs=[prompt], label="Example prompts")
                 dropped = gr.File(
                     label="Read settings from an image",
