@@ -163,6 +163,9 @@ def build_ui(playground: Playground) -> gr.Blocks:
                     compare_button = gr.Button("Compare 3 models", scale=2)
                     stop_button = gr.Button("Stop", variant="stop", scale=1)
                 cost = gr.Markdown(cost_estimate(playground, DEFAULT_MODEL, 1, ""), elem_id="cost")
+                notify = gr.Checkbox(  # Faster hands (issue 22): a word when a run ends
+                    label="Notify me when a run finishes", elem_id="notify", container=False
+                )
                 model = gr.Radio(model_choices(), value=DEFAULT_MODEL, label="Model")
                 aspect_ratio = gr.Radio(
                     list(MODELS[DEFAULT_MODEL].aspect_ratios), value="1:1", label="Aspect ratio"
@@ -187,21 +190,12 @@ def build_ui(playground: Playground) -> gr.Blocks:
                     info="Imagen 4 may ignore this: newer model versions do not take one.",
                     lines=1,
                 )
-                # Faster hands (issue 22): a link to the settings above (never the key below); a
-                # word when a run ends. Above the key: its check's message moves what is below.
-                with gr.Row():
-                    copy_link_button = gr.Button(
-                        "Copy link", size="sm", scale=1, min_width=120, elem_id="copy-link"
-                    )
-                    notify = gr.Checkbox(
-                        label="Notify me when a run finishes",
-                        elem_id="notify",
-                        container=False,
-                        scale=2,
-                    )
+                # Faster hands (issue 22): a link to the settings above, never the key below.
+                # Above the key: its check's message moves what is below it.
+                copy_link_button = gr.Button("Copy link", size="sm", elem_id="copy-link")
                 link_box = gr.Textbox(
                     label="Link to these settings (never your key)",
-                    placeholder="Copy link puts the page's address with these settings here",
+                    placeholder="Copy link shows it here too",
                     interactive=False,
                     max_lines=1,
                     buttons=["copy"],

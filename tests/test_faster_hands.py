@@ -231,7 +231,7 @@ def test_copy_link_carries_the_settings_and_never_the_key(page: Page, served) ->
     }
     assert KEY not in link and KEY[3:] not in link and "key" not in link.lower()
     assert made(served) == before
-    shot(page, "faster-hands-desktop", full_page=False)
+    shot(page, "faster-hands-desktop")
 
     # Empty fields are left out; a forced theme stays.
     open_page(page, served[1] + "?__theme=dark")
@@ -308,4 +308,4 @@ def test_the_form_remembers_its_setup_and_a_link_wins(page: Page, served) -> Non
 
     page.set_viewport_size(PHONE)
     page.get_by_role("button", name="Copy link").scroll_into_view_if_needed()
-    shot(page, "faster-hands-phone", full_page=False)
+    shot(page, "faster-hands-phone")
