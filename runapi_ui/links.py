@@ -35,6 +35,8 @@ def form_from_query(
     An empty or missing value is simply absent. A ratio is checked against the link's
     model, else `model` (the one the form shows).
     """
+    accepted: dict[str, Any] = {}
+    notes: list[str] = []
     checks: dict[str, Callable[[str], Any]] = {
         "prompt": lambda text: checked_request(text, DEFAULT_MODEL, "1:1", None).prompt,
         "model": lambda name: checked_request(_A_PROMPT, name, "1:1", None).model,
@@ -47,8 +49,6 @@ def form_from_query(
         "num_images": checked_count,
         "seed": lambda seed: str(pick_seed(seed)),
     }
-    accepted: dict[str, Any] = {}
-    notes: list[str] = []
     for name in FORM_FIELDS:  # the model before the ratio: the ratio's check reads it
         value = params.get(name)
         if not isinstance(value, str) or not value.strip():
