@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .access import DEMO_KEY, AuthConfigError, KeyPolicy, auth_from
 from .agents import agent_routes
 from .images import ImageStore
+from .page_scripts import HEAD
 from .playground import Playground
 from .polling import DurationStats
 from .quota import LimitsUnavailable, limits_from
@@ -110,6 +111,7 @@ def launch(app: PlaygroundApp, settings: Settings, *, block: bool = True) -> str
             mcp_server=settings.mcp,
             theme=gr.themes.Soft(),
             css=CSS,
+            head=HEAD,  # the page's own JavaScript: runapi_ui/page_scripts.py
             quiet=True,
         )
     url = app.blocks.local_url or f"http://{settings.host}:{settings.port}/"

@@ -10,6 +10,7 @@ import html
 
 import gradio as gr
 
+from . import links, page_scripts
 from .access import KeyPolicy, KeyRequired, KeySource
 from .agents import add_agent_tools
 from .api import ApiHandlers
@@ -178,7 +179,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
         gr.HTML(key_banner(playground))
 
         with gr.Row(equal_height=False):
-            with gr.Column(scale=2, min_width=320):
+            with gr.Column(scale=2, min_width=320, elem_id="form"):
                 prompt = gr.Textbox(
                     label="Prompt",
                     placeholder="Describe the image: subject, setting, style, any text to render",
@@ -188,13 +189,18 @@ def build_ui(playground: Playground) -> gr.Blocks:
                 # Right under the prompt: nothing above the buttons changes height while a
                 # visitor moves to them (a key check's message once moved Generate mid-click).
                 with gr.Row():
-                    generate_button = gr.Button("Generate", variant="primary", scale=2)
+                    generate_button = gr.Button(
+                        "Generate", variant="primary", scale=2, elem_id="generate"
+                    )
                     compare_button = gr.Button("Compare 3 models", scale=2)
                     stop_button = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
                     stop_all_button = gr.Button(
                         "Stop all", variant="stop", scale=1, visible=False, elem_id="stop-all"
                     )
                 cost = gr.Markdown(cost_estimate(playground, DEFAULT_MODEL, 1, ""), elem_id="cost")
+                notify = gr.Checkbox(  # Faster hands (issue 22): a word when a run ends
+                    label="Notify me when a run finishes", elem_id="notify", container=False
+                )
                 model = gr.Radio(model_choices(), value=DEFAULT_MODEL, label="Model")
                 aspect_ratio = gr.Radio(
                     list(MODELS[DEFAULT_MODEL].aspect_ratios), value="1:1", label="Aspect ratio"
@@ -218,6 +224,17 @@ def build_ui(playground: Playground) -> gr.Blocks:
                     placeholder="What to leave out (optional)",
                     info="Imagen 4 may ignore this: newer model versions do not take one.",
                     lines=1,
+                )
+                # Faster hands (issue 22): a link to the settings above, never the key below.
+                # Above the key: its check's message moves what is below it.
+                copy_link_button = gr.Button("Copy link", size="sm", elem_id="copy-link")
+                link_box = gr.Textbox(
+                    label="Link to these settings (never your key)",
+                    placeholder="Copy link shows it here too",
+                    interactive=False,
+                    max_lines=1,
+                    buttons=["copy"],
+                    elem_id="link",
                 )
                 api_key = gr.Textbox(
                     value="",
@@ -433,6 +450,28 @@ def build_ui(playground: Playground) -> gr.Blocks:
                 [cost],
                 **private,
             )
+
+        # --- Faster hands (issue 22): links, remembered settings, notifications ----------
+        # One load handler for both, so a link's values win over the remembered ones.
+        remembered = gr.BrowserState(
+            {}, storage_key=links.SETTINGS_STORAGE_KEY, secret=settings.history_secret
+        )
+        demo.load(links.on_open, [remembered], form, **private)
+        remembered_controls = [model, aspect_ratio, num_images, negative_prompt]
+        gr.on(
+            [control.change for control in remembered_controls],
+            links.remember,
+            remembered_controls,
+            [remembered],
+            trigger_mode="always_last",
+            show_progress="hidden",
+            **private,
+        )
+        # In the browser alone: the key is no input, and nothing reaches the server.
+        copy_link_button.click(None, form, [link_box], js=page_scripts.COPY_LINK_JS, **private)
+        notify.input(None, [notify], [notify], js=page_scripts.NOTIFY_JS, **private)
+        demo.load(None, None, [notify], js=page_scripts.NOTIFY_WANTED_JS, **private)
+        # --- end of Faster hands ------------------------------------------------------------
 
         # The endpoints for scripts: keywords in, gallery out; never shown on the page.
         # Inputs of their own: the page's radios would refuse, in Gradio's words, a ratio

@@ -1,0 +1,131 @@
+"""The page's own JavaScript, in one place: served in the page's <head> (`launch(head=HEAD)`).
+
+HEAD defines `window.imagenPlayground`; the `*_JS` strings are the `js=` functions of
+ui.py's events, each a call into it. Add a part with a short comment saying what it is for.
+"""
+
+from __future__ import annotations
+
+HEAD = """
+<style>
+  /* Copy link's confirmation, a toast of our own: Gradio's toasts come from the server. */
+  .ip-toast { position: fixed; bottom: 1.5rem; left: 50%; transform: translateX(-50%);
+    z-index: 1000; max-width: 90vw; padding: 0.6rem 1rem; border-radius: 8px;
+    background: var(--background-fill-primary); color: var(--body-text-color);
+    border: 1px solid var(--border-color-primary); box-shadow: 0 2px 10px rgba(0,0,0,.2);
+    font-family: var(--font); font-size: 0.9rem; }
+</style>
+<script>
+(() => {
+  const ENDED = new Set(["done", "partly failed", "failed", "stopped"]);
+  const NOTIFY_KEY = "imagen-playground-notify";  // "on" once the visitor opted in
+
+  const toast = (text) => {
+    const note = document.createElement("div");
+    note.className = "ip-toast";
+    note.textContent = text;
+    note.setAttribute("role", "status");
+    document.body.append(note);
+    setTimeout(() => note.remove(), 4000);
+  };
+
+  // Ctrl+Enter (Cmd+Enter on a Mac) anywhere in the form (#form) clicks Generate.
+  // Enter and Shift+Enter keep their meaning (a new line; Gradio's submit).
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey) || event.isComposing) return;
+    const generate = document.getElementById("generate");
+    if (!event.target.closest?.("#form") || !generate || generate.disabled) return;
+    event.preventDefault();
+    generate.click();
+  }, true);
+
+  // A run that ends while the tab is hidden: "(N done)" before the title until the visitor
+  // is back, and a notification if they opted in. Runs are the server's cards in
+  // #runs-feed, <article class="run-card" data-run=ID data-state=... data-prompt=...>,
+  // replaced on every update: so each run's last state is kept by its id.
+  const notifyWanted = () =>
+    localStorage.getItem(NOTIFY_KEY) === "on" && window.Notification?.permission === "granted";
+  const states = new Map();
+  let doneWhileHidden = 0;
+  let title = null;  // the title before "(N done)" was put in front of it
+
+  const ended = (card) => {
+    doneWhileHidden += 1;
+    title ??= document.title;
+    document.title = `(${doneWhileHidden} done) ${title}`;
+    if (!notifyWanted()) return;
+    const prompt = card.dataset.prompt || "";
+    new Notification(`Imagen Playground: run ${card.dataset.state}`, {
+      body: prompt.length > 120 ? `${prompt.slice(0, 119)}…` : prompt,
+      tag: card.dataset.run,
+    });
+  };
+
+  const scan = () => {
+    for (const card of document.querySelectorAll("#runs-feed .run-card[data-run]")) {
+      const before = states.get(card.dataset.run);
+      const now = card.dataset.state;
+      states.set(card.dataset.run, now);
+      // First seen ended (after running, or never seen before) while nobody looks.
+      if (ENDED.has(now) && !ENDED.has(before) && document.hidden) ended(card);
+    }
+  };
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden || title === null) return;
+    document.title = title;
+    title = null;
+    doneWhileHidden = 0;
+  });
+
+  const watch = () => new MutationObserver(scan).observe(document.body, {
+    subtree: true, childList: true, attributes: true, attributeFilter: ["data-state"],
+  });
+  // Gradio adds this <head> once the page is up; read before that, the body would be missing.
+  if (document.body) watch(); else document.addEventListener("DOMContentLoaded", watch);
+
+  // Copy link: the page's address with the form's values (never a key), onto the
+  // clipboard; returned too, for the read-only box (the clipboard needs https or localhost).
+  const copyLink = async (form) => {
+    const params = new URLSearchParams();
+    for (const [name, value] of Object.entries(form)) {
+      const text = String(value ?? "").trim();
+      if (text) params.set(name, text);
+    }
+    const theme = new URLSearchParams(location.search).get("__theme");
+    if (theme) params.set("__theme", theme);
+    const link = `${location.origin}${location.pathname}?${params}`;
+    try {
+      await navigator.clipboard.writeText(link);
+      toast("Link copied: it fills the form with these settings and generates nothing.");
+    } catch {
+      toast("The browser kept the clipboard closed: copy the link from the box.");
+    }
+    return link;
+  };
+
+  // "Notify me when a run finishes": asks the browser's permission on opt-in; kept in
+  // localStorage. Returns whether notifications are on (the checkbox shows that).
+  const setNotify = async (on) => {
+    if (on && !window.Notification) {
+      toast("This browser does not show notifications.");
+      on = false;
+    } else if (on && Notification.permission !== "granted") {
+      on = (await Notification.requestPermission()) === "granted";
+      if (!on) toast("Notifications are blocked for this page: allow them in the site's settings.");
+    }
+    localStorage.setItem(NOTIFY_KEY, on ? "on" : "off");
+    return on;
+  };
+
+  window.imagenPlayground = {copyLink, setNotify, notifyWanted};
+})();
+</script>
+"""
+
+# The arguments are the page's `form`, in its order; the key is not among them.
+COPY_LINK_JS = """(prompt, model, aspect_ratio, negative_prompt, num_images, seed) =>
+  window.imagenPlayground.copyLink(
+    {prompt, model, aspect_ratio, negative_prompt, num_images, seed})"""
+NOTIFY_JS = "(on) => window.imagenPlayground.setNotify(on)"
+NOTIFY_WANTED_JS = "() => window.imagenPlayground.notifyWanted()"
