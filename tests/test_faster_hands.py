@@ -309,3 +309,14 @@ def test_the_form_remembers_its_setup_and_a_link_wins(page: Page, served) -> Non
     page.set_viewport_size(PHONE)
     page.get_by_role("button", name="Copy link").scroll_into_view_if_needed()
     shot(page, "faster-hands-phone")
+
+
+def test_a_real_run_that_ends_in_a_hidden_tab_shows_in_its_title(page: Page, served) -> None:
+    """The same, with the feed's own cards: a run started, then the visitor looked away."""
+    page.get_by_label("Prompt", exact=True).fill("A harbour at night")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect(page.locator("#runs-feed .run-card.is-going")).to_have_count(1, timeout=10_000)
+    page.evaluate(SET_HIDDEN, True)
+    expect(page).to_have_title("(1 done) Imagen Playground", timeout=30_000)
+    page.evaluate(SET_HIDDEN, False)
+    expect(page).to_have_title("Imagen Playground")
