@@ -342,9 +342,9 @@ def build_ui(playground: Playground) -> gr.Blocks:
             [], storage_key=REMOVED_STORAGE_KEY, secret=settings.history_secret
         )
         shown = gr.State(None)  # the id of the history entry the results show
-        with gr.Row(visible="hidden"):  # in the page, for the history's sync script to use
-            sync_box = gr.Textbox()
-            sync_button = gr.Button(elem_id="history-sync")
+        # In the page but not seen: the history's sync script clicks the button.
+        sync_box = gr.Textbox(visible="hidden")
+        sync_button = gr.Button(elem_id="history-sync", visible="hidden")
 
         form = [prompt, model, aspect_ratio, negative_prompt, num_images, seed]
         view = [search, model_filter, status_filter]
