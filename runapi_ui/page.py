@@ -160,10 +160,9 @@ class PageHandlers:
             self.tabs.add(tab, run)
         tab.viewed = entries[0]["id"] if entries else None
         entries, _ = await self._fresh(entries, running)
-        tab.entries = entries
         yield self._page(tab, entries)
         if running and not tab.watched:
-            async for outputs in self._watch(tab, running):
+            async for outputs in self._watch(tab, running, entries):
                 yield outputs
 
     async def on_stop(self, request: gr.Request) -> None:
@@ -361,17 +360,22 @@ class PageHandlers:
             entries, _ = hist.merge(entries, hist.combined(into, hist.entry_for(run)))
         self.tabs.add(tab, run, view=into["id"] if into else None)
         entries, dropped = await self._fresh(entries, [run])
-        tab.entries = entries
+        if tab.watched:
+            tab.entries = entries  # what the tab's watcher writes next builds on
         yield self._page(tab, entries, dropped=dropped)  # the browser now holds the run's id
         if not tab.watched:
-            async for outputs in self._watch(tab, [run]):
+            async for outputs in self._watch(tab, [run], entries):
                 yield outputs
 
-    async def _watch(self, tab: Tab, runs: list[Run]) -> AsyncIterator[PageOutputs]:
+    async def _watch(
+        self, tab: Tab, runs: list[Run], entries: list[Entry]
+    ) -> AsyncIterator[PageOutputs]:
         """Yield the page as the tab's runs go, until the last has ended: the whole page
         when a task is made, an image lands or a run ends; only the feed's clocks between.
-        One such watcher per tab, whichever event started it."""
+        One such watcher per tab, whichever event started it; while it watches, the tab's
+        history lives in `tab.entries` (and only then: a tab's history may be 1.5 MB)."""
         tab.watched = True
+        tab.entries = entries
         watching = {run.id: run for run in runs}
         said: dict[str, tuple[object, ...]] = {}
         said_feed = None

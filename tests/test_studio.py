@@ -84,7 +84,7 @@ def card(page: Page, prompt: str):
 
 def write_history(page: Page, studio: Served, value: list[dict]) -> None:
     """Store `value` as the page's history, once the page's own load has written it."""
-    expect(page.locator("#history-listing")).to_contain_text("0 runs")
+    expect(page.locator("#history-listing")).to_contain_text("0 runs", timeout=WAIT_MS)
     write_browser_state(page, HISTORY_STORAGE_KEY, studio.settings.history_secret, value)
     page.reload()
 
