@@ -239,7 +239,7 @@ def test_star_search_filters_pages_and_delete_survive_a_reload(page: Page, studi
     page.get_by_role("option", name="imagen-4-ultra").click()
     expect(listing).to_contain_text("2 of 23 runs match")
     page.get_by_label("Status", exact=True).click()
-    page.get_by_role("option", name="Failed").click()
+    page.get_by_role("option", name="Failed", exact=True).click()
     expect(listing).to_contain_text("0 of 23 runs match")
     page.get_by_label("Model", exact=True).last.click()
     page.get_by_role("option", name="All models").click()
@@ -251,7 +251,7 @@ def test_star_search_filters_pages_and_delete_survive_a_reload(page: Page, studi
     page.get_by_role("button", name="☆ Star").click()
     expect(page.get_by_role("button", name="★ Unstar")).to_be_visible()
     page.get_by_label("Status", exact=True).click()
-    page.get_by_role("option", name="Starred").click()
+    page.get_by_role("option", name="Starred", exact=True).click()
     expect(listing).to_contain_text("1 of 23 runs match · 1 starred")
 
     # Delete another entry.
