@@ -238,7 +238,7 @@ class SimTask:
     queued_for: float
     fails: bool
     stuck: bool
-    price_cents: int  # at creation: what a completion charges
+    price_cents: int = 0  # at creation: what a completion charges
     charged: bool = False
     refunded: bool = False
     sources: tuple[bytes, ...] = ()  # a remix's source images, as fetched at creation
