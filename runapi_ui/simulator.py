@@ -45,6 +45,7 @@ import json
 import logging
 import os
 import random
+import re
 import socket
 import struct
 import textwrap
@@ -225,6 +226,7 @@ class RecordedRequest:
     fault: str | None = None  # the fault that struck it, if one did
     task_id: str | None = None  # the task it made or asked about
     client_request_id: str | None = None  # its X-Client-Request-Id
+    status: int | None = None  # the answer's status code (None: it failed before one)
 
 
 @dataclass
@@ -362,6 +364,7 @@ class _Call:
     body: dict[str, Any] | None = None
     fault: str | None = None
     task_id: str | None = None
+    status: int | None = None
 
 
 class RunAPISimulator:
@@ -455,6 +458,7 @@ class RunAPISimulator:
             )
             try:
                 response: Response = await handler(call)
+                call.status = response.status_code
             finally:
                 self._record(call)
             client_request_id = request.headers.get("x-client-request-id")
@@ -477,6 +481,7 @@ class RunAPISimulator:
                 fault=call.fault,
                 task_id=call.task_id,
                 client_request_id=request.headers.get("x-client-request-id"),
+                status=call.status,
             )
         )
 
@@ -819,9 +824,12 @@ class RunAPISimulator:
         token = uuid.uuid4().hex
         image_format = _source_format(data)
         extension = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}.get(image_format or "", "bin")
+        name = body.get("file_name")
+        if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
+            name = f"{token[:12]}.{extension}"
         upload = SimUpload(
             token=token,
-            file_name=f"{token[:12]}.{extension}",
+            file_name=name,
             data=data,
             mime_type=SOURCE_FORMATS.get(image_format or "", "application/octet-stream"),
             created_at=time.monotonic(),
@@ -941,6 +949,7 @@ def _source_format(data: bytes) -> str | None:
 
 
 _GONE = object()
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 async def _read_json(request: Request) -> Any:
