@@ -383,7 +383,7 @@ class RunAPIClient:
             transport=transport,
             headers={"Accept": "application/json", "User-Agent": "imagen-playground/0.1"},
             follow_redirects=False,
-            event_hooks={"request": [_stamp_request_id]},
+            event_hooks={"request": [stamp_request_id]},
         )
 
     def __repr__(self) -> str:
@@ -754,7 +754,7 @@ def _too_large(url: str) -> ImageDownloadError:
 _NOT_JSON = object()
 
 
-async def _stamp_request_id(request: httpx.Request) -> None:
+async def stamp_request_id(request: httpx.Request) -> None:
     """A fresh id on every request (retries too): RunAPI logs it, a visitor quotes it."""
     request.headers[CLIENT_REQUEST_ID_HEADER] = uuid.uuid4().hex
 
