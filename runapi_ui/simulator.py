@@ -327,6 +327,16 @@ def _iso(moment: datetime) -> str:
 
 
 @dataclass
+class _DirectUpload:
+    """A prepared direct upload: what storage must receive, and what it did."""
+
+    file_name: Any
+    size: int
+    checksum: str  # base64 MD5
+    data: bytes | None = None
+
+
+@dataclass
 class SimUpload:
     """A file its file API took: exactly the bytes that reached the simulator."""
 
@@ -386,6 +396,7 @@ class RunAPISimulator:
         self._rendering: dict[tuple[Any, ...], asyncio.Future[bytes]] = {}
         # Every file its file API took, by token: tests read exactly what reached it.
         self.uploads: OrderedDict[str, SimUpload] = OrderedDict()
+        self._direct: dict[str, _DirectUpload] = {}  # prepared direct uploads, by signed id
         routes = [
             Route("/api/v1/me/balance", self._answering(self._balance, "balance"), methods=["GET"]),
             Route(
@@ -397,6 +408,21 @@ class RunAPISimulator:
                 methods=["GET"],
             ),
             Route("/api/v1/files", self._answering(self._upload, "upload"), methods=["POST"]),
+            Route(
+                "/api/v1/files/prepare",
+                self._answering(self._prepare_upload, "upload"),
+                methods=["POST"],
+            ),
+            Route(
+                "/direct_uploads/{signed_id}",
+                self._answering(self._put_upload, "upload"),
+                methods=["PUT"],
+            ),
+            Route(
+                "/api/v1/files/confirm",
+                self._answering(self._confirm_upload, "upload"),
+                methods=["POST"],
+            ),
             Route(
                 "/uploads/{token}/{name}",
                 self._answering(self._uploaded, "image"),
@@ -705,8 +731,9 @@ class RunAPISimulator:
             "task_id": task.id,
             "status": status,
             "model": task.model,
-            "seed": task.seed,
         }
+        if task.model != REMIX_MODEL:  # a remix takes no seed
+            body["seed"] = task.seed
         if status == "completed":
             if not task.charged and not task.refunded:
                 task.charged = True  # failed generations are not charged
@@ -821,11 +848,16 @@ class RunAPISimulator:
             return _invalid({"source": ["is empty"]})
         if len(data) > UPLOAD_MAX_BYTES:
             return _invalid({"source": [f"is larger than {UPLOAD_MAX_BYTES // 2**20} MB"]})
+        upload = self._store_upload(data, body.get("file_name"))
+        return self._answer_faults(call) or JSONResponse(
+            upload.answer(str(call.request.base_url)), status_code=201
+        )
+
+    def _store_upload(self, data: bytes, name: Any) -> SimUpload:
         token = uuid.uuid4().hex
         image_format = _source_format(data)
-        extension = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}.get(image_format or "", "bin")
-        name = body.get("file_name")
         if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
+            extension = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}.get(image_format or "", "bin")
             name = f"{token[:12]}.{extension}"
         upload = SimUpload(
             token=token,
@@ -839,9 +871,51 @@ class RunAPISimulator:
         self.uploads[token] = upload
         while len(self.uploads) > self.config.max_uploads:
             self.uploads.popitem(last=False)
-        return self._answer_faults(call) or JSONResponse(
-            upload.answer(str(call.request.base_url)), status_code=201
-        )
+        return upload
+
+    # The official SDK's route for a local file: prepare, PUT to storage (no key), confirm.
+
+    async def _prepare_upload(self, call: _Call) -> Response:
+        body = await _read_json(call.request)
+        denied = self._authenticate(call) or self._transport_faults(call)
+        if denied:
+            return denied
+        fields = body if isinstance(body, dict) else {}
+        size, checksum = fields.get("byte_size"), fields.get("checksum")
+        if not isinstance(size, int) or not 0 < size <= UPLOAD_MAX_BYTES:
+            return _invalid({"byte_size": [f"must be from 1 to {UPLOAD_MAX_BYTES} bytes"]})
+        if not isinstance(checksum, str) or not checksum:
+            return _invalid({"checksum": ["must be the base64 MD5 of the file"]})
+        signed_id = uuid.uuid4().hex
+        self._direct[signed_id] = _DirectUpload(fields.get("filename"), size, checksum)
+        headers = {"Content-Type": "application/octet-stream", "Content-MD5": checksum}
+        upload_url = f"{call.request.base_url}direct_uploads/{signed_id}"
+        return JSONResponse({"signed_id": signed_id, "upload_url": upload_url, "headers": headers})
+
+    async def _put_upload(self, call: _Call) -> Response:
+        """Storage's side: exactly the prepared size, checksum and headers; no key wanted."""
+        pending = self._direct.get(call.request.path_params["signed_id"])
+        data = await call.request.body()
+        checksum = base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
+        if pending is None or call.key is not None:
+            return Response("Forbidden", status_code=403, media_type="text/plain")
+        sent = (call.request.headers.get("content-md5"), checksum, len(data))
+        if sent != (pending.checksum, pending.checksum, pending.size):
+            return Response("BadDigest", status_code=400, media_type="text/plain")
+        pending.data = data
+        return Response(status_code=200)
+
+    async def _confirm_upload(self, call: _Call) -> Response:
+        body = await _read_json(call.request)
+        denied = self._authenticate(call) or self._transport_faults(call)
+        if denied:
+            return denied
+        signed_id = body.get("signed_id") if isinstance(body, dict) else None
+        pending = self._direct.pop(signed_id, None) if isinstance(signed_id, str) else None
+        if pending is None or pending.data is None:
+            return _invalid({"signed_id": ["names no finished upload"]})
+        upload = self._store_upload(pending.data, pending.file_name)
+        return JSONResponse(upload.answer(str(call.request.base_url)), status_code=201)
 
     async def _uploaded(self, call: _Call) -> Response:
         upload = self.uploads.get(call.request.path_params["token"])

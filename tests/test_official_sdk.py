@@ -125,3 +125,28 @@ def test_files_client_and_remix_image(make_simulator, tmp_path) -> None:
         ("POST", REMIX_PATH, KEY),
         ("GET", f"{REMIX_PATH}/{result.id}", KEY),
     ]
+
+
+def test_files_client_direct_upload_of_a_local_file(make_simulator, tmp_path) -> None:
+    """A local file goes prepare → PUT to storage (without the key) → confirm."""
+    from runapi.core.files import FilesClient
+
+    server = make_simulator(api_keys=frozenset({KEY}))
+    path = tmp_path / "fox.png"
+    Image.new("RGB", (64, 48), "orange").save(path, format="PNG")
+    files = FilesClient(api_key=KEY, base_url=server.url)
+    try:
+        upload = files.create(file=path)
+    finally:
+        files._http.close()
+
+    (stored,) = server.simulator.uploads.values()
+    assert stored.data == path.read_bytes() and stored.file_name == "fox.png"
+    assert (upload.url, upload.mime_type) == (stored.answer(server.url + "/")["url"], "image/png")
+    put = [r for r in server.simulator.requests if r.method == "PUT"]
+    assert [(r.api_key, r.status) for r in put] == [(None, 200)], "storage never sees the key"
+    assert [r.path for r in server.simulator.requests] == [
+        "/api/v1/files/prepare",
+        put[0].path,
+        "/api/v1/files/confirm",
+    ]
