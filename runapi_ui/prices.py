@@ -180,9 +180,9 @@ class PriceBook:
 
     def refuse_if_unavailable(self, model: str) -> None:
         """A ModelUnavailableError if RunAPI lists `model` as under maintenance or disabled."""
-        status = self.price(model).catalog_status
-        if status in UNAVAILABLE:
-            why = f"RunAPI lists it as {_WORDS[status]} as of {self.as_of}"
+        price = self.price(model)
+        if not price.available:
+            why = f"RunAPI lists it as {_WORDS[price.catalog_status]} as of {self.as_of}"
             raise model_unavailable(model, why)
 
     # --- refreshing --------------------------------------------------------------
