@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PROMPT_MAX_CHARS = 2000
+PROMPT_MAX_CHARS = 5000  # RunAPI's limit for text to image
 SEED_MAX = 2**31 - 1
 
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "16:9", "9:16", "4:3", "3:4")
@@ -47,6 +47,22 @@ MODELS: dict[str, ModelInfo] = {
 }
 
 DEFAULT_MODEL = "imagen-4"
+
+# Remix: Imagen 4 Pro draws from 1 to 8 source images. Not in MODELS, whose entries all
+# take a text-to-image request (polling's prior for it: the slowest model's figure).
+REMIX_MODEL = "imagen-4-pro-remix-image"
+REMIX_PROMPT_MAX_CHARS = 10_000
+REMIX_MAX_SOURCES = 8
+REMIX_ASPECT_RATIOS: tuple[str, ...] = (
+    *("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"),
+    "auto",  # follows the sources
+)
+REMIX_RESOLUTIONS: tuple[str, ...] = ("1k", "2k", "4k")
+REMIX_FORMATS: tuple[str, ...] = ("png", "jpg")  # RunAPI's spelling: `jpg`, not `jpeg`
+REMIX_PRICE_CENTS: dict[str, int] = {"1k": 18, "2k": 18, "4k": 24}  # by output_resolution
+
+# When RunAPI last published the prices above (the live schedule may differ: prices.py).
+PRICES_AS_OF = "2026-07-20"
 
 
 def image_size(aspect_ratio: str) -> tuple[int, int]:

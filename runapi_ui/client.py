@@ -1,4 +1,4 @@
-"""An async client for RunAPI's Imagen 4 text-to-image tasks.
+"""An async client for RunAPI's Imagen 4 tasks: text to image, and remix (remix.py).
 
     async with RunAPIClient(api_key="...") as client:
         result = await client.generate(GenerationRequest(prompt="a red fox"), on_update=print)
@@ -23,26 +23,30 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 from PIL import Image, UnidentifiedImageError
 
-from .catalog import DEFAULT_MODEL, MODELS, PROMPT_MAX_CHARS, SEED_MAX
+from .catalog import DEFAULT_MODEL, MODELS, PROMPT_MAX_CHARS, REMIX_MODEL, SEED_MAX
 from .errors import (
+    CLIENT_REQUEST_ID_HEADER,
     ImageDownloadError,
     NetworkError,
     NotFoundError,
     RunAPIError,
+    ServerError,
     TaskFailedError,
     TaskTimeoutError,
     ValidationError,
     error_from_response,
+    model_unavailable,
     parse_retry_after,
     unreadable_answer,
 )
 from .polling import DurationStats, PollPlan, expected_finish
+from .remix import REMIX_PATH, RemixRequest, checked_prompt
 
 DEFAULT_BASE_URL = "https://runapi.ai"
 SDK_CREATE_PATH = "/api/v1/imagen_4/text_to_image"
@@ -88,6 +92,9 @@ UpdateCallback = Callable[[TaskUpdate], Any]
 class GenerationRequest:
     """What to draw. Checked by `validated()` before anything is sent."""
 
+    # Where to create it, likeliest first: the official SDK's path, then the guide's.
+    create_paths: ClassVar[tuple[str, ...]] = (SDK_CREATE_PATH, GUIDE_CREATE_PATH)
+
     model: str = DEFAULT_MODEL
     prompt: str
     aspect_ratio: str = "1:1"
@@ -96,15 +103,7 @@ class GenerationRequest:
 
     def validated(self) -> GenerationRequest:
         """This request with the prompt trimmed, or a ValidationError naming the field."""
-        prompt = (self.prompt or "").strip()
-        if not prompt:
-            raise ValidationError("Enter a prompt: it is empty.", field="prompt")
-        if len(prompt) > PROMPT_MAX_CHARS:
-            raise ValidationError(
-                f"The prompt is {len(prompt)} characters; shorten it to at most "
-                f"{PROMPT_MAX_CHARS}.",
-                field="prompt",
-            )
+        prompt = checked_prompt(self.prompt, PROMPT_MAX_CHARS)
         model = MODELS.get(self.model)
         if model is None:
             raise ValidationError(
@@ -146,6 +145,10 @@ class GenerationRequest:
         return body
 
 
+# Either kind of task: both are submitted, waited on and downloaded alike.
+AnyRequest = GenerationRequest | RemixRequest
+
+
 @dataclass(frozen=True)
 class Task:
     """A created task: its id, and the URLs where its status may be read, best first."""
@@ -160,7 +163,7 @@ class Task:
     status: str = "pending"
     # The create answer's Retry-After, as a time: it counts from when the answer came.
     first_poll_at: float | None = None
-    request: GenerationRequest | None = None
+    request: AnyRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,9 @@ class GenerationResult:
     model: str
     images: tuple[GeneratedImage, ...]
     elapsed: float
-    request: GenerationRequest | None = None
+    request: AnyRequest | None = None
+    # What RunAPI charged for the task, in USD, when its answer says (0.0 if refunded).
+    charged_usd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -288,6 +293,21 @@ def _failure_reason(task: dict[str, Any]) -> str:
     return reason or "the service gave no reason"
 
 
+def _charged_usd(task: dict[str, Any]) -> float | None:
+    """What a completed task cost in USD: nothing if refunded, else `usage.cost` (USD) or
+    `billing.settlement.charged_amount_cents`; None when the answer does not say."""
+    billing = task.get("billing") if isinstance(task.get("billing"), dict) else {}
+    if billing.get("refund"):
+        return 0.0
+    usage = task.get("usage") if isinstance(task.get("usage"), dict) else {}
+    cost = usage.get("cost")
+    if isinstance(cost, int | float) and not isinstance(cost, bool) and math.isfinite(cost):
+        return float(cost)
+    settlement = billing.get("settlement") if isinstance(billing.get("settlement"), dict) else {}
+    cents = _whole(settlement.get("charged_amount_cents"))
+    return None if cents is None else cents / 100
+
+
 def _check_image(data: bytes, url: str) -> GeneratedImage:
     """Check the whole image, so a truncated or fake body fails here, not in a browser.
 
@@ -363,6 +383,7 @@ class RunAPIClient:
             transport=transport,
             headers={"Accept": "application/json", "User-Agent": "imagen-playground/0.1"},
             follow_redirects=False,
+            event_hooks={"request": [stamp_request_id]},
         )
 
     def __repr__(self) -> str:
@@ -379,12 +400,17 @@ class RunAPIClient:
 
     # --- the public face ---------------------------------------------------------
 
-    async def submit(self, request: GenerationRequest) -> Task:
-        """Create a task; retried with one Idempotency-Key, so it never runs twice."""
+    async def submit(self, request: AnyRequest) -> Task:
+        """Create a task; retried with one Idempotency-Key, so it never runs twice.
+
+        A 503 says RunAPI does not serve the model right now: ModelUnavailableError.
+        """
         request = request.validated()
         body = request.to_body()
         headers = {"Idempotency-Key": str(uuid.uuid4())}
-        paths = [self._create_path] if self._create_path else [SDK_CREATE_PATH, GUIDE_CREATE_PATH]
+        paths = request.create_paths
+        if self._create_path in paths:
+            paths = (self._create_path,)
         for path in paths:
             try:
                 url = self.base_url + path
@@ -393,7 +419,12 @@ class RunAPIClient:
                 if path == paths[-1]:
                     raise
                 continue
-            self._create_path = path
+            except ServerError as error:
+                if error.status == 503:
+                    raise model_unavailable(request.model, "RunAPI answered 503", error) from None
+                raise
+            if len(request.create_paths) > 1:
+                self._create_path = path  # learned: which of its paths this service has
             return self._task_from_create(answer, path, request)
         raise AssertionError("unreachable: the last path returns or raises")
 
@@ -413,7 +444,7 @@ class RunAPIClient:
         """
         submitted_here = isinstance(task, Task)
         if isinstance(task, str):
-            task = Task(id=task, model=model, status_urls=self._status_urls_for_id(task))
+            task = Task(id=task, model=model, status_urls=self._status_urls_for_id(task, model))
         deadline_at = task.submitted_at + (self.deadline if deadline is None else deadline)
         notify = _Notifier(task, on_update)
         await notify(_phase_of(task.status))
@@ -466,6 +497,13 @@ class RunAPIClient:
             # A Retry-After is the service's instruction: it wins over any plan.
             poll_at = None if retry_after is None else answer.received_at + retry_after
 
+    async def request(self, method: str, path: str, *, json: Any = None) -> Any:
+        """One JSON request to RunAPI's `path` with this client's key, retries and errors:
+        the answer's body. A POST carries an Idempotency-Key, so retrying it is safe."""
+        headers = {"Idempotency-Key": str(uuid.uuid4())} if method.upper() == "POST" else None
+        answer = await self._send(method, self.base_url + path, json=json, headers=headers)
+        return answer.body
+
     async def balance(self) -> Balance:
         """The account's credit: a cheap way to check a key (a bad one is AuthenticationError)."""
         answer = await self._send("GET", f"{self.base_url}/api/v1/me/balance")
@@ -473,7 +511,7 @@ class RunAPIClient:
 
     async def generate(
         self,
-        request: GenerationRequest,
+        request: AnyRequest,
         *,
         on_update: UpdateCallback | None = None,
         deadline: float | None = None,
@@ -486,7 +524,7 @@ class RunAPIClient:
 
     async def generate_many(
         self,
-        request: GenerationRequest,
+        request: AnyRequest,
         n: int,
         *,
         on_update: UpdateCallback | None = None,
@@ -501,7 +539,8 @@ class RunAPIClient:
         Closing the iterator early, or cancelling its consumer, cancels every task.
         """
         request = request.validated()
-        requests = [request if request.seed is None else _nth_seed(request, i) for i in range(n)]
+        seeded = isinstance(request, GenerationRequest) and request.seed is not None
+        requests = [_nth_seed(request, i) if seeded else request for i in range(n)]
         jobs = [
             asyncio.ensure_future(self.generate(r, on_update=on_update, deadline=deadline))
             for r in requests
@@ -589,7 +628,7 @@ class RunAPIClient:
 
     # --- tasks -------------------------------------------------------------------
 
-    def _task_from_create(self, answer: _Answer, path: str, request: GenerationRequest) -> Task:
+    def _task_from_create(self, answer: _Answer, path: str, request: AnyRequest) -> Task:
         response = answer.response
         state = _unwrap(answer.body)
         task_id = state.get("id") or state.get("task_id")
@@ -604,10 +643,10 @@ class RunAPIClient:
         location = response.headers.get("location")
         if location:
             status_urls: tuple[str, ...] = (urljoin(str(response.url), location),)
-        elif path == SDK_CREATE_PATH:
-            status_urls = (f"{self.base_url}{SDK_CREATE_PATH}/{task_id}",)
-        else:
+        elif path == GUIDE_CREATE_PATH:
             status_urls = self._guide_status_urls(task_id)
+        else:  # the SDK's paths keep a task's status under its create path
+            status_urls = (f"{self.base_url}{path}/{task_id}",)
         return Task(
             id=task_id,
             model=request.model,
@@ -622,10 +661,12 @@ class RunAPIClient:
         paths = [self._guide_status_path] if self._guide_status_path else GUIDE_STATUS_PATHS
         return tuple(f"{self.base_url}{path}/{task_id}" for path in paths)
 
-    def _status_urls_for_id(self, task_id: str) -> tuple[str, ...]:
+    def _status_urls_for_id(self, task_id: str, model: str) -> tuple[str, ...]:
         """For a bare id: the places this client's service keeps status, likeliest first."""
-        sdk = (f"{self.base_url}{SDK_CREATE_PATH}/{task_id}",)
         guide = self._guide_status_urls(task_id)
+        if model == REMIX_MODEL:
+            return (f"{self.base_url}{REMIX_PATH}/{task_id}", *guide)
+        sdk = (f"{self.base_url}{SDK_CREATE_PATH}/{task_id}",)
         return guide + sdk if self._create_path == GUIDE_CREATE_PATH else sdk + guide
 
     def _remember_status_url(self, task_id: str, url: str) -> None:
@@ -652,6 +693,7 @@ class RunAPIClient:
             images=tuple(images),
             elapsed=time.monotonic() - task.submitted_at,
             request=task.request,
+            charged_usd=_charged_usd(state),
         )
 
     async def _download(self, url: str, deadline_at: float) -> GeneratedImage:
@@ -697,8 +739,8 @@ class RunAPIClient:
         return b"".join(chunks)
 
 
-def _nth_seed(request: GenerationRequest, offset: int) -> GenerationRequest:
-    assert request.seed is not None
+def _nth_seed(request: AnyRequest, offset: int) -> GenerationRequest:
+    assert isinstance(request, GenerationRequest) and request.seed is not None
     return replace(request, seed=(request.seed + offset) % (SEED_MAX + 1))
 
 
@@ -710,6 +752,11 @@ def _too_large(url: str) -> ImageDownloadError:
 
 
 _NOT_JSON = object()
+
+
+async def stamp_request_id(request: httpx.Request) -> None:
+    """A fresh id on every request (retries too): RunAPI logs it, a visitor quotes it."""
+    request.headers[CLIENT_REQUEST_ID_HEADER] = uuid.uuid4().hex
 
 
 def _json_body(response: httpx.Response) -> Any:

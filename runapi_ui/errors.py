@@ -17,6 +17,8 @@ import httpx
 _HTML_TITLE = re.compile(r"<title>(.*?)</title>|<h1>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
 _MAX_DETAIL_CHARS = 300
+# A fresh id on every request, echoed and logged by RunAPI (at most 512 printable ASCII).
+CLIENT_REQUEST_ID_HEADER = "X-Client-Request-Id"
 # What a visitor reads when the fault is ours, not RunAPI's (the log has the traceback).
 UNEXPECTED_MESSAGE = (
     "Something unexpected went wrong in the playground. Try again, and if it repeats, "
@@ -34,12 +36,15 @@ class RunAPIError(Exception):
         status: int | None = None,
         detail: str | None = None,
         request_id: str | None = None,
+        client_request_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.detail = detail  # what the service said, verbatim (trimmed)
-        self.request_id = request_id
+        self.request_id = request_id  # the service's X-Request-Id
+        # Our X-Client-Request-Id, which RunAPI echoes and logs: what to quote to its support.
+        self.client_request_id = client_request_id
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Rebuilt from its fields, not from its constructor's arguments (some subclasses
@@ -88,6 +93,15 @@ class RateLimitError(RunAPIError):
 
 class ServerError(RunAPIError):
     """RunAPI itself failed (5xx), including HTML error pages from a proxy."""
+
+
+class ModelUnavailableError(RunAPIError):
+    """RunAPI does not serve this model right now: a 503 on create, or the price schedule's
+    `catalog_status` (maintenance, disabled)."""
+
+    def __init__(self, message: str, *, model: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.model = model
 
 
 class NetworkError(RunAPIError):
@@ -175,83 +189,129 @@ def _read_body(response: httpx.Response) -> tuple[Any, str | None]:
     return None, _trim(text) if text.strip() else None
 
 
+def _answer_context(response: httpx.Response) -> dict[str, Any]:
+    """The ids an error from this answer carries: the service's and the one we sent."""
+    return {
+        "status": response.status_code,
+        "request_id": response.headers.get("x-request-id"),
+        "client_request_id": response.request.headers.get(CLIENT_REQUEST_ID_HEADER),
+    }
+
+
+def _quoting(message: str, context: dict[str, Any]) -> str:
+    """`message`, naming the request id a visitor can quote to RunAPI's support."""
+    request_id = context.get("client_request_id") or context.get("request_id")
+    return f"{message} (request id {request_id})" if request_id else message
+
+
 def error_from_response(response: httpx.Response) -> RunAPIError:
-    """The error for a non-success answer, with a message that says what to do."""
-    status = response.status_code
+    """The error for a non-success answer, with a message that says what to do and names
+    the request id to quote to RunAPI's support."""
     body, page_gist = _read_body(response)
     said = _service_message(body) or page_gist
-    context = {
-        "status": status,
-        "detail": said,
-        "request_id": response.headers.get("x-request-id"),
-    }
-    because = f": {said}" if said else ""
+    context = _answer_context(response)
+    kind, message, extra = _reading(response, body, said)
+    return kind(_quoting(message, context), detail=said, **context, **extra)
 
+
+def _reading(
+    response: httpx.Response, body: Any, said: str | None
+) -> tuple[type[RunAPIError], str, dict[str, Any]]:
+    """What a non-success answer means: the error class, its message, its own fields."""
+    status = response.status_code
+    because = f": {said}" if said else ""
     if status == 401 or status == 403:
-        return AuthenticationError(
+        return (
+            AuthenticationError,
             f"RunAPI did not accept the API key (HTTP {status}{because}). "
             "Check the key on your RunAPI dashboard and enter it again.",
-            **context,
+            {},
         )
     if status == 402:
-        return InsufficientCreditsError(
+        return (
+            InsufficientCreditsError,
             f"Your RunAPI account does not have enough credits for this generation"
             f" (HTTP 402{because}). Top up your balance, then generate again.",
-            **context,
+            {},
         )
     if status in (400, 422):
         fields = _field_errors(body)
-        field = next(iter(fields), None)
         what = "; ".join(f"{name}: {problem}" for name, problem in fields.items()) or said
-        return ValidationError(
+        return (
+            ValidationError,
             f"RunAPI rejected the request ({what or f'HTTP {status}'}). "
             "Change the input and try again.",
-            field=field,
-            **context,
+            {"field": next(iter(fields), None)},
         )
     if status == 404:
-        return NotFoundError(
+        return (
+            NotFoundError,
             f"RunAPI has no such task or endpoint (HTTP 404{because}). "
             "Check the task id and RUNAPI_BASE_URL.",
-            **context,
+            {},
         )
     if status == 409:
-        return ConflictError(
+        return (
+            ConflictError,
             f"RunAPI refused a repeated request that differs from the first (HTTP 409{because}). "
             "Generate again to start a fresh task.",
-            **context,
+            {},
         )
     if status == 429:
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         wait = f"Wait {retry_after:.0f} s" if retry_after else "Wait a moment"
-        return RateLimitError(
+        return (
+            RateLimitError,
             f"RunAPI is rate limiting requests (HTTP 429{because}). "
             f"{wait} and try again, or generate fewer images at once.",
-            retry_after=retry_after,
-            **context,
+            {"retry_after": retry_after},
         )
     if status >= 500:
-        return ServerError(
+        return (
+            ServerError,
             f"RunAPI is having trouble (HTTP {status}{because}). "
             "This is on RunAPI's side: try again in a minute.",
-            **context,
+            {},
         )
-    return RunAPIError(
-        f"RunAPI answered HTTP {status}{because}. "
-        "Try again; if it persists, check RUNAPI_BASE_URL.",
-        **context,
+    return (
+        RunAPIError,
+        f"RunAPI answered HTTP {status}{because}. Try again; if it persists, check "
+        "RUNAPI_BASE_URL.",
+        {},
     )
+
+
+def model_unavailable(
+    model: str, why: str, cause: RunAPIError | None = None
+) -> ModelUnavailableError:
+    """The error for a model RunAPI does not serve right now; `why` says how we know."""
+    fields: dict[str, Any] = {}
+    if cause is not None:
+        fields = {
+            "status": cause.status,
+            "detail": cause.detail,
+            "request_id": cause.request_id,
+            "client_request_id": cause.client_request_id,
+        }
+    message = (
+        f"{model} is unavailable on RunAPI right now ({why}). Choose another model, or try "
+        "again later."
+    )
+    return ModelUnavailableError(_quoting(message, fields), model=model, **fields)
 
 
 def unreadable_answer(response: httpx.Response) -> RunAPIError:
     """The error for a success status whose body is not JSON: a proxy's page, usually."""
     _, page_gist = _read_body(response)
     what = f": {page_gist}" if page_gist else ""
+    context = _answer_context(response)
     return RunAPIError(
-        f"RunAPI answered HTTP {response.status_code} with a body that is not JSON{what}. "
-        "A proxy between here and RunAPI may be failing: try again in a minute; if it "
-        "persists, check RUNAPI_BASE_URL.",
-        status=response.status_code,
+        _quoting(
+            f"RunAPI answered HTTP {response.status_code} with a body that is not JSON{what}. "
+            "A proxy between here and RunAPI may be failing: try again in a minute; if it "
+            "persists, check RUNAPI_BASE_URL.",
+            context,
+        ),
         detail=page_gist,
-        request_id=response.headers.get("x-request-id"),
+        **context,
     )

@@ -2,7 +2,9 @@
 
 It is the playground's demo mode and what every test and benchmark runs against. It
 speaks both forms of the contract (the official SDK's paths and the guide's), so the
-official SDK runs against it unmodified.
+official SDK runs against it unmodified. It also serves Imagen 4 Pro's remix (whose
+sources must be URLs its own file API issued, `POST /api/v1/files`, and not expired),
+the public price schedules (with an ETag), and `usage` and `billing` in completed tasks.
 
     python -m runapi_ui.simulator --port 8787 --time-scale 0.2 --faults "rate_limit@status*2"
 
@@ -35,12 +37,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import binascii
 import hashlib
 import io
 import json
 import logging
 import os
 import random
+import re
 import socket
 import struct
 import textwrap
@@ -49,19 +54,35 @@ import time
 import uuid
 import zlib
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .catalog import MODELS, PROMPT_MAX_CHARS, SEED_MAX, image_size
+from .catalog import (
+    MODELS,
+    PRICES_AS_OF,
+    PROMPT_MAX_CHARS,
+    REMIX_ASPECT_RATIOS,
+    REMIX_FORMATS,
+    REMIX_MAX_SOURCES,
+    REMIX_MODEL,
+    REMIX_PRICE_CENTS,
+    REMIX_PROMPT_MAX_CHARS,
+    REMIX_RESOLUTIONS,
+    SEED_MAX,
+    image_size,
+)
 
 FAULT_KINDS = {
     # kind: default target
@@ -79,12 +100,24 @@ FAULT_KINDS = {
     "image_truncated": "image",
     "image_bomb": "image",
 }
-TARGETS = {"any", "create", "status", "image", "balance"}
+TARGETS = {"any", "create", "status", "image", "balance", "upload", "prices"}
+SIM_MODELS = (*MODELS, REMIX_MODEL)
 
 # How long each model takes at time scale 1. Deliberately not the client's priors
 # (catalog.ModelInfo.typical_seconds): the client has to learn these.
-SIMULATED_SECONDS = {"imagen-4-fast": 4.5, "imagen-4": 8.0, "imagen-4-ultra": 13.0}
+SIMULATED_SECONDS = {
+    "imagen-4-fast": 4.5,
+    "imagen-4": 8.0,
+    "imagen-4-ultra": 13.0,
+    REMIX_MODEL: 18.0,
+}
 PRICE_CENTS = {name: round(info.price_usd * 100) for name, info in MODELS.items()}
+# A model's price in cents: one figure, or one per output_resolution (remix).
+DEFAULT_PRICES: dict[str, int | Mapping[str, int]] = {**PRICE_CENTS, REMIX_MODEL: REMIX_PRICE_CENTS}
+SERVICE = "imagen-4"  # the price schedules' spelling (routes say imagen_4)
+UPLOAD_MAX_BYTES = 10 * 2**20  # RunAPI documents 10 MB for another model's sources
+SOURCE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+REMIX_LONG_SIDE = {"1k": 1024, "2k": 2048, "4k": 4096}
 DEFAULT_FAIL_REASON = "The prompt was blocked by the safety filter (simulated)"
 
 
@@ -114,9 +147,9 @@ class Fault:
         target = target or FAULT_KINDS[kind]
         if target not in TARGETS:
             raise ValueError(f"unknown fault target {target!r}; known: {', '.join(TARGETS)}")
-        if model and model not in MODELS:
+        if model and model not in SIM_MODELS:
             raise ValueError(
-                f"unknown model {model!r} in fault {spec!r}; known: {', '.join(MODELS)}"
+                f"unknown model {model!r} in fault {spec!r}; known: {', '.join(SIM_MODELS)}"
             )
         return cls(kind, target, count, probability, model or None)
 
@@ -157,6 +190,16 @@ class SimulatorConfig:
     record_limit: int = 5000  # requests (and served images) remembered for tests
     max_tasks: int = 100_000  # older tasks are forgotten, as a long-running demo must
     image_cache: int = 64  # rendered images kept; the same inputs draw the same image
+    upload_ttl_seconds: float = 3600.0  # how long a file API URL serves (RunAPI: ~1 hour)
+    max_uploads: int = 200  # older uploads are forgotten
+    # Live prices in cents, per model (remix: per output_resolution), over DEFAULT_PRICES.
+    prices: Mapping[str, int | Mapping[str, int]] = field(default_factory=dict)
+    # Per model: "active" (the default), "maintenance" or "disabled"; creates of a model
+    # that is not active answer 503.
+    catalog_status: Mapping[str, str] = field(default_factory=dict)
+    prices_as_of: str = PRICES_AS_OF + "T00:00:00Z"
+    usage_in_answers: bool = True  # completed tasks carry `usage`; off: `billing` alone
+    refund_completed: bool = False  # completed tasks are refunded: nothing charged
 
     @classmethod
     def from_env(cls, **overrides: Any) -> SimulatorConfig:
@@ -182,6 +225,8 @@ class RecordedRequest:
     body: dict[str, Any] | None = None  # a create's JSON body, as sent
     fault: str | None = None  # the fault that struck it, if one did
     task_id: str | None = None  # the task it made or asked about
+    client_request_id: str | None = None  # its X-Client-Request-Id
+    status: int | None = None  # the answer's status code (None: it failed before one)
 
 
 @dataclass
@@ -195,11 +240,29 @@ class SimTask:
     queued_for: float
     fails: bool
     stuck: bool
+    price_cents: int = 0  # at creation: what a completion charges
     charged: bool = False
+    refunded: bool = False
+    sources: tuple[bytes, ...] = ()  # a remix's source images, as fetched at creation
 
     @property
     def model(self) -> str:
         return self.body["model"]
+
+    @property
+    def extension(self) -> str:
+        return "jpg" if self.body.get("output_format") == "jpg" else "png"
+
+    def picture(self) -> tuple[tuple[Any, ...], Callable[[], bytes]]:
+        """What this task draws (a key: the same key, the same picture) and how."""
+        body = self.body
+        if self.model == REMIX_MODEL:
+            digests = tuple(hashlib.sha256(data).hexdigest() for data in self.sources)
+            options = (body["aspect_ratio"], body["output_resolution"], body["output_format"])
+            key = (self.model, body["prompt"], digests, *options)
+            return key, partial(render_remix, body["prompt"], self.sources, *options)
+        key = (body["prompt"], self.model, body["aspect_ratio"], self.seed)
+        return key, partial(render_image, *key)
 
     def status(self, now: float) -> str:
         age = now - self.created_at
@@ -255,6 +318,50 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
+def _invalid(errors: dict[str, list[str]]) -> JSONResponse:
+    return _error(422, "Validation failed", errors=errors)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class _DirectUpload:
+    """A prepared direct upload: what storage must receive, and what it did."""
+
+    file_name: Any
+    size: int
+    checksum: str  # base64 MD5
+    data: bytes | None = None
+
+
+@dataclass
+class SimUpload:
+    """A file its file API took: exactly the bytes that reached the simulator."""
+
+    token: str
+    file_name: str
+    data: bytes
+    mime_type: str
+    created_at: float  # monotonic
+    created_wall: datetime
+    ttl: float
+
+    def expired(self, now: float) -> bool:
+        return now >= self.created_at + self.ttl
+
+    def answer(self, base_url: str) -> dict[str, Any]:
+        return {
+            "file_name": self.file_name,
+            "url": f"{base_url}uploads/{self.token}/{self.file_name}",
+            "size_bytes": len(self.data),
+            "mime_type": self.mime_type,
+            "created_at": _iso(self.created_wall),
+            "expires_at": _iso(self.created_wall + timedelta(seconds=self.ttl)),
+        }
+
+
 @dataclass
 class _Call:
     """One request being answered: what is known of it so far, recorded when answered."""
@@ -267,6 +374,7 @@ class _Call:
     body: dict[str, Any] | None = None
     fault: str | None = None
     task_id: str | None = None
+    status: int | None = None
 
 
 class RunAPISimulator:
@@ -284,16 +392,45 @@ class RunAPISimulator:
         self._idempotency: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
         self._fault_hits: dict[int, int] = {}
         self._random = random.Random(self.config.seed)
-        self._images: OrderedDict[tuple[str, str, str, int], bytes] = OrderedDict()
-        self._rendering: dict[tuple[str, str, str, int], asyncio.Future[bytes]] = {}
+        self._images: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._rendering: dict[tuple[Any, ...], asyncio.Future[bytes]] = {}
+        # Every file its file API took, by token: tests read exactly what reached it.
+        self.uploads: OrderedDict[str, SimUpload] = OrderedDict()
+        self._direct: dict[str, _DirectUpload] = {}  # prepared direct uploads, by signed id
         routes = [
             Route("/api/v1/me/balance", self._answering(self._balance, "balance"), methods=["GET"]),
             Route(
                 "/api/v1/tasks/{task_id}", self._answering(self._status, "status"), methods=["GET"]
             ),
             Route(
-                "/files/{task_id}/{index:int}.png",
+                "/files/{task_id}/{index:int}.{extension}",
                 self._answering(self._image, "image"),
+                methods=["GET"],
+            ),
+            Route("/api/v1/files", self._answering(self._upload, "upload"), methods=["POST"]),
+            Route(
+                "/api/v1/files/prepare",
+                self._answering(self._prepare_upload, "upload"),
+                methods=["POST"],
+            ),
+            Route(
+                "/direct_uploads/{signed_id}",
+                self._answering(self._put_upload, "upload"),
+                methods=["PUT"],
+            ),
+            Route(
+                "/api/v1/files/confirm",
+                self._answering(self._confirm_upload, "upload"),
+                methods=["POST"],
+            ),
+            Route(
+                "/uploads/{token}/{name}",
+                self._answering(self._uploaded, "image"),
+                methods=["GET"],
+            ),
+            Route(
+                "/api/v1/price_schedules",
+                self._answering(self._price_schedules, "prices"),
                 methods=["GET"],
             ),
         ]
@@ -306,6 +443,16 @@ class RunAPISimulator:
                 ),
                 Route(
                     "/api/v1/imagen_4/text_to_image/{task_id}",
+                    self._answering(self._status, "status"),
+                    methods=["GET"],
+                ),
+                Route(
+                    "/api/v1/imagen_4/remix_image",
+                    self._answering(self._create_remix, "create"),
+                    methods=["POST"],
+                ),
+                Route(
+                    "/api/v1/imagen_4/remix_image/{task_id}",
                     self._answering(self._status, "status"),
                     methods=["GET"],
                 ),
@@ -336,9 +483,14 @@ class RunAPISimulator:
                 request, target, time.monotonic(), key=_bearer(request.headers.get("authorization"))
             )
             try:
-                return await handler(call)
+                response: Response = await handler(call)
+                call.status = response.status_code
             finally:
                 self._record(call)
+            client_request_id = request.headers.get("x-client-request-id")
+            if client_request_id:  # echoed, as RunAPI does
+                response.headers["X-Client-Request-Id"] = client_request_id
+            return response
 
         return endpoint
 
@@ -354,6 +506,8 @@ class RunAPISimulator:
                 body=call.body,
                 fault=call.fault,
                 task_id=call.task_id,
+                client_request_id=request.headers.get("x-client-request-id"),
+                status=call.status,
             )
         )
 
@@ -441,13 +595,13 @@ class RunAPISimulator:
     async def _create_guide(self, call: _Call) -> Response:
         return await self._create(call, guide=True)
 
-    async def _create(self, call: _Call, *, guide: bool) -> Response:
-        try:
-            body = json.loads(await call.request.body() or b"null")
-        except ClientDisconnect:  # the client gave up mid-request: nobody to answer
+    async def _create_remix(self, call: _Call) -> Response:
+        return await self._create(call, guide=False, remix=True)
+
+    async def _create(self, call: _Call, *, guide: bool, remix: bool = False) -> Response:
+        body = await _read_json(call.request)
+        if body is _GONE:  # the client gave up mid-request: nobody to answer
             return Response(status_code=499)
-        except ValueError:
-            body = _NOT_JSON
         if isinstance(body, dict):
             call.body = body
             call.model = body.get("model") if isinstance(body.get("model"), str) else None
@@ -458,10 +612,21 @@ class RunAPISimulator:
         assert key is not None
         if body is _NOT_JSON:
             return _error(400, "Request body is not valid JSON")
-        errors = _validate(body)
+        sources: tuple[bytes, ...] = ()
+        if remix:
+            errors, sources = self._validate_remix(body)
+        else:
+            errors = _validate(body)
         if errors or self._fault("invalid", call):
-            errors = errors or {"prompt": ["was rejected by the content policy (simulated)"]}
-            return _error(422, "Validation failed", errors=errors)
+            return _invalid(
+                errors or {"prompt": ["was rejected by the content policy (simulated)"]}
+            )
+        status = self.config.catalog_status.get(body["model"], "active")
+        if status != "active":
+            return JSONResponse(
+                {"error": {"code": "model_unavailable", "message": f"{body['model']} is {status}"}},
+                status_code=503,
+            )
 
         idempotency_key = call.request.headers.get("idempotency-key")
         fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
@@ -473,19 +638,27 @@ class RunAPISimulator:
                 call.task_id = seen[1]
                 return self._created(self.tasks[seen[1]], guide=guide)
 
-        if self._fault("no_credits", call) or self._balances[key] < PRICE_CENTS[body["model"]]:
+        price = self.price_cents(body)
+        if self._fault("no_credits", call) or self._balances[key] < price:
             return JSONResponse(
                 {"error": {"code": "insufficient_credits", "message": "Insufficient credits"}},
                 status_code=402,
             )
-        task = self._new_task(call, body)
+        task = self._new_task(call, body, price, sources)
         call.task_id = task.id
         if idempotency_key:
             self._idempotency[(key, idempotency_key)] = (fingerprint, task.id)
         self._forget_old_tasks()
         return self._answer_faults(call) or self._created(task, guide=guide)
 
-    def _new_task(self, call: _Call, body: dict[str, Any]) -> SimTask:
+    def price_cents(self, body: Mapping[str, Any]) -> int:
+        """What a task with this (valid) body costs now, in cents."""
+        price = {**DEFAULT_PRICES, **self.config.prices}[body["model"]]
+        return price if isinstance(price, int) else price[body["output_resolution"]]
+
+    def _new_task(
+        self, call: _Call, body: dict[str, Any], price: int, sources: tuple[bytes, ...]
+    ) -> SimTask:
         assert call.key is not None
         seed = body.get("seed")
         duration = self._duration(body["model"])
@@ -499,6 +672,9 @@ class RunAPISimulator:
             queued_for=min(duration * 0.15, 1.5 * self.config.time_scale),
             fails=self._fault("task_fail", call),
             stuck=self._fault("stuck", call),
+            price_cents=price,
+            refunded=self.config.refund_completed,
+            sources=sources,
         )
         self.tasks[task.id] = task
         return task
@@ -555,17 +731,17 @@ class RunAPISimulator:
             "task_id": task.id,
             "status": status,
             "model": task.model,
-            "seed": task.seed,
         }
+        if task.model != REMIX_MODEL:  # a remix takes no seed
+            body["seed"] = task.seed
         if status == "completed":
-            if not task.charged:
+            if not task.charged and not task.refunded:
                 task.charged = True  # failed generations are not charged
-                price = PRICE_CENTS[task.model]
-                self._balances[task.api_key] -= price
-                self._spent[task.api_key] = self._spent.get(task.api_key, 0) + price
-            url = f"{call.request.base_url}files/{task.id}/0.png"
+                self._balances[task.api_key] -= task.price_cents
+                self._spent[task.api_key] = self._spent.get(task.api_key, 0) + task.price_cents
+            url = f"{call.request.base_url}files/{task.id}/0.{task.extension}"
             body["images"] = [{"url": url, "origin_url": url}]
-            body["usage"] = {"cost": PRICE_CENTS[task.model] / 100, "generated_images": 1}
+            body.update(self._costs(task))
         elif status == "failed":
             body["error"] = self.config.fail_reason
         elif self.config.progress_hints and not task.stuck:
@@ -576,10 +752,33 @@ class RunAPISimulator:
             body, headers={"x-request-id": uuid.uuid4().hex}
         )
 
+    def _costs(self, task: SimTask) -> dict[str, Any]:
+        """A completed task's `usage` (unless configured away) and `billing`, as RunAPI's."""
+        cents = task.price_cents
+        refund = {"amount_cents": cents, "reason": "refunded (simulated)"}
+        costs: dict[str, Any] = {
+            "billing": {
+                "reservation": {"amount_cents": cents},
+                "settlement": {
+                    "charged_amount_cents": cents,
+                    "amount_micro_cents": cents * 1_000_000,
+                },
+                "refund": refund if task.refunded else None,
+            }
+        }
+        if self.config.usage_in_answers:
+            costs["usage"] = {"cost": cents / 100, "generated_images": 1}
+        return costs
+
     async def _image(self, call: _Call) -> Response:
         task = self.tasks.get(call.request.path_params["task_id"])
-        index = call.request.path_params["index"]
-        if task is None or task.status(time.monotonic()) != "completed" or index != 0:
+        params = call.request.path_params
+        if (
+            task is None
+            or task.status(time.monotonic()) != "completed"
+            or params["index"] != 0
+            or params["extension"] != task.extension
+        ):
             return Response("Not Found", status_code=404, media_type="text/plain")
         call.model, call.task_id = task.model, task.id
         faulty = self._transport_faults(call)
@@ -596,12 +795,13 @@ class RunAPISimulator:
         if self._fault("drop", call):
             return _Cut()
         data = await self._rendered(task)
+        media_type = "image/jpeg" if task.extension == "jpg" else "image/png"
         if self._fault("image_truncated", call):
-            return Response(data[: len(data) // 2], media_type="image/png")
+            return Response(data[: len(data) // 2], media_type=media_type)
         self.served_images[image_digest(data)] = task.id
         while len(self.served_images) > self.config.record_limit:
             self.served_images.popitem(last=False)
-        return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=604800"})
+        return Response(data, media_type=media_type, headers={"Cache-Control": "max-age=604800"})
 
     async def _rendered(self, task: SimTask) -> bytes:
         """Draw each picture once, off the event loop, however many ask for it at once.
@@ -609,14 +809,13 @@ class RunAPISimulator:
         Keyed by what is drawn, not by task, and bounded: a demo that runs for days keeps
         only the latest pictures (an evicted one is drawn again, identically).
         """
-        body = task.body
-        key = (body["prompt"], body["model"], body["aspect_ratio"], task.seed)
+        key, draw = task.picture()
         if key in self._images:
             self._images.move_to_end(key)
             return self._images[key]
         drawing = self._rendering.get(key)
         if drawing is None:
-            drawing = asyncio.ensure_future(asyncio.to_thread(render_image, *key))
+            drawing = asyncio.ensure_future(asyncio.to_thread(draw))
             self._rendering[key] = drawing
             drawing.add_done_callback(lambda _: self._rendering.pop(key, None))
         # Shielded: one impatient client that disconnects must not cancel the others' picture.
@@ -626,9 +825,222 @@ class RunAPISimulator:
             self._images.popitem(last=False)
         return data
 
+    # --- files, remix sources and prices ----------------------------------------------
+
+    async def _upload(self, call: _Call) -> Response:
+        """`POST /api/v1/files` with a base64 source: the file, and a URL that lasts a while."""
+        body = await _read_json(call.request)
+        if body is _GONE:
+            return Response(status_code=499)
+        denied = self._authenticate(call) or self._transport_faults(call)
+        if denied:
+            return denied
+        source = body.get("source") if isinstance(body, dict) else None
+        if not isinstance(source, dict) or source.get("type") != "base64":
+            return _invalid(
+                {"source": ["must be {type: base64, data} (the simulator fetches no URLs)"]}
+            )
+        try:
+            data = base64.b64decode(str(source.get("data") or ""), validate=True)
+        except (binascii.Error, ValueError):
+            return _invalid({"source": ["is not valid base64"]})
+        if not data:
+            return _invalid({"source": ["is empty"]})
+        if len(data) > UPLOAD_MAX_BYTES:
+            return _invalid({"source": [f"is larger than {UPLOAD_MAX_BYTES // 2**20} MB"]})
+        upload = self._store_upload(data, body.get("file_name"))
+        return self._answer_faults(call) or JSONResponse(
+            upload.answer(str(call.request.base_url)), status_code=201
+        )
+
+    def _store_upload(self, data: bytes, name: Any) -> SimUpload:
+        token = uuid.uuid4().hex
+        image_format = _source_format(data)
+        if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
+            extension = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}.get(image_format or "", "bin")
+            name = f"{token[:12]}.{extension}"
+        upload = SimUpload(
+            token=token,
+            file_name=name,
+            data=data,
+            mime_type=SOURCE_FORMATS.get(image_format or "", "application/octet-stream"),
+            created_at=time.monotonic(),
+            created_wall=datetime.now(timezone.utc),
+            ttl=self.config.upload_ttl_seconds,
+        )
+        self.uploads[token] = upload
+        while len(self.uploads) > self.config.max_uploads:
+            self.uploads.popitem(last=False)
+        return upload
+
+    # The official SDK's route for a local file: prepare, PUT to storage (no key), confirm.
+
+    async def _prepare_upload(self, call: _Call) -> Response:
+        body = await _read_json(call.request)
+        denied = self._authenticate(call) or self._transport_faults(call)
+        if denied:
+            return denied
+        fields = body if isinstance(body, dict) else {}
+        size, checksum = fields.get("byte_size"), fields.get("checksum")
+        if not isinstance(size, int) or not 0 < size <= UPLOAD_MAX_BYTES:
+            return _invalid({"byte_size": [f"must be from 1 to {UPLOAD_MAX_BYTES} bytes"]})
+        if not isinstance(checksum, str) or not checksum:
+            return _invalid({"checksum": ["must be the base64 MD5 of the file"]})
+        signed_id = uuid.uuid4().hex
+        self._direct[signed_id] = _DirectUpload(fields.get("filename"), size, checksum)
+        headers = {"Content-Type": "application/octet-stream", "Content-MD5": checksum}
+        upload_url = f"{call.request.base_url}direct_uploads/{signed_id}"
+        return JSONResponse({"signed_id": signed_id, "upload_url": upload_url, "headers": headers})
+
+    async def _put_upload(self, call: _Call) -> Response:
+        """Storage's side: exactly the prepared size, checksum and headers; no key wanted."""
+        pending = self._direct.get(call.request.path_params["signed_id"])
+        data = await call.request.body()
+        checksum = base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
+        if pending is None or call.key is not None:
+            return Response("Forbidden", status_code=403, media_type="text/plain")
+        sent = (call.request.headers.get("content-md5"), checksum, len(data))
+        if sent != (pending.checksum, pending.checksum, pending.size):
+            return Response("BadDigest", status_code=400, media_type="text/plain")
+        pending.data = data
+        return Response(status_code=200)
+
+    async def _confirm_upload(self, call: _Call) -> Response:
+        body = await _read_json(call.request)
+        denied = self._authenticate(call) or self._transport_faults(call)
+        if denied:
+            return denied
+        signed_id = body.get("signed_id") if isinstance(body, dict) else None
+        pending = self._direct.pop(signed_id, None) if isinstance(signed_id, str) else None
+        if pending is None or pending.data is None:
+            return _invalid({"signed_id": ["names no finished upload"]})
+        upload = self._store_upload(pending.data, pending.file_name)
+        return JSONResponse(upload.answer(str(call.request.base_url)), status_code=201)
+
+    async def _uploaded(self, call: _Call) -> Response:
+        upload = self.uploads.get(call.request.path_params["token"])
+        if upload is None or upload.expired(time.monotonic()):
+            return Response("Not Found", status_code=404, media_type="text/plain")
+        return Response(upload.data, media_type=upload.mime_type)
+
+    def _validate_remix(self, body: Any) -> tuple[dict[str, list[str]], tuple[bytes, ...]]:
+        """RunAPI's checks of a remix, and its sources' bytes (fetched now, as RunAPI does)."""
+        if not isinstance(body, dict):
+            return {"body": ["must be a JSON object"]}, ()
+        errors: dict[str, list[str]] = {}
+        if body.get("model") != REMIX_MODEL:
+            errors["model"] = [f"must be {REMIX_MODEL}"]
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            errors["prompt"] = ["can't be blank"]
+        elif len(prompt) > REMIX_PROMPT_MAX_CHARS:
+            errors["prompt"] = [f"is too long (maximum is {REMIX_PROMPT_MAX_CHARS} characters)"]
+        for name, choices, default in (
+            ("aspect_ratio", REMIX_ASPECT_RATIOS, "auto"),
+            ("output_resolution", REMIX_RESOLUTIONS, "1k"),
+            ("output_format", REMIX_FORMATS, "png"),
+        ):
+            if body.setdefault(name, default) not in choices:
+                errors[name] = [f"must be one of {', '.join(choices)}"]
+        for name in ("seed", "negative_prompt"):
+            if name in body:
+                errors[name] = ["is not a remix parameter"]
+        urls = body.get("source_image_urls")
+        if not isinstance(urls, list) or not 1 <= len(urls) <= REMIX_MAX_SOURCES:
+            errors["source_image_urls"] = [f"must list 1 to {REMIX_MAX_SOURCES} image URLs"]
+            return errors, ()
+        sources, problems = [], []
+        now = time.monotonic()
+        for url in urls:
+            upload = self.uploads.get(_upload_token(url))
+            if upload is None:
+                problems.append(f"{url!r} is not a file this service's file API issued")
+            elif upload.expired(now):
+                problems.append(f"{url!r} has expired: upload the file again")
+            elif _source_format(upload.data) is None:
+                problems.append(f"{url!r} is not a JPEG, PNG or WebP image")
+            else:
+                sources.append(upload.data)
+        if problems:
+            errors["source_image_urls"] = problems
+        return errors, tuple(sources)
+
+    async def _price_schedules(self, call: _Call) -> Response:
+        """`GET /api/v1/price_schedules` (no key): the live prices, with an ETag."""
+        faulty = self._transport_faults(call)
+        if faulty:
+            return faulty
+        wanted = {
+            name: call.request.query_params.get(name) for name in ("service", "action", "model")
+        }
+        schedules = [
+            entry
+            for entry in self._schedules()
+            if all(value is None or entry[name] == value for name, value in wanted.items())
+        ]
+        body = json.dumps({"as_of": self.config.prices_as_of, "price_schedules": schedules})
+        etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:20] + '"'
+        if call.request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers={"ETag": etag})
+        return self._answer_faults(call) or Response(
+            body, media_type="application/json", headers={"ETag": etag}
+        )
+
+    def _schedules(self) -> list[dict[str, Any]]:
+        entries = []
+        for model, price in {**DEFAULT_PRICES, **self.config.prices}.items():
+            entry: dict[str, Any] = {
+                "service": SERVICE,
+                "action": "remix_image" if model == REMIX_MODEL else "text_to_image",
+                "model": model,
+                "pricing_status": "active",
+                "catalog_status": self.config.catalog_status.get(model, "active"),
+                "currency": "USD",
+                "billing_unit": "image",
+                "unit_price_cents": price if isinstance(price, int) else min(price.values()),
+                "billing_config": None,
+            }
+            if not isinstance(price, int):
+                entry["billing_config"] = {"key": "output_resolution", "overrides": dict(price)}
+            entries.append(entry)
+        return entries
+
+
+def _upload_token(url: Any) -> str:
+    """The token in a file API URL (`/uploads/<token>/<name>`), or "" for any other."""
+    parts = urlsplit(url).path.split("/") if isinstance(url, str) else []
+    return parts[2] if len(parts) == 4 and parts[1] == "uploads" else ""
+
+
+def _source_format(data: bytes) -> str | None:
+    """Pillow's name for `data` if it is a JPEG, PNG or WebP image that decodes, else None."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            return image.format if image.format in SOURCE_FORMATS else None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+_GONE = object()
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+async def _read_json(request: Request) -> Any:
+    """The request's JSON body; `_NOT_JSON` if it is not JSON; `_GONE` if the client left."""
+    try:
+        return json.loads(await request.body() or b"null")
+    except ClientDisconnect:
+        return _GONE
+    except ValueError:
+        return _NOT_JSON
+
 
 def image_digest(png: bytes) -> str:
-    """sha256 of a PNG's image data (its IDAT chunks): the same after metadata was added."""
+    """sha256 of a PNG's image data (its IDAT chunks): the same after metadata was added.
+    Of anything else (a JPEG remix), sha256 of all of it."""
+    if not png.startswith(b"\x89PNG"):
+        return hashlib.sha256(png).hexdigest()
     digest = hashlib.sha256()
     position = 8  # past the signature
     while position + 8 <= len(png):
@@ -728,6 +1140,70 @@ def render_image(prompt: str, model: str, aspect_ratio: str, seed: int) -> bytes
     draw.text((24, 20), "DEMO · RunAPI simulator", font=small_font, fill=(255, 255, 255, 230))
     out = io.BytesIO()
     image.save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+def render_remix(
+    prompt: str,
+    sources: tuple[bytes, ...],
+    aspect_ratio: str,
+    output_resolution: str,
+    output_format: str,
+) -> bytes:
+    """A remix placeholder: the sources' thumbnails in a row, the prompt beneath them.
+
+    `auto` follows the first source's shape; the long side is 1k, 2k or 4k pixels.
+    """
+    long_side = REMIX_LONG_SIDE[output_resolution]
+    thumbnails = []
+    for data in sources:
+        with Image.open(io.BytesIO(data)) as source:
+            thumbnails.append(ImageOps.exif_transpose(source).convert("RGB"))
+    if aspect_ratio == "auto":
+        ratio = thumbnails[0].width / thumbnails[0].height
+    else:
+        across, down = (int(part) for part in aspect_ratio.split(":"))
+        ratio = across / down
+    width, height = (
+        (long_side, round(long_side / ratio))
+        if ratio >= 1
+        else (round(long_side * ratio), long_side)
+    )
+    rng = random.Random(prompt)
+    top = tuple(rng.randint(20, 120) for _ in range(3))
+    bottom = tuple(rng.randint(90, 220) for _ in range(3))
+    gradient = Image.linear_gradient("L").resize((width, height))
+    image = ImageOps.colorize(gradient, top, bottom).convert("RGB")  # type: ignore[arg-type]
+    draw = ImageDraw.Draw(image, "RGBA")
+
+    gap = max(8, width // 64)
+    cell = min((width - gap * (len(thumbnails) + 1)) // len(thumbnails), height // 2)
+    left = (width - len(thumbnails) * cell - (len(thumbnails) - 1) * gap) // 2
+    for index, thumbnail in enumerate(thumbnails):
+        thumbnail.thumbnail((cell, cell))
+        x = left + index * (cell + gap) + (cell - thumbnail.width) // 2
+        image.paste(thumbnail, (x, height // 8 + (cell - thumbnail.height) // 2))
+
+    font = ImageFont.load_default(size=max(18, width // 32))
+    lines = textwrap.wrap(prompt, width=max(16, width // (font.size // 2 + 4)))[:4]
+    text = "\n".join(lines) + ("…" if len(lines) == 4 else "")
+    draw.multiline_text(
+        (width // 2, height // 8 + cell + gap * 3),
+        text,
+        font=font,
+        fill="white",
+        anchor="ma",
+        align="center",
+        spacing=8,
+    )
+    footer = f"{REMIX_MODEL}  ·  {len(sources)} sources  ·  {width}x{height}"
+    draw.rectangle((0, height - 48, width, height), fill=(0, 0, 0, 140))
+    draw.text((16, height - 38), footer, font=ImageFont.load_default(size=max(14, width // 64)))
+    out = io.BytesIO()
+    if output_format == "jpg":
+        image.save(out, format="JPEG", quality=85)
+    else:
+        image.save(out, format="PNG", compress_level=1)
     return out.getvalue()
 
 

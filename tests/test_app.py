@@ -28,6 +28,7 @@ from PIL import Image
 from bench.processes import free_port
 from bench.visitors import queue_messages
 from runapi_ui.access import DEMO_KEY
+from runapi_ui.catalog import PROMPT_MAX_CHARS
 from runapi_ui.images import ImageStore
 from runapi_ui.page import PageHandlers, PageOutputs
 from runapi_ui.playground import Playground
@@ -206,7 +207,7 @@ async def test_demo_flag_forces_the_simulator_even_with_keys(make_playground, li
     [
         ("prompt", "", "Enter a prompt"),
         ("prompt", "   \n ", "Enter a prompt"),
-        ("prompt", "x" * 2001, "shorten it"),
+        ("prompt", "x" * (PROMPT_MAX_CHARS + 1), "shorten it"),
         ("model", "imagen-5", "Unknown model"),
         ("aspect_ratio", "auto", "does not take aspect ratio"),
         ("num_images", 0, "Number of images"),

@@ -38,6 +38,7 @@ from runapi_ui.errors import (
     ConflictError,
     ImageDownloadError,
     InsufficientCreditsError,
+    ModelUnavailableError,
     NetworkError,
     NotFoundError,
     RateLimitError,
@@ -895,3 +896,71 @@ def test_balance_answers_are_read_tolerantly(body, expected) -> None:
 def test_a_balance_answer_without_a_balance_says_so() -> None:
     with pytest.raises(RunAPIError, match="names no balance"):
         Balance.from_answer({"currency": "USD"})
+
+
+# --- request ids, costs and availability -------------------------------------------------
+
+
+async def test_every_request_carries_a_fresh_client_request_id(simulator, make_client) -> None:
+    client = make_client(simulator)
+    await client.generate(REQUEST)
+    await client.balance()
+    await client.request("GET", "/api/v1/me/balance")
+    ids = [r.client_request_id for r in simulator.simulator.requests]
+    assert len(ids) == 5 and any(r.path.startswith("/files/") for r in simulator.simulator.requests)
+    assert all(ids) and len(set(ids)) == len(ids)
+    assert all(0 < len(i) <= 512 and i.isascii() and i.isprintable() for i in ids)
+
+
+async def test_an_error_names_the_request_id_to_quote(make_simulator, make_client) -> None:
+    server = make_simulator(api_keys=frozenset({"sk-the-right-one"}))
+    with pytest.raises(AuthenticationError) as caught:
+        await make_client(server).generate(REQUEST)
+    (sent,) = server.simulator.requests
+    error = caught.value
+    assert error.client_request_id == sent.client_request_id
+    assert error.message.endswith(f"(request id {sent.client_request_id})")
+    assert str(error) == error.message
+
+
+async def test_each_retry_has_its_own_request_id_and_the_last_is_named(
+    make_simulator, make_client
+) -> None:
+    server = make_simulator(faults="rate_limit@create")
+    with pytest.raises(RateLimitError) as caught:
+        await make_client(server, max_retries=2).submit(REQUEST)
+    ids = [r.client_request_id for r in server.simulator.requests]
+    assert len(ids) == 3 == len(set(ids))
+    assert f"(request id {ids[-1]})" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({}, 0.08),  # usage.cost
+        ({"usage_in_answers": False}, 0.08),  # billing.settlement.charged_amount_cents
+        ({"refund_completed": True}, 0.0),  # refunded: nothing, whatever else it says
+        ({"prices": {"imagen-4": 11}}, 0.11),  # what RunAPI charged, not the catalog
+    ],
+)
+async def test_what_a_task_cost(make_simulator, make_client, config, expected) -> None:
+    server = make_simulator(**config)
+    client = make_client(server)
+    result = await client.generate(GenerationRequest(model="imagen-4", prompt="a"))
+    assert result.charged_usd == pytest.approx(expected)
+    spent = (await client.balance()).spent_cents_total
+    assert spent == round(expected * 100)
+
+
+async def test_a_503_on_create_says_the_model_is_unavailable(make_simulator, make_client) -> None:
+    server = make_simulator(catalog_status={"imagen-4-ultra": "maintenance"})
+    client = make_client(server)
+    with pytest.raises(ModelUnavailableError) as caught:
+        await client.submit(GenerationRequest(model="imagen-4-ultra", prompt="a"))
+    error = caught.value
+    assert error.model == "imagen-4-ultra" and error.status == 503
+    assert error.message.startswith("imagen-4-ultra is unavailable on RunAPI right now")
+    assert "Choose another model" in error.message
+    assert error.message.endswith(f"(request id {server.simulator.requests[-1].client_request_id})")
+    assert not server.simulator.tasks
+    assert (await client.generate(GenerationRequest(model="imagen-4", prompt="a"))).images

@@ -36,6 +36,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from bench.processes import free_port
 from runapi_ui.access import DEMO_KEY, KeyPolicy, KeySource
+from runapi_ui.catalog import PROMPT_MAX_CHARS
 from runapi_ui.pnginfo import read_settings
 from runapi_ui.quota import HOUR
 from runapi_ui.server import PlaygroundApp, create_app, launch
@@ -676,7 +677,7 @@ def guarded_client(guarded: Served) -> Client:
     return guarded.client()
 
 
-LONG = "x" * 2001
+LONG = "x" * (PROMPT_MAX_CHARS + 1)
 SEED_RANGE = "Seed must be a whole number from 0 to 2147483647"
 COUNT_RANGE = "Number of images must be a whole number from 1 to 4."
 
@@ -685,7 +686,9 @@ COUNT_RANGE = "Number of images must be a whole number from 1 to 4."
     ("arguments", "message"),
     [
         pytest.param({"prompt": " \n\t "}, "Enter a prompt: it is empty.", id="blank-prompt"),
-        pytest.param({"prompt": LONG}, "The prompt is 2001 characters", id="long-prompt"),
+        pytest.param(
+            {"prompt": LONG}, f"The prompt is {PROMPT_MAX_CHARS + 1} characters", id="long-prompt"
+        ),
         pytest.param(
             {"negative_prompt": LONG}, "The negative prompt is too long", id="long-negative"
         ),
@@ -765,7 +768,12 @@ def test_api_refusals_read_as_plain_text(serve) -> None:
     ("body", "param", "message"),
     [
         pytest.param({"prompt": " \n "}, "prompt", "Enter a prompt", id="blank-prompt"),
-        pytest.param({"prompt": LONG}, "prompt", "The prompt is 2001 characters", id="long"),
+        pytest.param(
+            {"prompt": LONG},
+            "prompt",
+            f"The prompt is {PROMPT_MAX_CHARS + 1} characters",
+            id="long",
+        ),
         pytest.param(
             {"prompt": "A fox", "negative_prompt": LONG},
             "negative_prompt",

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from bench.processes import free_port
-from runapi_ui.catalog import IMAGE_SIZES, MODELS, SEED_MAX
+from runapi_ui.catalog import IMAGE_SIZES, MODELS, PROMPT_MAX_CHARS, SEED_MAX
 from runapi_ui.simulator import (
     PRICE_CENTS,
     SIMULATED_SECONDS,
@@ -97,7 +97,7 @@ def test_validation_errors_name_each_field(simulator, http_for) -> None:
 
     ratio = create(http, {"model": "imagen-4", "prompt": "a", "aspect_ratio": "auto"})
     assert ratio.status_code == 422 and set(ratio.json()["errors"]) == {"aspect_ratio"}
-    too_long = create(http, {"model": "imagen-4", "prompt": "x" * 2001})
+    too_long = create(http, {"model": "imagen-4", "prompt": "x" * (PROMPT_MAX_CHARS + 1)})
     assert "too long" in too_long.json()["errors"]["prompt"][0]
     for seed in (-1, SEED_MAX + 1, "7"):
         bad = create(http, {"model": "imagen-4", "prompt": "a", "seed": seed})

@@ -1,0 +1,95 @@
+"""RunAPI's file API: how a local image becomes a source URL for a remix.
+
+    uploaded = await upload_files(client, paths)  # checked and cleaned first (sources.py)
+    request = RemixRequest(prompt="...", source_image_urls=tuple(f.url for f in uploaded))
+
+`POST /api/v1/files` with the bytes as base64 (as the official SDK's FilesClient sends
+a `source`) answers a URL that lasts about an hour: upload just before the remix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .client import RunAPIClient
+from .errors import RunAPIError
+from .sources import SourceImage, check_sources
+
+FILES_PATH = "/api/v1/files"
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file RunAPI holds for a while; `url` is what a remix names as a source."""
+
+    url: str
+    file_name: str | None = None
+    size_bytes: int | None = None
+    mime_type: str | None = None
+    expires_at: str | None = None  # ISO 8601, as RunAPI wrote it
+
+    @classmethod
+    def from_answer(cls, body: Any) -> UploadedFile:
+        """Read tolerantly (also wrapped in `data`); an answer without a URL is an error."""
+        fields = body.get("data", body) if isinstance(body, dict) else {}
+        fields = fields if isinstance(fields, dict) else {}
+        url = fields.get("url")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise RunAPIError(
+                "RunAPI took the image but its answer names no URL for it. Try again; if it "
+                "persists, check RUNAPI_BASE_URL."
+            )
+
+        def text(name: str) -> str | None:
+            value = fields.get(name)
+            return value if isinstance(value, str) else None
+
+        size = fields.get("size_bytes")
+        return cls(
+            url=url,
+            file_name=text("file_name"),
+            size_bytes=size if isinstance(size, int) and not isinstance(size, bool) else None,
+            mime_type=text("mime_type"),
+            expires_at=text("expires_at"),
+        )
+
+
+async def upload_source(client: RunAPIClient, source: SourceImage, index: int = 1) -> UploadedFile:
+    """Upload one checked source. It goes as `source-<index>.<ext>`: the visitor's own
+    file name (often a date, a place, a person) never leaves this machine."""
+    body = {
+        "source": {"type": "base64", "data": base64.b64encode(source.data).decode("ascii")},
+        "file_name": f"source-{index}.{source.extension}",
+    }
+    return UploadedFile.from_answer(await client.request("POST", FILES_PATH, json=body))
+
+
+async def upload_sources(
+    client: RunAPIClient, sources: Sequence[SourceImage]
+) -> tuple[UploadedFile, ...]:
+    """Upload every source at once, in order; the first failure is raised and the rest
+    are cancelled (and their errors retrieved, so asyncio logs none)."""
+    jobs = [
+        asyncio.ensure_future(upload_source(client, source, index))
+        for index, source in enumerate(sources, 1)
+    ]
+    try:
+        return tuple(await asyncio.gather(*jobs))
+    finally:
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+
+
+async def upload_files(
+    client: RunAPIClient, paths: Sequence[str | Path]
+) -> tuple[UploadedFile, ...]:
+    """Check and clean every file first (off the event loop), then upload them all: one
+    bad file (a ValidationError naming it) means nothing is sent."""
+    sources = await asyncio.to_thread(check_sources, paths)
+    return await upload_sources(client, sources)
