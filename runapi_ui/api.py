@@ -12,7 +12,8 @@ n images instead of n (`python -m bench` measures what that did to 50 visitors a
 from __future__ import annotations
 
 import html
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
+from typing import Any
 
 import gradio as gr
 
@@ -42,15 +43,17 @@ class ApiHandlers:
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - how Gradio injects it
     ) -> GalleryItems:
         """Generate 1-4 images; returns them as a gallery once every task has ended."""
-        run = await self.start_generate(
-            _text(prompt),
-            model,
-            aspect_ratio,
-            _text(negative_prompt),
-            num_images,
-            _text(seed),
-            _text(api_key),
-            request,
+        run = await started(
+            self.generate_run(
+                _text(prompt),
+                model,
+                aspect_ratio,
+                _text(negative_prompt),
+                num_images,
+                _text(seed),
+                _text(api_key),
+                request,
+            )
         )
         return await self._follow(run, progress)
 
@@ -65,66 +68,58 @@ class ApiHandlers:
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> GalleryItems:
         """One image from each of imagen-4-fast, imagen-4 and imagen-4-ultra, same seed."""
-        run = await self.start_compare(
-            _text(prompt),
-            aspect_ratio,
-            _text(negative_prompt),
-            _text(seed),
-            _text(api_key),
-            request,
+        run = await started(
+            self.compare_run(
+                _text(prompt),
+                aspect_ratio,
+                _text(negative_prompt),
+                _text(seed),
+                _text(api_key),
+                request,
+            )
         )
         return await self._follow(run, progress)
 
-    async def start_generate(
+    def generate_run(
         self,
-        prompt: str,
+        prompt: str | None,
         model: str,
         aspect_ratio: str,
-        negative_prompt: str,
-        num_images: int,
-        seed: str,
-        api_key: str,
+        negative_prompt: str | None,
+        num_images: Any,
+        seed: str | None,
+        api_key: str | None,
         request: gr.Request | None,
-        *,
-        page: bool = False,
-    ) -> Run:
-        """The run behind a Generate (from a script or the page), or why it cannot start."""
-        return await started(
-            self.playground.start(
-                prompt=prompt,
-                model=model,
-                aspect_ratio=aspect_ratio,
-                negative_prompt=negative_prompt,
-                num_images=num_images,
-                seed=seed,
-                api_key=api_key,
-                visitor=self.playground.visitor(request),
-            ),
-            page=page,
+    ) -> Coroutine[Any, Any, Run]:
+        """A Generate's run, not yet started: the page checks its tab's caps first."""
+        return self.playground.start(
+            prompt=prompt,
+            model=model,
+            aspect_ratio=aspect_ratio,
+            negative_prompt=negative_prompt,
+            num_images=num_images,
+            seed=seed,
+            api_key=api_key,
+            visitor=self.playground.visitor(request),
         )
 
-    async def start_compare(
+    def compare_run(
         self,
-        prompt: str,
+        prompt: str | None,
         aspect_ratio: str,
-        negative_prompt: str,
-        seed: str,
-        api_key: str,
+        negative_prompt: str | None,
+        seed: str | None,
+        api_key: str | None,
         request: gr.Request | None,
-        *,
-        page: bool = False,
-    ) -> Run:
-        """The run behind a Compare, or why it cannot start."""
-        return await started(
-            self.playground.start_compare(
-                prompt=prompt,
-                aspect_ratio=aspect_ratio,
-                negative_prompt=negative_prompt,
-                seed=seed,
-                api_key=api_key,
-                visitor=self.playground.visitor(request),
-            ),
-            page=page,
+    ) -> Coroutine[Any, Any, Run]:
+        """A Compare's run, not yet started."""
+        return self.playground.start_compare(
+            prompt=prompt,
+            aspect_ratio=aspect_ratio,
+            negative_prompt=negative_prompt,
+            seed=seed,
+            api_key=api_key,
+            visitor=self.playground.visitor(request),
         )
 
     async def _follow(self, run: Run, progress: gr.Progress) -> GalleryItems:

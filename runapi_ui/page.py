@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import gradio as gr
 
 from . import history as hist
-from .api import started
+from .api import ApiHandlers, started
 from .browser_store import unseal
 from .catalog import MODELS
 from .feed import render_feed
@@ -60,6 +60,7 @@ class PageHandlers:
     def __init__(self, playground: Playground) -> None:
         self.playground = playground
         self.store = playground.store
+        self.api = ApiHandlers(playground)
         settings = playground.settings
         self.tabs = Tabs(playground.runs, max_tabs=TABS_KEPT, max_runs=hist.MAX_ENTRIES)
         self.tab_limits = TabLimits(runs=settings.tab_max_runs, images=settings.tab_max_images)
@@ -80,15 +81,8 @@ class PageHandlers:
         request: gr.Request,
     ) -> AsyncIterator[PageOutputs]:
         tab = self._tab(request)
-        start = self.playground.start(
-            prompt=prompt,
-            model=model,
-            aspect_ratio=aspect_ratio,
-            negative_prompt=negative_prompt,
-            num_images=num_images,
-            seed=seed,
-            api_key=api_key,
-            visitor=self.playground.visitor(request),
+        start = self.api.generate_run(
+            prompt, model, aspect_ratio, negative_prompt, num_images, seed, api_key, request
         )
         run = await self._admitted(tab, lambda: checked_count(num_images), start)
         async for outputs in self._begin(tab, run, history):
@@ -105,14 +99,7 @@ class PageHandlers:
         request: gr.Request,
     ) -> AsyncIterator[PageOutputs]:
         tab = self._tab(request)
-        start = self.playground.start_compare(
-            prompt=prompt,
-            aspect_ratio=aspect_ratio,
-            negative_prompt=negative_prompt,
-            seed=seed,
-            api_key=api_key,
-            visitor=self.playground.visitor(request),
-        )
+        start = self.api.compare_run(prompt, aspect_ratio, negative_prompt, seed, api_key, request)
         run = await self._admitted(tab, lambda: len(MODELS), start)
         if aspect_ratio not in MODELS["imagen-4"].aspect_ratios:
             gr.Info(
