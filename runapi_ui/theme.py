@@ -41,7 +41,7 @@ ARIA_FIXES = """<script>
 
 
 def playground_theme() -> gr.themes.Base:
-    """Soft, with its labels, subdued text, selected radios and primary button darker."""
+    """Soft, with its labels, subdued text, selected radios and buttons darker."""
     return gr.themes.Soft().set(
         # Labels sit on primary_100: primary_500 text there was 3.6:1.
         block_label_text_color="*primary_700",
@@ -56,5 +56,7 @@ def playground_theme() -> gr.themes.Base:
         button_primary_border_color="*primary_600",
         button_primary_border_color_hover="*primary_700",
         button_primary_border_color_hover_dark="*primary_700",
+        # Dark mode's hovered secondary (and Stop) button: white on primary_500, 4.46:1.
+        button_secondary_background_fill_hover_dark="*primary_600",
         checkbox_label_background_fill_selected="*primary_600",
     )
