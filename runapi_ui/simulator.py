@@ -776,17 +776,26 @@ def placeholder_font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(face[0], size, index=face[1])
 
 
-@functools.cache
-def _glyph(font: ImageFont.FreeTypeFont, char: str) -> tuple[tuple[int, int], bytes]:
-    mask = font.getmask(char)
-    return mask.size, bytes(mask)
-
-
 def drawable(font: ImageFont.FreeTypeFont, text: str) -> str:
     """`text` without the characters `font` has no glyph for: they would be drawn as empty
-    boxes ("tofu"). A missing glyph is drawn as the font's .notdef glyph, so compare."""
-    missing = _glyph(font, NOT_IN_ANY_FONT)
-    return "".join(c for c in text if c.isspace() or _glyph(font, c) != missing)
+    boxes ("tofu")."""
+    return "".join(char for char in text if _has_glyph(font, char))
+
+
+@functools.lru_cache(maxsize=8192)  # bounded: visitors' prompts may hold any character
+def _has_glyph(font: ImageFont.FreeTypeFont, char: str) -> bool:
+    """A missing glyph is drawn as the font's .notdef glyph: compare with that."""
+    return char.isspace() or _mask(font, char) != _notdef(font)
+
+
+@functools.cache
+def _notdef(font: ImageFont.FreeTypeFont) -> tuple[tuple[int, int], bytes]:
+    return _mask(font, NOT_IN_ANY_FONT)
+
+
+def _mask(font: ImageFont.FreeTypeFont, char: str) -> tuple[tuple[int, int], bytes]:
+    mask = font.getmask(char)
+    return mask.size, bytes(mask)
 
 
 def wrap_text(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:

@@ -11,12 +11,11 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from bench.processes import free_port
 from runapi_ui.server import ICON, PlaygroundApp, create_app, launch
@@ -179,7 +178,7 @@ def test_keyboard_alone_reaches_the_prompt_and_generates(browser: Browser, serve
     page.context.close()
 
 
-def tab_to(page: Page, target: Any, limit: int = 40) -> int:
+def tab_to(page: Page, target: Locator, limit: int = 40) -> int:
     """Press Tab until `target` has the focus; how many presses it took."""
     for presses in range(1, limit + 1):
         page.keyboard.press("Tab")

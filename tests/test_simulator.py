@@ -15,6 +15,7 @@ from fontTools.ttLib import TTFont
 from PIL import Image, ImageChops, PngImagePlugin
 
 from bench.processes import free_port
+from runapi_ui import simulator as simulator_module
 from runapi_ui.catalog import IMAGE_SIZES, MODELS, SEED_MAX
 from runapi_ui.simulator import (
     PRICE_CENTS,
@@ -585,6 +586,20 @@ def test_the_placeholder_draws_chinese_without_empty_boxes() -> None:
 def test_characters_the_font_lacks_are_left_out_not_drawn_as_boxes() -> None:
     with_emoji = render_image("a kite \U0001f600 over the sea", "imagen-4", "1:1", 2)
     assert with_emoji == render_image("a kite  over the sea", "imagen-4", "1:1", 2)
+
+
+def test_without_a_cjk_font_chinese_is_left_out_not_drawn_as_boxes(monkeypatch, tmp_path):
+    fonts_found = (simulator_module._cjk_face, placeholder_font)
+    monkeypatch.setattr(simulator_module, "CJK_FONTS", (tmp_path, "*.ttc"))  # no font there
+    for cached in fonts_found:
+        cached.cache_clear()
+    try:
+        assert placeholder_font(40).getname()[0] != "Noto Sans CJK TC"
+        mixed = render_image(f"{HONG_KONG_PROMPT} at night", "imagen-4", "1:1", 3)
+        assert mixed == render_image("at night", "imagen-4", "1:1", 3)
+    finally:
+        for cached in fonts_found:
+            cached.cache_clear()
 
 
 def test_placeholder_lines_break_between_characters_or_words() -> None:
