@@ -14,8 +14,8 @@ import gradio as gr
 #   it is an icon standing for "Empty value", so it gets role="img";
 # - the upload area's `aria-label` hides the words it shows ("Drop File Here - or -
 #   Click to Upload"), which voice control users say: its own text names it instead;
-# - a gallery thumbnail's `aria-label` ("Thumbnail 1 of 2") hides its caption: the
-#   caption joins the label.
+# - a gallery thumbnail's `aria-label` ("Thumbnail 1 of 2") hides its caption, and its
+#   image's alt text repeats it: the caption alone names it.
 ARIA_FIXES = """<script>
 (() => {
   const fix = () => {
@@ -25,16 +25,14 @@ ARIA_FIXES = """<script>
     for (const area of document.querySelectorAll("button.upload-container[aria-label]")) {
       area.removeAttribute("aria-label");
     }
-    for (const thumbnail of document.querySelectorAll("button.thumbnail-item[aria-label]")) {
-      const caption = thumbnail.querySelector(".caption-label")?.textContent.trim();
-      const label = thumbnail.getAttribute("aria-label");
-      if (caption && !label.endsWith(caption)) {
-        thumbnail.setAttribute("aria-label", `${label.split(": ")[0]}: ${caption}`);
-      }
+    for (const thumbnail of document.querySelectorAll("button.thumbnail-item")) {
+      if (!thumbnail.querySelector(".caption-label")?.textContent.trim()) continue;
+      thumbnail.removeAttribute("aria-label");
+      thumbnail.querySelector("img:not([alt=''])")?.setAttribute("alt", "");
     }
   };
   new MutationObserver(fix).observe(document.documentElement, {
-    subtree: true, childList: true, characterData: true, attributeFilter: ["aria-label"],
+    subtree: true, childList: true, characterData: true, attributeFilter: ["aria-label", "alt"],
   });
 })();
 </script>"""
