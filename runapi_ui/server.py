@@ -8,6 +8,7 @@ import io
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode
 
 import gradio as gr
@@ -23,8 +24,16 @@ from .polling import DurationStats
 from .quota import LimitsUnavailable, limits_from
 from .settings import Settings
 from .simulator import SimulatorConfig, SimulatorServer
+from .theme import ARIA_FIXES, playground_theme
 from .ui import CSS, build_ui
 
+ICON = Path(__file__).with_name("static") / "icon.png"  # the favicon and the installed app's
+# Gradio's page names no icon: browsers would ask for /favicon.ico on their own, but a
+# phone's home screen wants a link. Relative: the page may sit under a path prefix.
+ICON_LINKS = (
+    '<link rel="icon" type="image/png" href="favicon.ico">'
+    '<link rel="apple-touch-icon" href="pwa_icon/192">'
+)
 DEMO_BALANCE_CENTS = 10**15
 MCP_PATH = "/gradio_api/mcp"
 AGENT_TOOLS = ("generate_image",)
@@ -109,9 +118,12 @@ def launch(app: PlaygroundApp, settings: Settings, *, block: bool = True) -> str
                 "middleware": [Middleware(AgentToolsOnly)],
             },
             mcp_server=settings.mcp,
-            theme=gr.themes.Soft(),
+            theme=playground_theme(),
             css=CSS,
-            head=HEAD,  # the page's own JavaScript: runapi_ui/page_scripts.py
+            # Our icons, the accessibility fixes and the page's own scripts (page_scripts.py).
+            head=ICON_LINKS + ARIA_FIXES + HEAD,
+            pwa=True,  # installable as an app: its manifest names the Blocks' title
+            favicon_path=ICON,  # and takes its icons from here
             quiet=True,
         )
     url = app.blocks.local_url or f"http://{settings.host}:{settings.port}/"

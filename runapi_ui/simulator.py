@@ -39,6 +39,7 @@ import argparse
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import io
 import json
@@ -48,7 +49,6 @@ import random
 import re
 import socket
 import struct
-import textwrap
 import threading
 import time
 import uuid
@@ -58,7 +58,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import partial
+from pathlib import Path
 from typing import Any
+from unicodedata import east_asian_width
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -1118,10 +1120,13 @@ def render_image(prompt: str, model: str, aspect_ratio: str, seed: int) -> bytes
         color = (*(rng.randint(60, 255) for _ in range(3)), 90)
         draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=color)
 
-    title_font = ImageFont.load_default(size=max(28, width // 22))
-    small_font = ImageFont.load_default(size=max(18, width // 48))
-    lines = textwrap.wrap(prompt, width=max(16, width // (title_font.size // 2 + 4)))[:6]
-    text = "\n".join(lines) + ("…" if len(lines) == 6 else "")
+    title_font = placeholder_font(max(28, width // 22))
+    small_font = placeholder_font(max(18, width // 48))
+    lines = wrap_text(drawable(title_font, prompt), title_font, width * 4 // 5)
+    if len(lines) > PROMPT_LINES:
+        lines = lines[:PROMPT_LINES]
+        lines[-1] += "…"
+    text = "\n".join(lines)
     box = draw.multiline_textbbox((0, 0), text, font=title_font, spacing=10, align="center")
     text_w, text_h = box[2] - box[0], box[3] - box[1]
     left, top_y = (width - text_w) // 2, (height - text_h) // 2
@@ -1131,9 +1136,9 @@ def render_image(prompt: str, model: str, aspect_ratio: str, seed: int) -> bytes
         radius=24,
         fill=(0, 0, 0, 120),
     )
-    draw.multiline_text(
-        (left, top_y), text, font=title_font, fill="white", spacing=10, align="center"
-    )
+    # The box's corner is not where the text starts: a font's ascent sits above its first line.
+    origin = (left - box[0], top_y - box[1])
+    draw.multiline_text(origin, text, font=title_font, fill="white", spacing=10, align="center")
     footer = f"{model}  ·  {aspect_ratio}  ·  {width}x{height}  ·  seed {seed}"
     draw.rectangle((0, height - 64, width, height), fill=(0, 0, 0, 140))
     draw.text((24, height - 48), footer, font=small_font, fill="white")
@@ -1141,6 +1146,97 @@ def render_image(prompt: str, model: str, aspect_ratio: str, seed: int) -> bytes
     out = io.BytesIO()
     image.save(out, format="PNG", compress_level=1)
     return out.getvalue()
+
+
+# Debian's fonts-noto-cjk (`packages.txt` on Spaces): Chinese, Japanese, Korean, Latin,
+# Greek and Cyrillic in one font. Its Traditional Chinese face: each face draws some
+# shared characters in its own region's way, and our visitors write Traditional Chinese.
+CJK_FONTS = (Path("/usr/share/fonts"), "NotoSansCJK*-Regular.tt[co]")
+CJK_FACE = "Noto Sans CJK TC"
+NOT_IN_ANY_FONT = "\U0010fffd"  # private use: every font draws its .notdef box for it
+PROMPT_LINES = 6
+
+
+@functools.cache
+def _cjk_face() -> tuple[str, int] | None:
+    """The Noto Sans CJK file and face to draw with, or None where it is not installed."""
+    folder, pattern = CJK_FONTS
+    faces = [
+        (str(path), index)
+        for path in sorted(folder.rglob(pattern))
+        for index in range(_face_count(path))
+    ]
+    for path, index in faces:
+        if ImageFont.truetype(path, 12, index=index).getname()[0] == CJK_FACE:
+            return path, index
+    return faces[0] if faces else None
+
+
+def _face_count(path: Path) -> int:
+    """How many faces a font file holds: a collection (.ttc) says so in its header."""
+    with path.open("rb") as file:
+        header = file.read(12)
+    return int.from_bytes(header[8:12], "big") if header[:4] == b"ttcf" else 1
+
+
+@functools.cache
+def placeholder_font(size: int) -> ImageFont.FreeTypeFont:
+    """Noto Sans CJK at `size` where the system has it, else Pillow's own (Latin) font."""
+    face = _cjk_face()
+    if face is None:
+        return ImageFont.load_default(size=size)  # type: ignore[return-value]
+    return ImageFont.truetype(face[0], size, index=face[1])
+
+
+def drawable(font: ImageFont.FreeTypeFont, text: str) -> str:
+    """`text` without the characters `font` has no glyph for: they would be drawn as empty
+    boxes ("tofu")."""
+    return "".join(char for char in text if _has_glyph(font, char))
+
+
+@functools.lru_cache(maxsize=8192)  # bounded: visitors' prompts may hold any character
+def _has_glyph(font: ImageFont.FreeTypeFont, char: str) -> bool:
+    """A missing glyph is drawn as the font's .notdef glyph: compare with that."""
+    return char.isspace() or _mask(font, char) != _notdef(font)
+
+
+@functools.cache
+def _notdef(font: ImageFont.FreeTypeFont) -> tuple[tuple[int, int], bytes]:
+    return _mask(font, NOT_IN_ANY_FONT)
+
+
+def _mask(font: ImageFont.FreeTypeFont, char: str) -> tuple[tuple[int, int], bytes]:
+    mask = font.getmask(char)
+    return mask.size, bytes(mask)
+
+
+def wrap_text(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
+    """Lines at most `width` pixels wide, broken between words where there are spaces and
+    between any two characters of scripts written without them (Chinese, Japanese)."""
+    lines = [""]
+    for token in _break_points(text):
+        # A word wider than a line is broken between its characters.
+        for piece in token if font.getlength(token) > width else [token]:
+            if not lines[-1] or font.getlength(lines[-1] + piece) <= width:
+                lines[-1] += piece
+            else:
+                lines.append(piece)
+    return [line.strip() for line in lines if line.strip()]
+
+
+def _break_points(text: str) -> list[str]:
+    """`text` cut where a line may break: around each space and each wide (CJK) character."""
+    tokens: list[str] = []
+    for char in text:
+        if tokens and not _breaks_around(char) and not _breaks_around(tokens[-1][-1]):
+            tokens[-1] += char
+        else:
+            tokens.append(" " if char.isspace() else char)
+    return tokens
+
+
+def _breaks_around(char: str) -> bool:
+    return char.isspace() or east_asian_width(char) in "WF"
 
 
 def render_remix(
@@ -1184,8 +1280,8 @@ def render_remix(
         x = left + index * (cell + gap) + (cell - thumbnail.width) // 2
         image.paste(thumbnail, (x, height // 8 + (cell - thumbnail.height) // 2))
 
-    font = ImageFont.load_default(size=max(18, width // 32))
-    lines = textwrap.wrap(prompt, width=max(16, width // (font.size // 2 + 4)))[:4]
+    font = placeholder_font(max(18, width // 32))
+    lines = wrap_text(drawable(font, prompt), font, width - 2 * gap)[:4]
     text = "\n".join(lines) + ("…" if len(lines) == 4 else "")
     draw.multiline_text(
         (width // 2, height // 8 + cell + gap * 3),

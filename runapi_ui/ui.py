@@ -49,12 +49,14 @@ CSS = """
 #history-listing { font-size: 0.85rem; color: var(--body-text-color-subdued); }
 #summary .run-summary { padding: 0.6rem 0.8rem; border-radius: 8px; font-size: 0.95rem; }
 #summary .run-ok { background: var(--color-accent-soft); }
-#summary .run-failed { background: #fdecea; color: #8a1c12; }
+#summary .run-failed { background: var(--error-background-fill); color: var(--error-text-color);
+  border: 1px solid var(--error-border-color); }
 .key-banner { padding: 0.5rem 1rem; border-radius: 8px; background: var(--color-accent-soft); }
-.demo-banner { padding: 0.7rem 1rem; border-radius: 8px; background: #fff6dd;
-  border: 1px solid #f0d48a; color: #5c4400; }
+.demo-banner { padding: 0.7rem 1rem; border-radius: 8px; color: var(--body-text-color);
+  background: color-mix(in srgb, var(--color-yellow-400) 18%, var(--background-fill-primary));
+  border: 1px solid color-mix(in srgb, var(--color-yellow-400) 60%, transparent); }
 .key-note { font-size: 0.9rem; padding: 0.3rem 0.2rem; }
-.key-bad { color: #8a1c12; }
+.key-bad { color: var(--error-text-color); }
 #cost { font-size: 0.9rem; color: var(--body-text-color-subdued); }
 #results .caption-label, #history .caption-label { white-space: normal; overflow: visible;
   text-overflow: clip; }

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image, PngImagePlugin
+from fontTools.ttLib import TTFont
+from PIL import Image, ImageChops, PngImagePlugin
 
 from bench.processes import free_port
+from runapi_ui import simulator as simulator_module
 from runapi_ui.catalog import IMAGE_SIZES, MODELS, PROMPT_MAX_CHARS, SEED_MAX
 from runapi_ui.simulator import (
     PRICE_CENTS,
@@ -21,9 +23,12 @@ from runapi_ui.simulator import (
     Fault,
     SimTask,
     SimulatorConfig,
+    drawable,
     image_digest,
     parse_faults,
+    placeholder_font,
     render_image,
+    wrap_text,
 )
 
 KEY = "sk-sim-test"
@@ -557,3 +562,51 @@ def test_an_image_digest_ignores_metadata_added_later() -> None:
     assert tagged.getvalue() != data
     assert image_digest(tagged.getvalue()) == image_digest(data)
     assert image_digest(render_image("a kite", "imagen-4", "1:1", seed=4)) != image_digest(data)
+
+
+HONG_KONG_PROMPT = "維多利亞港的夜景，霓虹燈倒映在水面上"
+
+
+def test_the_placeholder_draws_chinese_without_empty_boxes() -> None:
+    font = placeholder_font(64)
+    assert font.getname()[0].startswith("Noto Sans CJK"), "apt-get install -y fonts-noto-cjk"
+    # Every character is in the font's own character map (read by fontTools, not Pillow),
+    # so it is drawn as itself, and none is dropped as undrawable.
+    cmap = TTFont(font.path, fontNumber=font.index).getBestCmap()
+    assert [c for c in HONG_KONG_PROMPT if ord(c) not in cmap] == []
+    assert drawable(font, HONG_KONG_PROMPT) == HONG_KONG_PROMPT
+
+    drawn, blank = (
+        Image.open(io.BytesIO(render_image(prompt, "imagen-4", "1:1", 1))).convert("RGB")
+        for prompt in (HONG_KONG_PROMPT, "")
+    )
+    assert ImageChops.difference(drawn, blank).getbbox() is not None, "no text was drawn"
+
+
+def test_characters_the_font_lacks_are_left_out_not_drawn_as_boxes() -> None:
+    with_emoji = render_image("a kite \U0001f600 over the sea", "imagen-4", "1:1", 2)
+    assert with_emoji == render_image("a kite  over the sea", "imagen-4", "1:1", 2)
+
+
+def test_without_a_cjk_font_chinese_is_left_out_not_drawn_as_boxes(monkeypatch, tmp_path):
+    fonts_found = (simulator_module._cjk_face, placeholder_font)
+    monkeypatch.setattr(simulator_module, "CJK_FONTS", (tmp_path, "*.ttc"))  # no font there
+    for cached in fonts_found:
+        cached.cache_clear()
+    try:
+        assert placeholder_font(40).getname()[0] != "Noto Sans CJK TC"
+        mixed = render_image(f"{HONG_KONG_PROMPT} at night", "imagen-4", "1:1", 3)
+        assert mixed == render_image("at night", "imagen-4", "1:1", 3)
+    finally:
+        for cached in fonts_found:
+            cached.cache_clear()
+
+
+def test_placeholder_lines_break_between_characters_or_words() -> None:
+    font = placeholder_font(40)
+    chinese = wrap_text(HONG_KONG_PROMPT * 3, font, 400)
+    assert len(chinese) > 1 and "".join(chinese) == HONG_KONG_PROMPT * 3
+    english = "a red fox curled up in fresh snow at dusk with a shallow depth of field"
+    lines = wrap_text(english, font, 400)
+    assert len(lines) > 1 and " ".join(lines) == english  # whole words on each line
+    assert all(font.getlength(line) <= 400 for line in chinese + lines)
