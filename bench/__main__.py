@@ -10,9 +10,13 @@ import time
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from . import app_figures, noticing, report, soak
+from . import app_figures, noticing, page_figures, report, soak
 
-FIGURES = {"noticing": noticing.measure, "app": app_figures.measure}
+FIGURES = {
+    "noticing": noticing.measure,
+    "app": app_figures.measure,
+    "page": page_figures.measure,
+}
 
 
 def run_figures(args: argparse.Namespace) -> None:

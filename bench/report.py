@@ -107,6 +107,30 @@ def table(results: dict[str, Any]) -> str:
             f"{memory.get('after_mb', float('nan')):.0f} MB; a full garbage collection "
             f"then pauses it {memory.get('full_collection_ms', float('nan')):.0f} ms",
         ]
+    page = results.get("page")
+    if page:
+        cpu, late, loads, search = (
+            page["cpu_ms_per_image"],
+            page["lateness"],
+            page["load_ms"],
+            page["search_ms"],
+        )
+        lines += [
+            "",
+            f"6. The page in Chromium, {page['task_seconds']:.0f} s tasks: a tab with 4 runs of 4 "
+            "images against one run of 4",
+            f"   the app's CPU per image (with its RunAPI worker): {_milliseconds(cpu['four'])} "
+            f"vs {_milliseconds(cpu['one'])}: {cpu['ratio']:.2f}x",
+            f"   an image's lateness, its task's finish to its file in the page: p50 "
+            f"{late['four']['p50']:.2f} s vs {late['one']['p50']:.2f} s = {late['p50_ratio']:.2f}x,"
+            f" p95 {late['four']['p95']:.2f} s vs {late['one']['p95']:.2f} s = "
+            f"{late['p95_ratio']:.2f}x ({late['four']['n']} and {late['one']['n']} images shown)",
+            f"   page load until usable, {page['history_bytes'] / 1e6:.2f} MB of history stored vs "
+            f"none: {_spread(loads['full'], 'ms', 0)} vs {_spread(loads['empty'], 'ms', 0)}: "
+            f"{loads['ratio']:.2f}x",
+            f"   a search over that history, typed to the new count shown: p50 {search['p50']:.0f} "
+            f"ms, p95 {search['p95']:.0f} ms ({search['n']} searches)",
+        ]
     return "\n".join(lines)
 
 
