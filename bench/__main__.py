@@ -22,6 +22,8 @@ FIGURES = {
 def run_figures(args: argparse.Namespace) -> None:
     started = time.monotonic()
     results: dict = {"mode": "quick" if args.quick else "full", "machine": report.machine()}
+    if args.only:
+        results["only"] = args.only  # not every figure: not the README's results
     for name in args.only or list(FIGURES):
         print(f"measuring {name} ({results['mode']})…", file=sys.stderr, flush=True)
         results[name] = FIGURES[name](quick=args.quick)

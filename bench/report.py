@@ -15,9 +15,18 @@ import matplotlib.pyplot as plt
 from matplotlib import ticker
 
 ROOT = Path(__file__).resolve().parent.parent
-# A full run's figures are the README's; a quick run (CI) writes beside them, untracked.
-RESULTS = {"full": ROOT / "bench" / "results.json", "quick": ROOT / "bench" / "results-quick.json"}
-CHART = {"full": ROOT / "docs" / "bench.png", "quick": ROOT / "bench" / "bench-quick.png"}
+# A full run's figures are the README's; a quick run (CI) or a full run of some figures
+# (`--only`) writes beside them, untracked.
+RESULTS = {
+    "full": ROOT / "bench" / "results.json",
+    "quick": ROOT / "bench" / "results-quick.json",
+    "partial": ROOT / "bench" / "results-partial.json",
+}
+CHART = {
+    "full": ROOT / "docs" / "bench.png",
+    "quick": ROOT / "bench" / "bench-quick.png",
+    "partial": ROOT / "bench" / "bench-partial.png",
+}
 
 OURS_COLOR = "#4338ca"
 SDK_COLOR = "#b45309"
@@ -152,8 +161,13 @@ def _spread(values: list[float], unit: str, digits: int) -> str:
     return f"{median:.{digits}f} {unit} ({low:.{digits}f}-{high:.{digits}f}, {len(values)} runs)"
 
 
+def _kind(results: dict[str, Any]) -> str:
+    """Which files a run writes: a full run of some figures only is not the README's."""
+    return "partial" if results["mode"] == "full" and results.get("only") else results["mode"]
+
+
 def write_json(results: dict[str, Any]) -> Path:
-    path = RESULTS[results["mode"]]
+    path = RESULTS[_kind(results)]
     path.write_text(json.dumps(results, indent=2) + "\n")
     return path
 
@@ -240,7 +254,7 @@ def chart(results: dict[str, Any]) -> Path:
         color="#6b7280",
     )
     figure.tight_layout(rect=(0, 0.03, 1, 1))
-    path = CHART[results["mode"]]
+    path = CHART[_kind(results)]
     path.parent.mkdir(exist_ok=True)
     figure.savefig(path)
     plt.close(figure)
