@@ -16,7 +16,8 @@ b. Page load with a full history (60 runs of 4 images, inline thumbnails of text
    simulator pictures, the stored JSON near its 1.5 MB bound, their files gone from the
    server as after a week, so the tiles show the thumbnails) against an empty one:
    navigation start until the prompt can be typed in and the history's first page of
-   tiles and its count are shown, turns alternating.
+   tiles and its count are shown, turns alternating. Beside it, the bytes the load's
+   answer streamed back: unlike the milliseconds, they do not depend on the machine.
 c. A search over that full history: from typing into the search box until the count
    line shows the new count (a round trip: the browser sends the history with it).
 """
@@ -309,23 +310,38 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def load_ms(browser: Browser, url: str, history: list[hist.Entry]) -> float:
-    """Milliseconds from navigation start until the page is usable with `history` stored."""
-    with opened(browser, url) as page:  # the first visit: the origin, and a warm cache
-        if history:
-            store_history(page, history)
-        page.goto(url, wait_until="commit")
-        listed, _, _ = HistoryView().listed(history)
-        expected = [len(listed), HistoryView().describe(history)]
-        return page.wait_for_function(LOADED_JS, arg=expected, timeout=WAIT_MS).json_value()
+@dataclass(frozen=True)
+class Load:
+    ms: float  # from navigation start until the page is usable
+    answer_bytes: int  # what the page's load event streamed back (the queue's messages)
 
 
-def page_loads(browser: Browser, url: str, history: list[hist.Entry], turns: int) -> dict:
-    result: dict[str, list[float]] = {"empty": [], "full": []}
-    load_ms(browser, url, history)  # unmeasured: the app's first full load
-    for _ in range(turns):
-        result["empty"].append(load_ms(browser, url, []))
-        result["full"].append(load_ms(browser, url, history))
+def reload(page: Page, history: list[hist.Entry]) -> Load:
+    """Load the page again, `history` stored (the page's own load writes it back as is)."""
+    page.reload(wait_until="commit")
+    listed, _, _ = HistoryView().listed(history)
+    expected = [len(listed), HistoryView().describe(history)]
+    ms = page.wait_for_function(LOADED_JS, arg=expected, timeout=WAIT_MS).json_value()
+    answers = page.evaluate(
+        """() => performance.getEntriesByType("resource")
+            .filter((e) => e.name.includes("/gradio_api/queue/data"))
+            .reduce((sum, e) => sum + e.encodedBodySize, 0)"""
+    )
+    return Load(ms, answers)
+
+
+def page_loads(
+    browser: Browser, url: str, history: list[hist.Entry], turns: int
+) -> dict[str, list[Load]]:
+    """Two tabs of their own, one with the full history stored and one without, each
+    reloaded in turn (the browser's cache warm for both)."""
+    result: dict[str, list[Load]] = {"empty": [], "full": []}
+    with opened(browser, url) as empty, opened(browser, url) as full:
+        store_history(full, history)
+        reload(full, history)  # unmeasured: the first load of it (its tiles' files made)
+        for _ in range(turns):
+            result["empty"].append(reload(empty, []))
+            result["full"].append(reload(full, history))
     return result
 
 
@@ -363,7 +379,10 @@ def measure(*, quick: bool) -> dict:
 
 
 def figures(
-    runs: dict[str, list[Turn]], loads: dict, searched: list[float], history: list[hist.Entry]
+    runs: dict[str, list[Turn]],
+    loads: dict[str, list[Load]],
+    searched: list[float],
+    history: list[hist.Entry],
 ) -> dict:
     late = {kind: [s for t in turns for s in t.lateness] for kind, turns in runs.items()}
     cpu = {kind: [t.cpu_per_image for t in turns] for kind, turns in runs.items()}
@@ -376,8 +395,10 @@ def figures(
             "p50_ratio": median_ratio(late["four"], late["one"]),
             "p95_ratio": round(percentile(late["four"], 0.95) / percentile(late["one"], 0.95), 2),
         },
-        "load_ms": {kind: [round(ms) for ms in v] for kind, v in loads.items()}
-        | {"ratio": median_ratio(loads["full"], loads["empty"])},
+        "load_ms": {kind: [round(x.ms) for x in v] for kind, v in loads.items()}
+        | {"ratio": median_ratio([x.ms for x in loads["full"]], [x.ms for x in loads["empty"]])},
+        # The same every time: what a load costs the wire, whatever the machine's load.
+        "load_answer_bytes": {kind: max(x.answer_bytes for x in v) for kind, v in loads.items()},
         "history_bytes": len(json.dumps(history)),
         "search_ms": {
             "n": len(searched),

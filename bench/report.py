@@ -124,6 +124,7 @@ def table(results: dict[str, Any]) -> str:
             page["load_ms"],
             page["search_ms"],
         )
+        answer = page["load_answer_bytes"]
         lines += [
             "",
             f"6. The page in Chromium, {page['task_seconds']:.0f} s tasks: a tab with 4 runs of 4 "
@@ -136,7 +137,8 @@ def table(results: dict[str, Any]) -> str:
             f"{late['p95_ratio']:.2f}x ({late['four']['n']} and {late['one']['n']} images shown)",
             f"   page load until usable, {page['history_bytes'] / 1e6:.2f} MB of history stored vs "
             f"none: {_spread(loads['full'], 'ms', 0)} vs {_spread(loads['empty'], 'ms', 0)}: "
-            f"{loads['ratio']:.2f}x",
+            f"{loads['ratio']:.2f}x; the load's answer {answer['full'] / 1e6:.2f} MB vs "
+            f"{answer['empty'] / 1e3:.0f} KB",
             f"   a search over that history, typed to the new count shown: p50 {search['p50']:.0f} "
             f"ms, p95 {search['p95']:.0f} ms ({search['n']} searches)",
         ]
