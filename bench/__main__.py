@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m bench",
         description="Every speed figure, side by side with its reference in the same run.",
     )
-    parser.add_argument("--quick", action="store_true", help="smaller, for CI (~2 min)")
+    parser.add_argument("--quick", action="store_true", help="smaller, for CI (~3.5 min)")
     parser.add_argument("--only", nargs="+", choices=list(FIGURES), help="these figures only")
     run_figures(parser.parse_args(argv))
 
