@@ -35,9 +35,9 @@ from .processes import (
     AppProcess,
     BaselineProcess,
     SimulatorProcess,
+    cpu_seconds,
     free_port,
     seconds_to_first_page,
-    with_children,
 )
 from .stats import median_ratio, percentile, ratio, summarize
 from .visitors import Outcome, Visitor, close_all, make_visitors, outcome
@@ -91,18 +91,12 @@ def crowds(visitors: list[Visitor], repeats: int, server_pid: int) -> dict:
     for _ in range(repeats):
         result["1"] += walls(visitors[:1], 3)
         result["10"] += walls(visitors[:10], 1)
-        before = _cpu_seconds(server)
+        before = cpu_seconds(server)
         result["50"] += walls(visitors, 1)
-        cpu_ms.append(1000 * (_cpu_seconds(server) - before) / len(visitors))
+        cpu_ms.append(1000 * (cpu_seconds(server) - before) / len(visitors))
     for count in (10, 50):
         log(f"{count} visitors: {statistics.median(result[str(count)]):.2f} s")
     return {"walls": result, "cpu_ms": cpu_ms}
-
-
-def _cpu_seconds(process: psutil.Process) -> float:
-    """The server's CPU time so far, with its RunAPI worker process's (the floor has none)."""
-    members = with_children(process)
-    return sum(times.user + times.system for times in (m.cpu_times() for m in members))
 
 
 def users_and_memory(app: AppProcess, visitors: list[Visitor], repeats: int) -> dict:

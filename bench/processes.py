@@ -23,6 +23,10 @@ import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+# Debian's Chromium, as the browser tests and the page figure drive it (never a
+# downloaded one: `playwright install` needs the internet).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 START_TIMEOUT = 120.0  # seconds: a cold start on a busy 2-core machine is slow, never this slow
 
 
@@ -57,6 +61,12 @@ def _first_ephemeral_port() -> int:
 def with_children(process: psutil.Process) -> list[psutil.Process]:
     """A server process and its children: the app's RunAPI worker counts as the app."""
     return [process, *process.children()]
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """A server's CPU time so far, with its children's (the app's RunAPI worker)."""
+    members = with_children(process)
+    return sum(times.user + times.system for times in (m.cpu_times() for m in members))
 
 
 def child_environment(**extra: str) -> dict[str, str]:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from bench.processes import free_port
+from bench.processes import CHROMIUM, CHROMIUM_FLAGS, free_port
 from runapi_ui.catalog import MODELS
 from runapi_ui.server import PlaygroundApp, create_app, launch
 from runapi_ui.settings import Settings
@@ -30,8 +30,6 @@ from tests.test_app import ALICE, BOB, LIVE_KEYS
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 

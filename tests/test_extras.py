@@ -27,7 +27,7 @@ from gradio_client import Client
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from bench.processes import free_port
+from bench.processes import CHROMIUM, CHROMIUM_FLAGS, free_port
 from runapi_ui.access import DEMO_KEY
 from runapi_ui.exports import MANIFEST_NAME
 from runapi_ui.extras import ExtrasHandlers
@@ -43,8 +43,6 @@ from runapi_ui.simulator import (
 )
 from tests.conftest import fast_durations
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 WAIT_MS = 20_000  # for a run to land: generous, never a measure of speed
 
