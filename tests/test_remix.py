@@ -57,7 +57,10 @@ def logo_png(path: Path) -> Path:
 
 
 def uploaded_bytes(server) -> list[bytes]:
-    return [upload.data for upload in server.simulator.uploads.values()]
+    """What reached the file API, in the sources' order (they are sent at once, so they
+    may arrive in any order; each is named source-<n>)."""
+    uploads = sorted(server.simulator.uploads.values(), key=lambda upload: upload.file_name)
+    return [upload.data for upload in uploads]
 
 
 def api_requests(server) -> list:
