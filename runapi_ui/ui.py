@@ -39,11 +39,12 @@ CSS = """
 #runs-feed .run-card { border: 1px solid var(--border-color-primary); border-radius: 8px;
   padding: 0.4rem 0.6rem; font-size: 0.85rem; }
 #runs-feed .run-card.is-shown { border-color: var(--color-accent); border-width: 2px; }
-#runs-feed .run-card:not(.is-going) { opacity: 0.75; }
+#runs-feed .run-card:not(.is-going) { border-style: dashed; }  /* ended: no fading (contrast) */
 #runs-feed .run-card-title { white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
   font-weight: 600; }
 #runs-feed .run-card-shown { font-size: 0.7rem; text-transform: uppercase;
-  color: var(--color-accent); margin-right: 0.2rem; }
+  padding: 0 0.3rem; border-radius: 4px; margin-right: 0.2rem;
+  background: var(--button-primary-background-fill); color: var(--button-primary-text-color); }
 #runs-feed .run-card-meta { color: var(--body-text-color-subdued); }
 #runs-feed progress { width: 100%; height: 0.5rem; accent-color: var(--color-accent); }
 #history-listing { font-size: 0.85rem; color: var(--body-text-color-subdued); }
