@@ -32,6 +32,8 @@ INTERRUPTED = "interrupted"
 STILL_RUNNING = RunStatus.RUNNING.value
 
 Entry = dict[str, Any]
+# What a search or a filter looks at (history_view.py), besides an entry's id.
+SEARCHED = ("id", "prompt", "negative_prompt", "kind", "model", "status", "starred")
 FINAL_ERRORS = (TaskFailedError, ValidationError, AuthenticationError)
 
 
@@ -256,7 +258,7 @@ def tile_caption(entry: Entry) -> str:
         parts.append(f"${entry['cost']:.2f}")  # an unfinished run's cost is not known yet
     if entry["status"] != RunStatus.DONE.value:
         parts.append(entry["status"])
-    return " · ".join(parts)
+    return ("★ " if entry.get("starred") else "") + " · ".join(parts)
 
 
 def controls_from(entry: Entry, image_index: int | None = None) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from .tabs import Tab, TabLimits, Tabs
 GalleryItems = list[tuple[str, str]]
 FEED_TICK = 0.5  # seconds between looks at the feed's clocks while nothing else happens
 FINAL_ENTRIES_KEPT = 256  # finished runs' entries (thumbnails inline: ~50 KB each), made once
-TABS_KEPT = 10_000  # tabs whose runs are remembered (a tab holds at most MAX_ENTRIES)
+TILES_KEPT = 20_000  # history tiles made (a file path and a caption each), made once
 
 
 class PageOutputs(NamedTuple):
@@ -62,7 +62,11 @@ class PageHandlers:
         self.store = playground.store
         self.api = ApiHandlers(playground)
         settings = playground.settings
-        self.tabs = Tabs(playground.runs, max_tabs=TABS_KEPT, max_runs=hist.MAX_ENTRIES)
+        # A tab past Gradio's own bound on sessions is gone from Gradio too.
+        self.tabs = Tabs(
+            playground.runs, max_tabs=settings.sessions_kept, max_runs=hist.MAX_ENTRIES
+        )
+        self._tile_cache: dict[str, tuple[str, str]] = {}
         self.tab_limits = TabLimits(runs=settings.tab_max_runs, images=settings.tab_max_images)
         self._final: dict[str, Entry] = {}
 
@@ -130,12 +134,13 @@ class PageHandlers:
         ended meanwhile, and resume every run still going."""
         tab = self._tab(request)
         tab.view = HistoryView.of(query, model, status)
+        stored = hist.clean(history)
         entries = [
             hist.interrupted(entry)
             if entry["status"] == hist.STILL_RUNNING
             and self.playground.runs.get(entry.get("run")) is None
             else entry
-            for entry in hist.clean(history)
+            for entry in stored
         ]
         running = [
             run
@@ -147,7 +152,10 @@ class PageHandlers:
             self.tabs.add(tab, run)
         tab.viewed = entries[0]["id"] if entries else None
         entries, _ = await self._fresh(entries, running)
-        yield self._page(tab, entries)
+        page = self._page(tab, entries)
+        # The browser holds this history already: sent back, it would cost the page a
+        # second copy to parse and to seal again (most of a full history's load time).
+        yield page._replace(history=gr.skip()) if entries == stored else page
         if running and not tab.watched:
             async for outputs in self._watch(tab, running, entries):
                 yield outputs
@@ -188,11 +196,11 @@ class PageHandlers:
         tab = self._tab(request)
         entries = self._entries(tab, history)
         tab.view = _same_page(tab.view, HistoryView.of(query, model, status))
-        listed, _, _ = tab.view.listed(entries)
+        listed, _, _ = tab.view.listed(tab.index if tab.index is not None else entries)
         index = evt.index if isinstance(evt.index, int) else -1
         if not 0 <= index < len(listed):
             raise gr.Error("Select a run in the history first.")
-        entry = listed[index]
+        entry = _entry(entries, listed[index]["id"])
         tab.viewed = entry["id"]
         return (
             self._results(entry),
@@ -210,27 +218,31 @@ class PageHandlers:
         entry = _entry(self._entries(self._tab(request), history), shown)
         return _form_values(hist.controls_from(entry, image_index=evt.index))
 
-    def on_view(
-        self, history: Any, query: Any, model: Any, status: Any, request: gr.Request
-    ) -> tuple[Any, Any]:
+    def on_view(self, query: Any, model: Any, status: Any, request: gr.Request) -> tuple[Any, Any]:
         """The search or a filter changed: the first page of what matches."""
         tab = self._tab(request)
-        entries = self._entries(tab, history)
         tab.view = HistoryView.of(query, model, status)
-        return self._tiles(tab, entries), tab.view.describe(entries)
+        return self._listing(tab)
 
-    def on_newer(self, history: Any, request: gr.Request) -> tuple[Any, Any]:
-        return self._turn(-1, history, request)
+    def on_newer(self, request: gr.Request) -> tuple[Any, Any]:
+        return self._turn(-1, request)
 
-    def on_older(self, history: Any, request: gr.Request) -> tuple[Any, Any]:
-        return self._turn(1, history, request)
+    def on_older(self, request: gr.Request) -> tuple[Any, Any]:
+        return self._turn(1, request)
 
-    def _turn(self, step: int, history: Any, request: gr.Request) -> tuple[Any, Any]:
+    def _turn(self, step: int, request: gr.Request) -> tuple[Any, Any]:
         """A page of newer (-1) or older (+1) runs."""
         tab = self._tab(request)
-        entries = self._entries(tab, history)
-        tab.view = tab.view.turned(step, entries)
-        return self._tiles(tab, entries), tab.view.describe(entries)
+        if tab.index is not None:
+            tab.view = tab.view.turned(step, tab.index)
+        return self._listing(tab)
+
+    def _listing(self, tab: Tab) -> tuple[Any, Any]:
+        """The tiles and the count line, from what the server knows of the tab's history:
+        a search sends three words, not the history (up to 1.5 MB) it searches."""
+        if tab.index is None:  # this server has not seen the tab's history (it restarted)
+            return gr.skip(), "Reload the page to search your history."
+        return self._tiles(tab), tab.view.describe(tab.index)
 
     def on_star(self, history: Any, shown: str | None, request: gr.Request) -> PageOutputs:
         """Star the shown entry, or take its star away."""
@@ -452,12 +464,13 @@ class PageHandlers:
         tab's shown entry, else the newest."""
         entry = hist.entry_with(entries, tab.viewed) or (entries[0] if entries else None)
         tab.viewed = entry["id"] if entry else None
+        tab.index = self._indexed(entries)
         going = len(self.tabs.in_flight(tab))
         outputs = PageOutputs(
             results=self._results(entry) if entry else [],
             history=entries,
-            tiles=self._tiles(tab, entries),
-            listing=tab.view.describe(entries),
+            tiles=self._tiles(tab),
+            listing=tab.view.describe(tab.index),
             summary=self._summary(entry, entries, dropped=dropped) if entry else "",
             shown=tab.viewed,
             wait_again=_wait_again_button(entry),
@@ -486,14 +499,41 @@ class PageHandlers:
         durations = {demo: self.playground.durations(demo) for demo in (True, False)}
         return render_feed(runs, self._shown_run(tab), durations)
 
-    def _tiles(self, tab: Tab, entries: list[Entry]) -> GalleryItems:
-        listed, _, _ = tab.view.listed(entries)
-        tiles = []
-        for entry in listed:
+    def _tiles(self, tab: Tab) -> GalleryItems:
+        listed, _, _ = tab.view.listed(tab.index or [])
+        return [entry["tile"] for entry in listed]
+
+    def _indexed(self, entries: list[Entry]) -> list[Entry]:
+        """What the history's list and search need of each entry: its words, model, kind,
+        status, star and tile, not its images' previews (most of an entry's bytes)."""
+        return [
+            {
+                **{key: entry.get(key) for key in hist.SEARCHED},
+                "tile": self._tile(entry),
+            }
+            for entry in entries
+        ]
+
+    def _tile(self, entry: Entry) -> tuple[str, str]:
+        """The entry's tile, made once for each state of it (a preview costs a decode)."""
+        key = json.dumps(
+            [
+                entry["id"],
+                entry["status"],
+                entry["cost"],
+                entry.get("duration"),
+                entry.get("starred"),
+            ]
+        )
+        tile = self._tile_cache.get(key)
+        if tile is None:
             cover = hist.cover(entry, self.store)
             picture = cover[0] if cover else str(self.store.placeholder(entry["status"]))
-            tiles.append((picture, hist.tile_caption(entry)))
-        return tiles
+            tile = (picture, hist.tile_caption(entry))
+            if len(self._tile_cache) >= TILES_KEPT:
+                self._tile_cache.pop(next(iter(self._tile_cache)))
+            self._tile_cache[key] = tile
+        return tile
 
 
 def html_summary(entry: Entry, *, dropped: int = 0, total: float = 0.0) -> str:

@@ -28,6 +28,7 @@ class Tab:
     viewed: str | None = None  # the history entry the results show
     entries: list[Entry] | None = None  # the history as last written, while watched
     view: HistoryView = field(default_factory=HistoryView)  # the history's search and page
+    index: list[Entry] | None = None  # what the history's list and search need of it
     watched: bool = False  # an event is watching this tab's runs
     changed: asyncio.Event = field(default_factory=asyncio.Event)  # a run joined or stopped
 

@@ -407,11 +407,11 @@ def build_ui(playground: Playground) -> gr.Blocks:
         gr.on(
             [search.change, model_filter.change, status_filter.change],
             page.on_view,
-            [history, *view],
+            view,
             **listed,
         )
-        newer_button.click(page.on_newer, [history], **listed)
-        older_button.click(page.on_older, [history], **listed)
+        newer_button.click(page.on_newer, None, **listed)
+        older_button.click(page.on_older, None, **listed)
         quietly = {"show_progress": "hidden", **private}  # quick: no spinner over the page
         star_button.click(page.on_star, [history, shown], outputs, **quietly)
         delete_button.click(
