@@ -164,7 +164,7 @@ async def test_only_upright_pixels_reach_runapi(simulator, make_client, tmp_path
         assert (sent.format, sent.mode, sent.size) == ("PNG", "RGBA", (300, 200))
         assert not sent.text and not {"exif", "xmp", "icc_profile"} & set(sent.info)
     # The visitor's file names are not sent either.
-    names = [upload.file_name for upload in simulator.simulator.uploads.values()]
+    names = sorted(upload.file_name for upload in simulator.simulator.uploads.values())
     assert names == ["source-1.jpg", "source-2.png"]
 
 
