@@ -15,19 +15,23 @@ and their previews, never a URL.
 from __future__ import annotations
 
 import asyncio
+import base64
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
+import httpx
 from PIL import Image
 
-from .catalog import REMIX_PRICE_CENTS
+from .catalog import REMIX_MAX_SOURCES, REMIX_PRICE_CENTS
 from .errors import RunAPIError, ValidationError
 from .files import UploadedFile
 from .images import ImageStore
 from .remix import RemixRequest
-from .sources import SourceImage, check_sources
+from .sources import MAX_SOURCE_BYTES, SourceImage, check_sources
 
 # Stands in for the sources while the settings are checked: the run sets the real URLs.
 _NOT_YET_UPLOADED = ("https://runapi.invalid/not-yet-uploaded",)
@@ -100,6 +104,82 @@ def _read_kept(path: Path) -> SourceImage:
     return SourceImage(path.name, path.read_bytes(), mime_type, width, height)
 
 
+def file_paths(files: Any) -> list[str]:
+    """A gr.File's value (paths, or one path) as the list of paths it names."""
+    if not isinstance(files, list):
+        files = [] if files is None else [files]
+    return [str(item) for item in files if isinstance(item, str | Path)]
+
+
 def price_usd(output_resolution: str) -> float:
     """RunAPI's published price of one remixed image at this resolution."""
     return REMIX_PRICE_CENTS.get(output_resolution, max(REMIX_PRICE_CENTS.values())) / 100
+
+
+# --- sources an agent names: URLs or data URIs ----------------------------------------
+
+FETCH_SECONDS = 20.0
+
+
+async def fetch_sources(references: Any, folder: Path, *, public: bool) -> list[Path]:
+    """Sources an agent names (http(s) URLs or `data:image/...;base64,` URIs) as files in
+    `folder`, for `keep_sources` to check; a ValidationError names the bad one. A public
+    server fetches only from public addresses (no reaching into its own network)."""
+    if not isinstance(references, list | tuple) or not all(
+        isinstance(item, str) for item in references
+    ):
+        raise ValidationError("images must be a list of URLs or data URIs.", field="images")
+    if not 1 <= len(references) <= REMIX_MAX_SOURCES:
+        raise ValidationError(
+            f"A remix takes 1 to {REMIX_MAX_SOURCES} source images; {len(references)} given.",
+            field="images",
+        )
+    paths = []
+    async with httpx.AsyncClient(timeout=FETCH_SECONDS, follow_redirects=False) as http:
+        for index, reference in enumerate(references):
+            name = f"images[{index}]"
+            data = await _fetched(http, reference.strip(), name, public=public)
+            path = folder / name
+            await asyncio.to_thread(path.write_bytes, data)
+            paths.append(path)
+    return paths
+
+
+async def _fetched(http: httpx.AsyncClient, reference: str, name: str, *, public: bool) -> bytes:
+    if reference.startswith("data:"):
+        header, _, payload = reference.partition(",")
+        if not header.endswith(";base64") or len(payload) > MAX_SOURCE_BYTES * 4 // 3 + 4:
+            raise _bad_reference(name, "is not a base64 data URI within 10 MB")
+        try:
+            return base64.b64decode(payload, validate=True)
+        except ValueError:
+            raise _bad_reference(name, "is not valid base64") from None
+    url = urlsplit(reference)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise _bad_reference(name, "is neither an http(s) URL nor a data URI")
+    if public and not await _is_public_host(url.hostname, url.port or 443):
+        raise _bad_reference(name, "names a private address; give a public URL or a data URI")
+    try:
+        async with http.stream("GET", reference) as answer:
+            if answer.status_code != 200:
+                raise _bad_reference(name, f"could not be fetched (HTTP {answer.status_code})")
+            data = bytearray()
+            async for chunk in answer.aiter_bytes():
+                data += chunk
+                if len(data) > MAX_SOURCE_BYTES:
+                    raise _bad_reference(name, "is larger than 10 MB")
+            return bytes(data)
+    except httpx.HTTPError as error:
+        raise _bad_reference(name, f"could not be fetched ({type(error).__name__})") from None
+
+
+async def _is_public_host(host: str, port: int) -> bool:
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port)
+    except OSError:
+        return False
+    return all(ipaddress.ip_address(info[4][0]).is_global for info in infos)
+
+
+def _bad_reference(name: str, problem: str) -> ValidationError:
+    return ValidationError(f"{name} {problem}.", field="images")
