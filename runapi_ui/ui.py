@@ -30,6 +30,7 @@ from .history import MAX_BYTES, MAX_ENTRIES
 from .history_view import ALL, MODEL_CHOICES, STATUS_CHOICES
 from .page import GENERATE_MODE, REMIX_MODE, PageHandlers, PageOutputs
 from .playground import COMPARE_MODELS, MAX_IMAGES, Playground
+from .remix import RemixRequest
 from .remixing import price_usd as remix_price_usd
 from .sources import MAX_SOURCE_BYTES
 
@@ -344,7 +345,8 @@ def build_ui(playground: Playground) -> gr.Blocks:
                 with gr.Accordion("Copy as code", open=False):
                     gr.Markdown(
                         "The request for the current settings, to run outside the page: create "
-                        "the task, poll it, download the image. Set `RUNAPI_API_KEY` first."
+                        "the task, poll it, download the image. Set `RUNAPI_API_KEY` first. In "
+                        "Remix mode it first uploads the image files you name when you run it."
                     )
                     curl_code = gr.Code(label="curl (bash)", language="shell", elem_id="code-curl")
                     python_code = gr.Code(
@@ -552,10 +554,22 @@ def build_ui(playground: Playground) -> gr.Blocks:
         dropped.upload(extras.on_image_dropped, [dropped], [*form, dropped], **private)
         zip_run_button.click(extras.on_download_run, [history, shown], [zip_file], **private)
         zip_all_button.click(extras.on_download_all, [history], [zip_file], **private)
-        code_inputs = [prompt, model, aspect_ratio, negative_prompt, seed]
+        code_inputs = [prompt, model, aspect_ratio, negative_prompt, seed, mode, *remix_form]
+
+        def code_for(*values: Any) -> tuple[str, str]:
+            *generate, mode_now, ratio, resolution, output_format = values
+            remix = RemixRequest(
+                prompt="",
+                source_image_urls=(),
+                aspect_ratio=ratio,
+                output_resolution=resolution,
+                output_format=output_format,
+            )
+            return extras.on_code(*generate, remix if mode_now == REMIX_MODE else None)
+
         gr.on(
             [demo.load, *(control.change for control in code_inputs)],
-            extras.on_code,
+            code_for,
             code_inputs,
             [curl_code, python_code],
             trigger_mode="always_last",

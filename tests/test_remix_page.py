@@ -125,6 +125,11 @@ def test_remix_mode_shows_its_own_settings_and_no_seed(page: Page) -> None:
     expect(field(page, "Negative prompt")).to_be_hidden()
     expect(page.get_by_text("Output resolution")).to_be_visible()
     expect(page.locator("#remix-settings").get_by_text("Aspect ratio")).to_be_visible()
+    # Copy as code follows the mode: the remix's path, with its upload step.
+    page.get_by_text("Copy as code").click()
+    expect(page.locator("#code-curl")).to_contain_text("/api/v1/imagen_4/remix_image")
+    expect(page.locator("#code-python")).to_contain_text("import base64")  # for the uploads
+    page.get_by_text("Copy as code").click()
 
 
 def test_two_uploads_remixed_the_image_lands_and_the_sources_show(
