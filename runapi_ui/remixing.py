@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ipaddress
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -109,6 +110,15 @@ def file_paths(files: Any) -> list[str]:
     if not isinstance(files, list):
         files = [] if files is None else [files]
     return [str(item) for item in files if isinstance(item, str | Path)]
+
+
+_URL_QUERY = re.compile(r"(https?://[^\s'\"?#]+)[?#][^\s'\"]*")
+
+
+def without_url_queries(text: str) -> str:
+    """`text` with every URL's query string cut (a source URL RunAPI issued may be signed,
+    and its answers may quote it): what a run keeps of an error, for the history."""
+    return _URL_QUERY.sub(r"\1?…", text)
 
 
 def price_usd(output_resolution: str) -> float:

@@ -29,7 +29,7 @@ from .errors import UNEXPECTED_MESSAGE, RunAPIError
 from .files import UploadedFile
 from .images import ImageStore, SavedImage
 from .polling import DurationStats
-from .remixing import upload_kept
+from .remixing import upload_kept, without_url_queries
 from .sources import SourceImage
 
 log = logging.getLogger(__name__)
@@ -438,4 +438,9 @@ def _without_frames(error: RunAPIError) -> RunAPIError:
     frames, and those of the exception it replaced, would keep the client that holds the
     visitor's key, and the bytes of the image that broke, for as long."""
     error.__traceback__ = error.__context__ = error.__cause__ = None
+    # What the history and the page show of it: never a (signed) source URL's query.
+    error.message = without_url_queries(error.message)
+    if error.detail:
+        error.detail = without_url_queries(error.detail)
+    error.args = (error.message,)
     return error

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from runapi_ui import history as hist
 from runapi_ui.catalog import MODELS, REMIX_MODEL
-from runapi_ui.errors import ValidationError
+from runapi_ui.errors import RunAPIError, ValidationError
+from runapi_ui.exports import build_zip_async
 from runapi_ui.images import ImageStore
 from runapi_ui.playground import Playground
 from runapi_ui.pnginfo import read_settings
 from runapi_ui.polling import DurationStats
 from runapi_ui.quota import limits_from
 from runapi_ui.remixing import kept_sources
+from runapi_ui.runs import _without_frames
 from runapi_ui.settings import Settings
 from tests.conftest import FAST_PRIOR_SECONDS
 from tests.test_remix import GPS_SECRET, XMP_SECRET, logo_png, phone_photo, uploaded_bytes
@@ -168,3 +171,30 @@ async def test_bad_remix_input_is_refused_before_anything_is_sent(
 async def test_a_missing_kept_source_is_a_clear_refusal(playground) -> None:
     with pytest.raises(ValidationError, match="no longer on this server"):
         kept_sources(playground.store, [str(playground.store.folder / "source_1_gone.jpg")])
+
+
+def test_an_error_a_run_keeps_quotes_no_url_query() -> None:
+    said = RunAPIError(
+        "RunAPI refused the request: source_image_urls: "
+        "'https://files.example/u/a.png?X-Amz-Signature=s3cr3t&X-Amz-Expires=3600' has expired"
+    )
+    kept = _without_frames(said)
+    assert "s3cr3t" not in kept.message and "s3cr3t" not in str(kept)
+    assert "'https://files.example/u/a.png?…' has expired" in kept.message
+
+
+async def test_a_remix_entry_exports_to_a_zip_with_its_settings(playground, tmp_path) -> None:
+    run = await playground.start_remix(
+        prompt="golden hour", sources=[logo_png(tmp_path / "a.png")], api_key=KEY
+    )
+    await run.finished()
+    entry = await hist.finished_entry(run)
+    (item,) = hist.export_items([entry])
+    assert (item.settings.model, item.settings.source_images) == (REMIX_MODEL, 1)
+    assert item.settings.output_resolution == "1k" and item.settings.seed is None
+    archive = await build_zip_async(
+        [item], tmp_path, title="remix", images_root=playground.store.folder
+    )
+    with zipfile.ZipFile(archive) as zipped:
+        names = zipped.namelist()
+    assert names == ["01_imagen-4-pro-remix_auto_golden-hour.png", "manifest.json"]
