@@ -130,6 +130,7 @@ class Playground:
         requests = remix_requests(
             prompt, aspect_ratio, output_resolution, output_format, count=count
         )
+        self.backend_for(api_key)  # no key that may pay: refused before any work
         kept = await keep_sources(self.store, sources)
         return await self.start_requests(
             requests, api_key=api_key, visitor=visitor, kind="remix", sources=kept
