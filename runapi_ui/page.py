@@ -22,7 +22,13 @@ import gradio as gr
 from . import history as hist
 from .api import started
 from .browser_store import unseal
-from .catalog import MODELS, REMIX_MAX_SOURCES
+from .catalog import (
+    MODELS,
+    REMIX_ASPECT_RATIOS,
+    REMIX_FORMATS,
+    REMIX_MAX_SOURCES,
+    REMIX_RESOLUTIONS,
+)
 from .errors import ValidationError
 from .feed import render_feed
 from .history import Entry
@@ -261,6 +267,7 @@ class PageHandlers:
             self._summary(entry, entries),
             entry["id"],
             *_form_values(hist.controls_from(entry)),
+            *_mode_values(entry),
             _wait_again_button(entry),
             _star_button(entry),
         )
@@ -639,6 +646,24 @@ def _form_values(controls: dict[str, Any]) -> tuple[Any, ...]:
         controls["num_images"],
         controls["seed"] if generate else gr.skip(),
     )
+
+
+def _mode_values(entry: Entry) -> tuple[Any, ...]:
+    """The mode, and a remix's settings, of a selected history entry."""
+    if entry["kind"] != "remix":
+        return (GENERATE_MODE, gr.skip(), gr.skip(), gr.skip())
+    values = (
+        entry["jobs"][0]["aspect_ratio"],
+        entry.get("output_resolution"),
+        entry.get("output_format"),
+    )
+    choices = (REMIX_ASPECT_RATIOS, REMIX_RESOLUTIONS, REMIX_FORMATS)
+    # An entry comes from the browser: a value the controls lack leaves them as they are.
+    kept = [
+        value if value in allowed else gr.skip()
+        for value, allowed in zip(values, choices, strict=True)
+    ]
+    return (REMIX_MODE, *kept)
 
 
 def _wait_again_button(entry: Entry | None) -> gr.Button:

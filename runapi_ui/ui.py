@@ -501,7 +501,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
         tiles.select(
             page.on_select_entry,
             [history, *view],
-            [results, summary, shown, *form, wait_again_button, star_button],
+            [results, summary, shown, *form, mode, *remix_form, wait_again_button, star_button],
             **private,
         )
         results.select(page.on_select_image, [history, shown], form, **private)

@@ -84,6 +84,7 @@ def page(browser: Browser, served: Served) -> Iterator[Page]:  # noqa: F811
     page = context.new_page()
     open_page(page, served.url)
     page.locator("#mode").get_by_text("Remix", exact=True).click()
+    expect(page.locator("#remix")).to_be_visible(timeout=WAIT_MS)  # a server round trip
     yield page
     context.close()
 
@@ -167,7 +168,10 @@ def test_run_again_after_the_upload_urls_expired_uploads_again(page: Page, serve
     before = len(remix_tasks(served))
     uploads_before = len(simulator(served).uploads)
     time.sleep(UPLOAD_TTL + 0.5)  # the run's upload URLs have expired by now
-    tiles(page).first.click()
+    page.locator("#mode").get_by_text("Generate", exact=True).click()
+    expect(page.locator("#generate")).to_be_visible(timeout=WAIT_MS)
+    tiles(page).first.click()  # a remix's entry: the form goes back to Remix mode
+    expect(page.locator("#remix")).to_be_visible(timeout=WAIT_MS)
     page.get_by_role("button", name="Run again").click()
     expect(tiles(page).nth(1)).to_contain_text("the logo painted", timeout=WAIT_MS)
     expect(tiles(page).first).to_contain_text(
@@ -202,5 +206,3 @@ def test_bad_input_is_a_clear_message_and_nothing_is_created(
     expect(page.locator(".toast-body").get_by_text(message).first).to_be_visible(timeout=WAIT_MS)
     time.sleep(0.5)
     assert (len(remix_tasks(served)), len(simulator(served).uploads)) == (tasks, uploads)
-    for close in page.locator(".toast-close").all():
-        close.click()
