@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import re
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,12 +35,26 @@ from gradio.route_utils import get_root_url
 from gradio_client.utils import encode_file_path
 from mcp.server.lowlevel.server import request_ctx
 from PIL import Image
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .access import KeyRequired
-from .catalog import ASPECT_RATIOS, DEFAULT_MODEL, MODELS, PROMPT_MAX_CHARS, SEED_MAX
+from .catalog import (
+    ASPECT_RATIOS,
+    DEFAULT_MODEL,
+    MODELS,
+    PROMPT_MAX_CHARS,
+    REMIX_ASPECT_RATIOS,
+    REMIX_FORMATS,
+    REMIX_MAX_SOURCES,
+    REMIX_MODEL,
+    REMIX_PRICE_CENTS,
+    REMIX_PROMPT_MAX_CHARS,
+    REMIX_RESOLUTIONS,
+    SEED_MAX,
+)
 from .errors import (
     AuthenticationError,
     ImageDownloadError,
@@ -54,13 +69,17 @@ from .errors import (
 )
 from .playground import MAX_IMAGES, Playground
 from .quota import LimitError, LimitsUnavailable, QuotaExceeded, ServerBusy
+from .remixing import fetch_sources
 from .runs import Run, RunStatus
 from .shared_runs import SharedRuns
+from .sources import MAX_SOURCE_BYTES
 
 log = logging.getLogger(__name__)
 
 TOOL_NAME = "generate_image"  # Gradio names an MCP tool after its function
+REMIX_TOOL_NAME = "remix_image"
 IMAGES_PATH = "/v1/images/generations"
+EDITS_PATH = "/v1/images/edits"
 # Why a start can be refused before anything is sent; each has a user-facing `.message`.
 REFUSALS = (RunAPIError, KeyRequired, LimitError)
 
@@ -68,6 +87,9 @@ REFUSALS = (RunAPIError, KeyRequired, LimitError)
 _RATIOS = tuple(dict.fromkeys(ratio for info in MODELS.values() for ratio in info.aspect_ratios))
 ModelName = Literal[tuple(MODELS)]  # type: ignore[valid-type]
 RatioName = Literal[_RATIOS]  # type: ignore[valid-type]
+RemixRatioName = Literal[REMIX_ASPECT_RATIOS]  # type: ignore[valid-type]
+ResolutionName = Literal[REMIX_RESOLUTIONS]  # type: ignore[valid-type]
+FormatName = Literal[REMIX_FORMATS]  # type: ignore[valid-type]
 # One image slot: a Gradio file (sent to MCP as an image block plus its URL), or "" unused.
 ImageSlot = FileData | str
 # Fixed outputs, because Gradio turns each output into its own content blocks: a slot and
@@ -126,9 +148,41 @@ def _tool_arguments_doc() -> str:
     )
 
 
+def remix_description() -> str:
+    """What an agent reads before calling `remix_image`."""
+    prices = ", ".join(f"${cents / 100:.2f} at {res}" for res, cents in REMIX_PRICE_CENTS.items())
+    return (
+        "Make new images from 1 to 8 source images and a prompt with Imagen 4 Pro remix "
+        "(imagen-4-pro-remix-image) through RunAPI: edit a photo ('make it golden hour'), "
+        "combine sources ('put this mug on that table'), restyle. Sources are http(s) URLs "
+        "or data URIs (JPEG, PNG or WebP, up to 10 MB); their metadata is stripped before "
+        f"they are uploaded. Per image: {prices}. A call waits until the images are ready; "
+        "returns each image with a caption line, then a summary line."
+    )
+
+
+def _remix_arguments_doc() -> str:
+    return "\n".join(
+        [
+            remix_description(),
+            "",
+            "Args:",
+            "    prompt: What to make of the sources: the change, the scene, the style. At "
+            f"most {REMIX_PROMPT_MAX_CHARS} characters.",
+            f"    images: 1 to {REMIX_MAX_SOURCES} source images, each an http(s) URL or a "
+            "data:image/...;base64 URI.",
+            "    aspect_ratio: The result's shape, e.g. 1:1, 16:9, 9:16, 21:9; auto follows "
+            "the sources.",
+            "    output_resolution: 1k, 2k or 4k (4k costs more).",
+            "    output_format: png or jpg.",
+            f"    num_images: How many images to make, 1 to {MAX_IMAGES}; each one is billed.",
+        ]
+    )
+
+
 def add_agent_tools(playground: Playground) -> None:
-    """Register the MCP tool `generate_image` on the Blocks being built (call it inside
-    the `with gr.Blocks()` block)."""
+    """Register the MCP tools `generate_image` and `remix_image` on the Blocks being
+    built (call it inside the `with gr.Blocks()` block)."""
 
     async def generate_image(
         prompt: str,
@@ -162,6 +216,43 @@ def add_agent_tools(playground: Playground) -> None:
     # without a progress token (queued, a multi-output tool called without a token comes
     # back as one text dump). Progress goes to the MCP client directly instead.
     gr.api(generate_image, api_name=TOOL_NAME, api_description=tool_description(), queue=False)
+
+    async def remix_image(
+        prompt: str,
+        images: list[str],
+        aspect_ratio: RemixRatioName = "auto",
+        output_resolution: ResolutionName = "1k",
+        output_format: FormatName = "png",
+        num_images: int = 1,
+        request: gr.Request | None = None,
+    ) -> ToolOutputs:
+        api_key = caller_key(request.headers if request is not None else {})
+        try:
+            check_login(playground, api_key)
+            with tempfile.TemporaryDirectory() as folder:  # kept (cleaned) before it goes
+                paths = await fetch_sources(images, Path(folder), public=playground.policy.public)
+                run = await playground.start_remix(
+                    prompt=prompt,
+                    sources=paths,
+                    aspect_ratio=aspect_ratio,
+                    output_resolution=output_resolution,
+                    output_format=output_format,
+                    num_images=num_images,
+                    api_key=api_key,
+                    visitor=playground.visitor(request),
+                )
+        except REFUSALS as refusal:
+            raise ToolError(refusal.message, print_exception=False) from None
+        await _follow(run, _mcp_progress_reporter())
+        return _tool_outputs(run)
+
+    remix_image.__doc__ = _remix_arguments_doc()
+    gr.api(
+        remix_image,
+        api_name=REMIX_TOOL_NAME,
+        api_description=remix_description(),
+        queue=False,  # as generate_image: image blocks with or without a progress token
+    )
 
 
 ProgressReporter = Callable[[Run], Awaitable[None]]
@@ -301,17 +392,32 @@ class ImagesRequest:
         return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
-def ratio_for_size(size: str) -> str:
-    """OpenAI's `size` as the nearest Imagen 4 aspect ratio; `auto` is square."""
+def ratio_for_size(size: str, ratios: tuple[str, ...] = ASPECT_RATIOS, *, auto: str = "1:1") -> str:
+    """OpenAI's `size` as the nearest of `ratios`; `auto` is `auto` (for text to image,
+    square)."""
     if size.strip().lower() == "auto":
-        return "1:1"
+        return auto
+    width, height = _size(size)
+    wanted = math.log(width / height)
+    fixed = [ratio for ratio in ratios if ratio != "auto"]
+    return min(fixed, key=lambda ratio: abs(math.log(_ratio_value(ratio)) - wanted))
+
+
+def resolution_for_size(size: str) -> str:
+    """OpenAI's `size` as a remix's output resolution: by its longer side (`auto`: 1k)."""
+    if size.strip().lower() == "auto":
+        return "1k"
+    side = max(_size(size))
+    return "1k" if side <= 1024 else "2k" if side <= 2048 else "4k"
+
+
+def _size(size: str) -> tuple[int, int]:
     match = re.fullmatch(r"\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*", size)
     if not match or not int(match[1]) or not int(match[2]):
         raise InvalidRequest(
             "size", f"size must be WIDTHxHEIGHT (e.g. 1024x1024) or auto; got {size!r}."
         )
-    wanted = math.log(int(match[1]) / int(match[2]))
-    return min(ASPECT_RATIOS, key=lambda ratio: abs(math.log(_ratio_value(ratio)) - wanted))
+    return int(match[1]), int(match[2])
 
 
 def _ratio_value(ratio: str) -> float:
@@ -333,6 +439,21 @@ def images_request(body: Any) -> ImagesRequest:
     model = _field(body, "model", str)
     size = _field(body, "size", str) or "auto"
     explicit_ratio = _field(body, "aspect_ratio", str)
+    n, response_format = _count_and_format(body, model)
+    ratio = explicit_ratio if explicit_ratio else ratio_for_size(size)
+    return ImagesRequest(
+        prompt=prompt,
+        model=model_for(model),
+        aspect_ratio=ratio,
+        n=n,
+        response_format=response_format,
+        negative_prompt=_field(body, "negative_prompt", str) or "",
+        seed=_field(body, "seed", int),
+    )
+
+
+def _count_and_format(body: dict[str, Any], model: str | None) -> tuple[int, str]:
+    """`n` and `response_format`, as generations and edits both read them."""
     n = _field(body, "n", int)
     n = 1 if n is None else n
     if not 1 <= n <= MAX_IMAGES:
@@ -346,16 +467,43 @@ def images_request(body: Any) -> ImagesRequest:
             "response_format", f"response_format must be url or b64_json; got {response_format!r}."
         )
     _field(body, "quality", str)  # accepted for compatibility; the model decides quality
-    ratio = explicit_ratio if explicit_ratio else ratio_for_size(size)
-    return ImagesRequest(
+    return n, response_format
+
+
+async def edits_request(request: Request) -> tuple[ImagesRequest, str, list[UploadFile]]:
+    """The multipart body of `POST /v1/images/edits`: the request (its resolution from
+    `size`) and the source files (`image`, or `image[]` as the `openai` package sends
+    several)."""
+    try:
+        form = await request.form(max_files=REMIX_MAX_SOURCES + 1, max_fields=32)
+    except Exception:  # Starlette's MultiPartException and friends: not a usable form
+        raise InvalidRequest(
+            None, "The body must be multipart/form-data with image files and a prompt."
+        ) from None
+    files = [
+        item
+        for name in ("image", "image[]")
+        for item in form.getlist(name)
+        if isinstance(item, UploadFile)
+    ]
+    fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    if isinstance(fields.get("n"), str):
+        n = fields["n"].strip()
+        fields["n"] = int(n) if n.isdigit() else n  # a form's fields are text
+    if not files:
+        raise InvalidRequest("image", "Missing required parameter: image (1 to 8 files).")
+    prompt = _field(fields, "prompt", str, required=True)
+    model = _field(fields, "model", str)
+    size = _field(fields, "size", str) or "auto"
+    n, response_format = _count_and_format(fields, model)
+    wanted = ImagesRequest(
         prompt=prompt,
-        model=model_for(model),
-        aspect_ratio=ratio,
+        model=REMIX_MODEL,
+        aspect_ratio=ratio_for_size(size, REMIX_ASPECT_RATIOS, auto="auto"),
         n=n,
         response_format=response_format,
-        negative_prompt=_field(body, "negative_prompt", str) or "",
-        seed=_field(body, "seed", int),
     )
+    return wanted, resolution_for_size(size), files
 
 
 def _field(body: dict[str, Any], name: str, kind: type, *, required: bool = False) -> Any:
@@ -450,11 +598,7 @@ class ImagesEndpoint:
             return await self._generations(request)
         except Exception as error:  # a bug of ours: say so in OpenAI's shape, never retry
             log.exception("unexpected failure in %s", IMAGES_PATH)
-            return error_response(
-                error,
-                message="Something unexpected went wrong in the playground. Try again later, "
-                "and if it repeats, report it with the server log.",
-            )
+            return error_response(error, message=UNEXPECTED_AGENT_MESSAGE)
 
     async def _generations(self, request: Request) -> Response:
         try:
@@ -494,6 +638,40 @@ class ImagesEndpoint:
         finally:
             self.shared.detach(key, run, answered=answered)
 
+    async def edits(self, request: Request) -> Response:
+        """`POST /v1/images/edits`: a remix of the uploaded images, answered when done."""
+        try:
+            return await self._edits(request)
+        except Exception as error:
+            log.exception("unexpected failure in %s", EDITS_PATH)
+            return error_response(error, message=UNEXPECTED_AGENT_MESSAGE)
+
+    async def _edits(self, request: Request) -> Response:
+        try:
+            wanted, resolution, files = await edits_request(request)
+        except InvalidRequest as invalid:
+            return error_response(invalid)
+        api_key = caller_key(request.headers)
+        try:
+            check_login(self.playground, api_key)
+            with tempfile.TemporaryDirectory() as folder:  # kept (cleaned) before it goes
+                paths = await _saved_uploads(files, Path(folder))
+                run = await self.playground.start_remix(
+                    prompt=wanted.prompt,
+                    sources=paths,
+                    aspect_ratio=wanted.aspect_ratio,
+                    output_resolution=resolution,
+                    num_images=wanted.n,
+                    api_key=api_key,
+                    visitor=self.playground.visitor(request),
+                )
+        except REFUSALS as refusal:
+            return error_response(refusal)
+        if not await _finished_while_connected(run, request):
+            await run.stop()  # nobody waits for it any more
+            return Response(status_code=499)
+        return await self._answer(run, wanted, request)
+
     def _caller(self, api_key: str, request: Request) -> str:
         """Who is asking, for sharing runs: their key's hash, or as the quotas know them."""
         if api_key:
@@ -505,7 +683,7 @@ class ImagesEndpoint:
             error = run.errors[0] if run.errors else RunAPIError("")
             return error_response(error, message=_failure_message(run))
         root = get_root_url(
-            request, route_path=IMAGES_PATH, root_path=request.scope.get("root_path")
+            request, route_path=request.url.path, root_path=request.scope.get("root_path")
         )
         data = []
         for image in run.images:
@@ -514,6 +692,26 @@ class ImagesEndpoint:
             else:
                 data.append({"url": file_url(root, image.path)})
         return JSONResponse({"created": int(time.time()), "data": data})
+
+
+UNEXPECTED_AGENT_MESSAGE = (
+    "Something unexpected went wrong in the playground. Try again later, and if it repeats, "
+    "report it with the server log."
+)
+
+
+async def _saved_uploads(files: list[UploadFile], folder: Path) -> list[Path]:
+    """The uploaded files in `folder` (at most a byte over the source limit read of
+    each: the check refuses anything larger), named as the caller named them."""
+    paths = []
+    for index, file in enumerate(files):
+        name = Path(file.filename or "").name or f"image[{index}]"
+        path = folder / str(index) / name  # a folder each: two may share a name
+        path.parent.mkdir()
+        data = await file.read(MAX_SOURCE_BYTES + 1)
+        await asyncio.to_thread(path.write_bytes, data)
+        paths.append(path)
+    return paths
 
 
 async def _json_body(request: Request) -> Any:
@@ -550,4 +748,7 @@ def png_base64(path: Path) -> str:
 def agent_routes(playground: Playground) -> list[BaseRoute]:
     """The routes to pass to `launch(app_kwargs={"routes": ...})`."""
     endpoint = ImagesEndpoint(playground)
-    return [Route(IMAGES_PATH, endpoint.generations, methods=["POST"])]
+    return [
+        Route(IMAGES_PATH, endpoint.generations, methods=["POST"]),
+        Route(EDITS_PATH, endpoint.edits, methods=["POST"]),
+    ]

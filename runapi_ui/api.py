@@ -1,4 +1,4 @@
-"""The app's named endpoints for scripts (`gradio_client`): `/generate` and `/compare`.
+"""The app's named endpoints for scripts (`gradio_client`): `/generate`, `/compare`, `/remix`.
 
 They take keywords, return the images as a gallery once the run has ended (progress
 comes through Gradio's progress updates meanwhile), and go through the same
@@ -21,6 +21,7 @@ from .access import KeyRequired
 from .catalog import DEFAULT_MODEL
 from .playground import Playground, Refusal
 from .quota import LimitError
+from .remixing import file_paths
 from .runs import Run
 
 GalleryItems = list[tuple[str, str]]
@@ -76,6 +77,33 @@ class ApiHandlers:
                 _text(seed),
                 _text(api_key),
                 request,
+            )
+        )
+        return await self._follow(run, progress)
+
+    async def remix(
+        self,
+        prompt: str,
+        images: list[str] | None = None,
+        aspect_ratio: str = "auto",
+        output_resolution: str = "1k",
+        output_format: str = "png",
+        num_images: int = 1,
+        api_key: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ) -> GalleryItems:
+        """Remix 1-8 source images (`handle_file`) into 1-4 images with Imagen 4 Pro."""
+        run = await started(
+            self.playground.start_remix(
+                prompt=_text(prompt) or "",
+                sources=file_paths(images),
+                aspect_ratio=str(aspect_ratio),
+                output_resolution=str(output_resolution),
+                output_format=str(output_format),
+                num_images=num_images,
+                api_key=_text(api_key),
+                visitor=self.playground.visitor(request),
             )
         )
         return await self._follow(run, progress)

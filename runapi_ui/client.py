@@ -19,11 +19,11 @@ import random
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -47,6 +47,10 @@ from .errors import (
 )
 from .polling import DurationStats, PollPlan, expected_finish
 from .remix import REMIX_PATH, RemixRequest, checked_prompt
+
+if TYPE_CHECKING:
+    from .files import UploadedFile
+    from .sources import SourceImage
 
 DEFAULT_BASE_URL = "https://runapi.ai"
 SDK_CREATE_PATH = "/api/v1/imagen_4/text_to_image"
@@ -503,6 +507,12 @@ class RunAPIClient:
         headers = {"Idempotency-Key": str(uuid.uuid4())} if method.upper() == "POST" else None
         answer = await self._send(method, self.base_url + path, json=json, headers=headers)
         return answer.body
+
+    async def upload_sources(self, sources: Sequence[SourceImage]) -> tuple[UploadedFile, ...]:
+        """A remix's checked sources through RunAPI's file API, on this client's key."""
+        from .files import upload_sources  # files.py builds on this module
+
+        return await upload_sources(self, sources)
 
     async def balance(self) -> Balance:
         """The account's credit: a cheap way to check a key (a bad one is AuthenticationError)."""

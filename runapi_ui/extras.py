@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import html
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,12 @@ import gradio as gr
 from . import history as hist
 from .access import KeyRequired, KeySource
 from .catalog import MODELS
-from .client import GenerationRequest
+from .client import AnyRequest, GenerationRequest
 from .errors import RunAPIError
 from .exports import ExportError, build_zip_async
 from .playground import Playground
 from .pnginfo import ImageSettingsError, read_settings
+from .remix import RemixRequest
 from .snippets import curl_snippet, python_snippet
 
 ZIP_KEEP_SECONDS = 3600  # a prepared download waits this long for its click
@@ -105,21 +107,29 @@ class ExtrasHandlers:
     # --- copy as code ----------------------------------------------------------------------
 
     def on_code(
-        self, prompt: str, model: str, aspect_ratio: str, negative_prompt: str, seed: str
+        self,
+        prompt: str,
+        model: str,
+        aspect_ratio: str,
+        negative_prompt: str,
+        seed: str,
+        remix: RemixRequest | None = None,
     ) -> tuple[str, str]:
         """The current settings as a curl script and a Python program (the key stays a
-        variable: `$RUNAPI_API_KEY`)."""
+        variable: `$RUNAPI_API_KEY`); with `remix`, a remix's (its sources uploaded)."""
         try:
             seed_value: int | None = int(str(seed).strip()) if str(seed).strip() else None
         except ValueError:
             seed_value = None
-        request = GenerationRequest(
+        request: AnyRequest = GenerationRequest(
             prompt=(prompt or "").strip() or CODE_PLACEHOLDER_PROMPT,
             model=model,
             aspect_ratio=aspect_ratio,
             negative_prompt=(negative_prompt or "").strip() or None,
             seed=seed_value,
         )
+        if remix is not None:
+            request = replace(remix, prompt=request.prompt)
         base_url = self.playground.settings.base_url
         return curl_snippet(request, base_url), python_snippet(request, base_url)
 

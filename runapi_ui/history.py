@@ -12,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any
 
-from .catalog import MODELS, SEED_MAX
-from .client import GenerationRequest
+from .catalog import MODELS, REMIX_MODEL, SEED_MAX
+from .client import AnyRequest, GenerationRequest
 from .errors import AuthenticationError, TaskFailedError, ValidationError
 from .exports import ExportItem
 from .images import ImageStore, thumbnail_data_url
 from .pnginfo import ImageSettings
+from .remix import RemixRequest
+from .remixing import price_usd as remix_price_usd
+from .remixing import remix_requests
 from .runs import Run, RunStatus
 
 MAX_ENTRIES = 60  # recent runs; starred ones are kept past this, within MAX_BYTES
@@ -56,7 +59,8 @@ def entry_for(run: Run, *, thumbnails: dict[str, str] | None = None) -> Entry:
         "status": run.status.value,
         "message": failures[0] if failures else "",
         "duration": round(run.elapsed, 1) if run.is_finished else None,
-        "cost": 0.0 if run.is_demo else cost_of(image.model for image in run.images),
+        "cost": 0.0 if run.is_demo else cost_of(image.request for image in run.images),
+        **(_remix_fields(first, run, thumbnails) if run.kind == "remix" else {}),
         "jobs": [
             {
                 "model": job.request.model,
@@ -76,15 +80,37 @@ def entry_for(run: Run, *, thumbnails: dict[str, str] | None = None) -> Entry:
 
 
 async def finished_entry(run: Run) -> Entry:
-    """The final entry, with every image's thumbnail made off the event loop."""
-    paths = [image.path for image in run.images]
+    """The final entry, with every image's (and source's) thumbnail made off the event loop."""
+    paths = [image.path for image in run.images] + list(run.sources)
     thumbs = await asyncio.to_thread(lambda: [thumbnail_data_url(path) for path in paths])
     return entry_for(run, thumbnails={str(p): t for p, t in zip(paths, thumbs, strict=True)})
 
 
-def cost_of(models: Sequence[str] | Any) -> float:
+def cost_of(requests: Iterable[AnyRequest]) -> float:
     """RunAPI's published price for these images (failed ones are not charged)."""
-    return round(sum(MODELS[model].price_usd for model in models if model in MODELS), 2)
+    return round(
+        sum(image_price(r.model, getattr(r, "output_resolution", None)) for r in requests), 2
+    )
+
+
+def image_price(model: str, output_resolution: str | None = None) -> float:
+    """One image's published price: by model, or for a remix by its resolution."""
+    if model == REMIX_MODEL:
+        return remix_price_usd(output_resolution or "")
+    return MODELS[model].price_usd if model in MODELS else 0.0
+
+
+def _remix_fields(request: AnyRequest, run: Run, thumbnails: dict[str, str]) -> Entry:
+    """What a remix entry holds besides: its output settings and its kept sources, each
+    with a small preview (never the upload URLs)."""
+    assert isinstance(request, RemixRequest)
+    return {
+        "output_resolution": request.output_resolution,
+        "output_format": request.output_format,
+        "sources": [
+            {"path": str(path), "thumb": thumbnails.get(str(path), "")} for path in run.sources
+        ],
+    }
 
 
 def total_cost(entries: Sequence[Entry]) -> float:
@@ -180,12 +206,12 @@ def interrupted(entry: Entry) -> Entry:
     }
 
 
-def requests_of(entry: Entry) -> list[GenerationRequest]:
+def requests_of(entry: Entry) -> list[AnyRequest]:
     """The requests behind an entry, seeds included: Run again sends these exactly."""
     return [request for request, _ in _jobs(entry)]
 
 
-def unfinished_tasks(entry: Entry) -> list[tuple[GenerationRequest, str]]:
+def unfinished_tasks(entry: Entry) -> list[tuple[AnyRequest, str]]:
     """Tasks of the entry that may have finished without us, with their requests: Wait
     again waits on these by id instead of creating (and paying for) new ones."""
     return [
@@ -195,21 +221,41 @@ def unfinished_tasks(entry: Entry) -> list[tuple[GenerationRequest, str]]:
     ]
 
 
-def _jobs(entry: Entry) -> list[tuple[GenerationRequest, dict[str, Any]]]:
+def _jobs(entry: Entry) -> list[tuple[AnyRequest, dict[str, Any]]]:
     pairs = []
     for job in entry["jobs"]:
-        request = GenerationRequest(
-            prompt=entry["prompt"],
-            model=job["model"],
-            aspect_ratio=job["aspect_ratio"],
-            negative_prompt=entry.get("negative_prompt") or None,
-            seed=job.get("seed"),
-        )
         try:
-            pairs.append((request.validated(), job))
+            pairs.append((_request(entry, job), job))
         except ValidationError:
             continue  # a hand-edited entry: skip what RunAPI would refuse anyway
     return pairs
+
+
+def _request(entry: Entry, job: dict[str, Any]) -> AnyRequest:
+    """A job's checked request; a remix's without source URLs (its run uploads them)."""
+    if entry["kind"] == "remix":
+        return remix_requests(
+            entry["prompt"],
+            job["aspect_ratio"],
+            entry.get("output_resolution"),
+            entry.get("output_format"),
+            count=1,
+        )[0]
+    return GenerationRequest(
+        prompt=entry["prompt"],
+        model=job["model"],
+        aspect_ratio=job["aspect_ratio"],
+        negative_prompt=entry.get("negative_prompt") or None,
+        seed=job.get("seed"),
+    ).validated()
+
+
+def sources_of(entry: Entry) -> list[object]:
+    """A remix entry's kept source files, as the browser sent them (check them first)."""
+    sources = entry.get("sources")
+    if not isinstance(sources, list):
+        return []
+    return [source.get("path") for source in sources if isinstance(source, dict)]
 
 
 def gallery_items(entry: Entry, store: ImageStore) -> list[tuple[str, str]]:
@@ -225,6 +271,17 @@ def cover(entry: Entry, store: ImageStore) -> tuple[str, str] | None:
 
 
 def _gallery_items(entry: Entry, store: ImageStore) -> Iterator[tuple[str, str]]:
+    yield from _job_items(entry, store)
+    sources = entry.get("sources") if isinstance(entry.get("sources"), list) else []
+    for number, source in enumerate(sources, 1):  # a remix's: after its images
+        if not isinstance(source, dict):
+            continue
+        path = store.resolve(source.get("path")) or store.thumbnail_file(source.get("thumb"))
+        if path is not None:
+            yield str(path), f"Source {number} of this remix"
+
+
+def _job_items(entry: Entry, store: ImageStore) -> Iterator[tuple[str, str]]:
     for job in entry["jobs"]:
         image = job.get("image")
         if not isinstance(image, dict):
@@ -248,6 +305,8 @@ def tile_caption(entry: Entry) -> str:
     if len(prompt) > PROMPT_PREVIEW_CHARS:
         prompt = prompt[: PROMPT_PREVIEW_CHARS - 1] + "…"
     model = "3 models" if entry["kind"] == "compare" else entry["model"]
+    if entry["kind"] == "remix":
+        model = f"remix of {len(sources_of(entry))}"
     when = time.strftime("%b %d %H:%M UTC", time.gmtime(entry["created"]))
     parts = [prompt, model, when]
     if entry.get("duration") is not None:
@@ -287,7 +346,8 @@ def _image_record(image: Any, thumbnails: dict[str, str]) -> dict[str, Any]:
 
 
 def _caption(entry: Entry, job: dict[str, Any]) -> str:
-    caption = f"{job['model']} · {job['aspect_ratio']} · seed {job['seed']}"
+    last = entry.get("output_resolution") if entry["kind"] == "remix" else f"seed {job['seed']}"
+    caption = f"{job['model']} · {job['aspect_ratio']} · {last}"
     if entry["kind"] == "compare" and job.get("seconds") is not None:
         price = "no charge" if entry["demo"] else f"${MODELS[job['model']].price_usd:.2f}"
         caption += f" · {job['seconds']:.1f} s · {price}"
@@ -311,7 +371,7 @@ def _well_formed(entry: object) -> bool:
             and isinstance(entry.get("starred", False), bool)
             and isinstance(entry.get("touched", 0.0), int | float)
             and (entry["duration"] is None or isinstance(entry["duration"], int | float))
-            and entry["kind"] in ("generate", "compare")
+            and entry["kind"] in ("generate", "compare", "remix")
             and isinstance(jobs, list)
             and 0 < len(jobs) <= 4
             and all(_job_well_formed(job) for job in jobs)
@@ -323,7 +383,7 @@ def _well_formed(entry: object) -> bool:
 def _job_well_formed(job: object) -> bool:
     return (
         isinstance(job, dict)
-        and job.get("model") in MODELS
+        and (job.get("model") in MODELS or job.get("model") == REMIX_MODEL)
         and isinstance(job.get("aspect_ratio"), str)
         and (
             job.get("seed") is None
@@ -358,8 +418,13 @@ def combined(original: Entry, update: Entry) -> Entry:
         "jobs": jobs,
         "status": status,
         "message": errors[0] if errors else "",
-        "cost": 0.0 if original["demo"] else cost_of(job["model"] for job in with_image),
+        "cost": 0.0 if original["demo"] else _jobs_cost(original, with_image),
     }
+
+
+def _jobs_cost(entry: Entry, jobs: list[dict[str, Any]]) -> float:
+    resolution = entry.get("output_resolution")
+    return round(sum(image_price(job["model"], resolution) for job in jobs), 2)
 
 
 def export_items(entries: Sequence[Entry]) -> list[ExportItem]:
@@ -376,6 +441,8 @@ def export_items(entries: Sequence[Entry]) -> list[ExportItem]:
                 negative_prompt=entry.get("negative_prompt") or None,
                 aspect_ratio=job["aspect_ratio"],
                 seed=job.get("seed"),
+                output_resolution=entry.get("output_resolution"),
+                source_images=len(sources_of(entry)) or None,
                 task_id=job.get("task_id"),
                 created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry["created"])),
                 source="demo" if entry["demo"] else "RunAPI",

@@ -20,15 +20,17 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .client import GeneratedImage, GenerationRequest
+from .client import AnyRequest, GeneratedImage
 from .pnginfo import ImageSettings, png_with_settings
+from .remix import RemixRequest
 
 log = logging.getLogger(__name__)
 
 THUMBNAIL_PIXELS = 192  # longest side: a 4-image entry costs about 20 KB of browser storage
 _TOKEN_BYTES = 16  # 128 random bits in every file name
-# What our own files are called: a readable prefix, then the random token.
-_OUR_NAME = re.compile(r"^[a-z0-9.-]{1,40}_[0-9]{1,10}_[A-Za-z0-9_-]{20,}\.(png|webp)$")
+# What our own files are called: a readable prefix, then the random token (a remix's
+# kept sources are `source_<n>_<token>.jpg` or `.png`, as sources.py encoded them).
+_OUR_NAME = re.compile(r"^[a-z0-9.-]{1,40}_[0-9]{1,10}_[A-Za-z0-9_-]{20,}\.(png|webp|jpg)$")
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class SavedImage:
     """One generated image on disk, and how it was made."""
 
     path: Path
-    request: GenerationRequest
+    request: AnyRequest
     task_id: str
     width: int
     height: int
@@ -54,7 +56,10 @@ class SavedImage:
     @property
     def caption(self) -> str:
         request = self.request
-        caption = f"{request.model} · {request.aspect_ratio} · seed {request.seed}"
+        if isinstance(request, RemixRequest):
+            caption = f"{request.model} · {request.aspect_ratio} · {request.output_resolution}"
+        else:
+            caption = f"{request.model} · {request.aspect_ratio} · seed {request.seed}"
         return f"Demo · {caption}" if self.is_demo else caption
 
 
@@ -67,7 +72,7 @@ class ImageStore:
         self.max_age_seconds = max_age_days * 86400
 
     async def save(
-        self, image: GeneratedImage, request: GenerationRequest, task_id: str, *, is_demo: bool
+        self, image: GeneratedImage, request: AnyRequest, task_id: str, *, is_demo: bool
     ) -> SavedImage:
         """Write the image as a PNG that carries its settings, under a fresh unguessable
         name (off the event loop: it may mean re-encoding a JPEG or WebP)."""
@@ -85,6 +90,12 @@ class ImageStore:
 
         await asyncio.to_thread(write)
         return SavedImage(path, request, task_id, image.width, image.height, is_demo)
+
+    def keep(self, data: bytes, prefix: str, extension: str) -> Path:
+        """Write `data` under a fresh unguessable name (swept with the images)."""
+        path = self.folder / f"{prefix}_{_token()}.{extension}"
+        path.write_bytes(data)
+        return path
 
     def resolve(self, untrusted: object) -> Path | None:
         """`untrusted` as one of our existing files, or None: anything else is never served."""

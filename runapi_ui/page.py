@@ -22,15 +22,24 @@ import gradio as gr
 from . import history as hist
 from .api import ApiHandlers, started
 from .browser_store import unseal
-from .catalog import MODELS
+from .catalog import (
+    MODELS,
+    REMIX_ASPECT_RATIOS,
+    REMIX_FORMATS,
+    REMIX_MAX_SOURCES,
+    REMIX_RESOLUTIONS,
+)
+from .errors import ValidationError
 from .feed import render_feed
 from .history import Entry
 from .history_view import HistoryView
 from .playground import Playground, checked_count
+from .remixing import file_paths, kept_sources
 from .runs import Run, RunStatus, change_events, milestone, next_change
 from .tabs import Tab, TabLimits, Tabs
 
 GalleryItems = list[tuple[str, str]]
+GENERATE_MODE, REMIX_MODE = "Generate", "Remix"  # the form's modes
 FEED_TICK = 0.5  # seconds between looks at the feed's clocks while nothing else happens
 FINAL_ENTRIES_KEPT = 256  # finished runs' entries (thumbnails inline: ~50 KB each), made once
 TILES_KEPT = 20_000  # history tiles made (a file path and a caption each), made once
@@ -112,6 +121,52 @@ class PageHandlers:
             )
         async for outputs in self._begin(tab, run, history):
             yield outputs
+
+    async def on_remix(
+        self,
+        prompt: str,
+        sources: Any,
+        aspect_ratio: str,
+        output_resolution: str,
+        output_format: str,
+        num_images: int,
+        api_key: str,
+        history: Any,
+        request: gr.Request,
+    ) -> AsyncIterator[PageOutputs]:
+        """Remix mode's button: the uploaded sources checked, kept, and remixed."""
+        tab = self._tab(request)
+        start = self.playground.start_remix(
+            prompt=prompt,
+            sources=file_paths(sources),
+            aspect_ratio=aspect_ratio,
+            output_resolution=output_resolution,
+            output_format=output_format,
+            num_images=num_images,
+            api_key=api_key,
+            visitor=self.playground.visitor(request),
+        )
+        run = await self._admitted(tab, lambda: checked_count(num_images), start)
+        async for outputs in self._begin(tab, run, history):
+            yield outputs
+
+    def on_remix_this(
+        self, history: Any, shown: str | None, picked: Any, sources: Any, request: gr.Request
+    ) -> tuple[Any, Any]:
+        """The selected result (else the shown run's first image) as one more source, and
+        the form in Remix mode."""
+        entry = _entry(self._entries(self._tab(request), history), shown)
+        images = [path for path, _ in self._results(entry)]
+        if not images:
+            raise gr.Error("This run has no image yet: wait for one, or select another run.")
+        current = file_paths(sources)
+        if len(current) >= REMIX_MAX_SOURCES:
+            raise gr.Error(
+                f"A remix takes at most {REMIX_MAX_SOURCES} source images: remove one first."
+            )
+        index = picked if isinstance(picked, int) and 0 <= picked < len(images) else 0
+        gr.Info(f"Added as source {len(current) + 1} of the remix.")
+        return [*current, images[index]], REMIX_MODE
 
     async def on_run_again(
         self, history: Any, shown: str | None, api_key: str, request: gr.Request
@@ -207,6 +262,7 @@ class PageHandlers:
             self._summary(entry, entries),
             entry["id"],
             *_form_values(hist.controls_from(entry)),
+            *_mode_values(entry),
             _wait_again_button(entry),
             _star_button(entry),
         )
@@ -339,12 +395,19 @@ class PageHandlers:
             requests, task_ids = hist.requests_of(entry), None
             if not requests:
                 raise gr.Error("That run cannot be run again: its settings are not valid.")
+        sources = ()
+        if entry["kind"] == "remix" and not wait:  # its kept sources, uploaded anew
+            try:
+                sources = kept_sources(self.store, hist.sources_of(entry))
+            except ValidationError as error:
+                raise gr.Error(html.escape(error.message), print_exception=False) from None
         start = self.playground.start_requests(
             requests,
             api_key=api_key,
             visitor=self.playground.visitor(request),
             kind=entry["kind"],
             task_ids=task_ids,
+            sources=sources,
         )
         run = await self._admitted(tab, lambda: len(requests), start)
         async for outputs in self._begin(tab, run, history, into=entry if wait else None):
@@ -543,10 +606,11 @@ def html_summary(entry: Entry, *, dropped: int = 0, total: float = 0.0) -> str:
     seed_text = ", ".join(map(str, seeds))
     what = "3 models" if entry["kind"] == "compare" else entry["model"]
     cost = "no charge (demo)" if entry["demo"] else f"${entry['cost']:.2f}"
-    text = (
-        f"{images} of {len(entry['jobs'])} images · {what} · {entry['aspect_ratio']} · "
-        f"seed{'s' if len(seeds) > 1 else ''} {seed_text}"
-    )
+    if entry["kind"] == "remix":  # no seed: its resolution and how many sources
+        last = f"{entry.get('output_resolution')} · from {len(hist.sources_of(entry))} sources"
+    else:
+        last = f"seed{'s' if len(seeds) > 1 else ''} {seed_text}"
+    text = f"{images} of {len(entry['jobs'])} images · {what} · {entry['aspect_ratio']} · {last}"
     if entry.get("duration") is not None:
         text += f" · {entry['duration']:.1f} s"
     text += f" · {cost}"
@@ -599,14 +663,34 @@ def _short(run: Run) -> str:
 
 
 def _form_values(controls: dict[str, Any]) -> tuple[Any, ...]:
+    """The Generate form's values; a remix's settings leave it as it is but the prompt."""
+    generate = controls["model"] in MODELS
     return (
         controls["prompt"],
-        controls["model"],
-        controls["aspect_ratio"],
-        controls["negative_prompt"],
+        controls["model"] if generate else gr.skip(),
+        controls["aspect_ratio"] if generate else gr.skip(),
+        controls["negative_prompt"] if generate else gr.skip(),
         controls["num_images"],
-        controls["seed"],
+        controls["seed"] if generate else gr.skip(),
     )
+
+
+def _mode_values(entry: Entry) -> tuple[Any, ...]:
+    """The mode, and a remix's settings, of a selected history entry."""
+    if entry["kind"] != "remix":
+        return (GENERATE_MODE, gr.skip(), gr.skip(), gr.skip())
+    values = (
+        entry["jobs"][0]["aspect_ratio"],
+        entry.get("output_resolution"),
+        entry.get("output_format"),
+    )
+    choices = (REMIX_ASPECT_RATIOS, REMIX_RESOLUTIONS, REMIX_FORMATS)
+    # An entry comes from the browser: a value the controls lack leaves them as they are.
+    kept = [
+        value if value in allowed else gr.skip()
+        for value, allowed in zip(values, choices, strict=True)
+    ]
+    return (REMIX_MODE, *kept)
 
 
 def _wait_again_button(entry: Entry | None) -> gr.Button:

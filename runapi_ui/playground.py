@@ -11,17 +11,19 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from .access import Backend, KeyPolicy, KeyRequired, KeySource
 from .catalog import DEFAULT_MODEL, MODELS, SEED_MAX
-from .client import GenerationRequest, RunAPIClient
+from .client import AnyRequest, GenerationRequest, RunAPIClient
 from .errors import RunAPIError, TaskFailedError, ValidationError
 from .images import ImageStore
 from .polling import DurationStats
 from .quota import Admission, LimitError, Limits, Visitor
+from .remixing import keep_sources, remix_requests
 from .runs import Run, RunRegistry, TaskClient
 from .settings import Settings
 from .simulator import SIMULATED_SECONDS
@@ -110,18 +112,44 @@ class Playground:
         ]
         return await self.start_requests(requests, api_key=api_key, visitor=visitor, kind="compare")
 
+    async def start_remix(
+        self,
+        *,
+        prompt: str,
+        sources: Sequence[str | Path],
+        aspect_ratio: str = "auto",
+        output_resolution: str = "1k",
+        output_format: str = "png",
+        num_images: Any = 1,
+        api_key: str | None = "",
+        visitor: Visitor | None = None,
+    ) -> Run:
+        """Remix 1-8 source image files into `num_images` images: the settings checked,
+        then each source checked, cleaned and kept, before anything is sent."""
+        count = checked_count(num_images)
+        requests = remix_requests(
+            prompt, aspect_ratio, output_resolution, output_format, count=count
+        )
+        self.backend_for(api_key)  # no key that may pay: refused before any work
+        kept = await keep_sources(self.store, sources)
+        return await self.start_requests(
+            requests, api_key=api_key, visitor=visitor, kind="remix", sources=kept
+        )
+
     async def start_requests(
         self,
-        requests: Sequence[GenerationRequest],
+        requests: Sequence[AnyRequest],
         *,
         api_key: str | None = "",
         visitor: Visitor | None = None,
         kind: str = "generate",
         task_ids: Sequence[str | None] | None = None,
+        sources: Sequence[Path] = (),
     ) -> Run:
         """The one way a run begins: whose key, within which limits, then the registry.
 
-        `task_ids` resumes tasks that already exist (nothing new is created or paid).
+        `task_ids` resumes tasks that already exist (nothing new is created or paid);
+        `sources` are a remix's kept source files (remixing.py).
         """
         backend = self.backend_for(api_key)
         admission: Admission | None = None
@@ -138,7 +166,7 @@ class Playground:
 
         try:
             return self.runs.start(
-                requests, backend, kind=kind, task_ids=task_ids, on_finish=release
+                requests, backend, kind=kind, task_ids=task_ids, on_finish=release, sources=sources
             )
         except BaseException:
             if admission is not None:

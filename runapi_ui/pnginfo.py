@@ -29,8 +29,17 @@ from typing import Any, Literal, NamedTuple
 
 from PIL import Image
 
-from .catalog import ASPECT_RATIOS, MODELS, SEED_MAX
-from .client import MAX_IMAGE_PIXELS, GenerationRequest
+from .catalog import (
+    ASPECT_RATIOS,
+    MODELS,
+    REMIX_ASPECT_RATIOS,
+    REMIX_MAX_SOURCES,
+    REMIX_MODEL,
+    REMIX_RESOLUTIONS,
+    SEED_MAX,
+)
+from .client import MAX_IMAGE_PIXELS, AnyRequest
+from .remix import RemixRequest
 
 JSON_KEY = "imagen-playground"
 PARAMETERS_KEY = "parameters"
@@ -80,11 +89,14 @@ class ImageSettings:
     source: Source | None = None  # None: not made by the playground
     width: int | None = None
     height: int | None = None
+    # A remix's: how many sources it drew from (never their URLs), and its resolution.
+    source_images: int | None = None
+    output_resolution: str | None = None
 
     @classmethod
     def from_request(
         cls,
-        request: GenerationRequest,
+        request: AnyRequest,
         *,
         task_id: str | None,
         source: Source,
@@ -104,6 +116,10 @@ class ImageSettings:
             source=source,
             width=width,
             height=height,
+            source_images=len(request.source_image_urls)
+            if isinstance(request, RemixRequest)
+            else None,
+            output_resolution=getattr(request, "output_resolution", None),
         )
 
     @property
@@ -127,15 +143,17 @@ class ImageSettings:
         source = data.get("source")
         return cls(
             prompt=prompt,
-            model=_known(data.get("model"), MODELS),
+            model=_known(data.get("model"), (*MODELS, REMIX_MODEL)),
             negative_prompt=_text(data.get("negative_prompt")),
-            aspect_ratio=_known(data.get("aspect_ratio"), (*ASPECT_RATIOS, "auto")),
+            aspect_ratio=_known(data.get("aspect_ratio"), (*ASPECT_RATIOS, *REMIX_ASPECT_RATIOS)),
             seed=_whole(data.get("seed"), 0, SEED_MAX),
             task_id=_text(data.get("task_id")),
             created=_text(data.get("created")),
             source=source if source in SOURCES else None,
             width=_whole(data.get("width"), 1, None),
             height=_whole(data.get("height"), 1, None),
+            source_images=_whole(data.get("source_images"), 1, REMIX_MAX_SOURCES),
+            output_resolution=_known(data.get("output_resolution"), REMIX_RESOLUTIONS),
         )
 
     def parameters_text(self) -> str:
@@ -144,7 +162,13 @@ class ImageSettings:
         pairs = {
             "Model": self.model,
             "Aspect ratio": self.aspect_ratio,
-            "Seed": "random" if self.seed is None else str(self.seed),
+            "Seed": None
+            if self.model == REMIX_MODEL
+            else "random"
+            if self.seed is None
+            else str(self.seed),
+            "Remix of": f"{self.source_images} images" if self.source_images else None,
+            "Resolution": self.output_resolution,
             "Size": f"{self.width}x{self.height}" if self.width and self.height else None,
             "Task": self.task_id,
             "Source": self.source,

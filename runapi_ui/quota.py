@@ -43,7 +43,7 @@ import redis.asyncio
 from redis.commands.core import AsyncScript
 
 from .access import KeyPolicy
-from .catalog import MODELS
+from .catalog import MODELS, REMIX_MODEL, REMIX_PRICE_CENTS
 
 if TYPE_CHECKING:  # settings pulls in the client; these modules need only the type
     from .settings import Settings
@@ -698,6 +698,8 @@ def limits_from(settings: Settings, *, clock: Callable[[], float] = time.time) -
 
 
 def _price(model: str) -> float:
+    if model == REMIX_MODEL:  # priced by resolution: reserve the most it may cost
+        return max(REMIX_PRICE_CENTS.values()) / 100
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}: expected one of {', '.join(MODELS)}")
     return MODELS[model].price_usd

@@ -53,6 +53,9 @@ class RemixRequest:
     """A remix of `source_image_urls` (URLs RunAPI's file API issued, valid ~1 hour)."""
 
     create_paths: ClassVar[tuple[str, ...]] = (REMIX_PATH,)
+    # The model takes neither; None lets what shows any request (captions, history) read them.
+    seed: ClassVar[None] = None
+    negative_prompt: ClassVar[None] = None
 
     prompt: str
     source_image_urls: tuple[str, ...]

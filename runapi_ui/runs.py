@@ -18,15 +18,19 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
+from pathlib import Path
 from typing import Protocol
 
 from .access import Backend
-from .client import GenerationRequest, GenerationResult, Phase, Task, TaskUpdate, UpdateCallback
+from .client import AnyRequest, GenerationResult, Phase, Task, TaskUpdate, UpdateCallback
 from .errors import UNEXPECTED_MESSAGE, RunAPIError
+from .files import UploadedFile
 from .images import ImageStore, SavedImage
 from .polling import DurationStats
+from .remixing import upload_kept, without_url_queries
+from .sources import SourceImage
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +51,9 @@ _FINAL = {Phase.COMPLETED, Phase.FAILED}
 class TaskClient(Protocol):
     """What a run needs of a client: a `RunAPIClient`, or one in the worker process."""
 
-    async def submit(self, request: GenerationRequest) -> Task: ...
+    async def submit(self, request: AnyRequest) -> Task: ...
+
+    async def upload_sources(self, sources: Sequence[SourceImage]) -> tuple[UploadedFile, ...]: ...
 
     async def wait(
         self, task: Task | str, *, on_update: UpdateCallback | None = None, model: str = ...
@@ -72,7 +78,7 @@ class RunStatus(str, Enum):
 class Job:
     """One image of a run: its request, then its task, then its image or its error."""
 
-    request: GenerationRequest
+    request: AnyRequest
     task_id: str | None = None  # known from the start when a run resumes a task
     phase: Phase = Phase.SUBMITTED
     image: SavedImage | None = None
@@ -86,7 +92,8 @@ class Run:
 
     jobs: list[Job]
     backend: Backend | None = field(repr=False)  # dropped when the run ends
-    kind: str = "generate"  # or "compare"
+    kind: str = "generate"  # or "compare", or "remix"
+    sources: tuple[Path, ...] = ()  # a remix's kept sources (remixing.py), uploaded first
     id: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     created: float = field(default_factory=time.time)
     started: float = field(default_factory=time.monotonic)
@@ -136,7 +143,7 @@ class Run:
         return RunStatus.PARTIAL if self.images else RunStatus.FAILED
 
     @property
-    def requests(self) -> list[GenerationRequest]:
+    def requests(self) -> list[AnyRequest]:
         return [job.request for job in self.jobs]
 
     @property
@@ -262,18 +269,20 @@ class RunRegistry:
 
     def start(
         self,
-        requests: Sequence[GenerationRequest],
+        requests: Sequence[AnyRequest],
         backend: Backend,
         *,
         kind: str = "generate",
         task_ids: Sequence[str | None] | None = None,
         on_finish: FinishCallback | None = None,
+        sources: Sequence[Path] = (),
     ) -> Run:
-        """Begin a run on the running event loop; `task_ids` resumes existing tasks."""
+        """Begin a run on the running event loop; `task_ids` resumes existing tasks; a
+        remix's `sources` are uploaded on the run's key before its tasks are created."""
         self.sweep()
         ids = list(task_ids or [None] * len(requests))
         jobs = [Job(request, task_id) for request, task_id in zip(requests, ids, strict=True)]
-        run = Run(jobs, backend, kind=kind, is_demo=backend.is_demo)
+        run = Run(jobs, backend, kind=kind, sources=tuple(sources), is_demo=backend.is_demo)
         self._runs[run.id] = run
         run._task = asyncio.get_running_loop().create_task(self._execute(run, on_finish))
         return run
@@ -306,7 +315,8 @@ class RunRegistry:
         client: TaskClient | None = None
         try:
             client = self._client_for(backend)
-            await asyncio.gather(*(self._one(run, job, client) for job in run.jobs))
+            if await self._uploaded(run, client):
+                await asyncio.gather(*(self._one(run, job, client) for job in run.jobs))
         except asyncio.CancelledError:
             run.stopped = not run.is_finished  # a Stop after the last image changes nothing
         except Exception:  # a bug of ours must not leave the run hanging
@@ -340,6 +350,22 @@ class RunRegistry:
             run.is_demo,
         )
         run._notify()
+
+    async def _uploaded(self, run: Run, client: TaskClient) -> bool:
+        """A remix's sources uploaded and named in the requests still to be created
+        (their URLs stay in memory); False, each image failing, if that went wrong."""
+        creating = [job for job in run.jobs if job.task_id is None]
+        if not run.sources or not creating:
+            return True
+        try:
+            urls = await upload_kept(client, run.sources)
+        except RunAPIError as error:
+            for job in run.jobs:
+                job.error, job.phase = _without_frames(error), Phase.FAILED
+            return False
+        for job in creating:
+            job.request = replace(job.request, source_image_urls=urls)
+        return True
 
     async def _one(self, run: Run, job: Job, client: TaskClient) -> None:
         def on_update(update: TaskUpdate) -> None:
@@ -412,4 +438,9 @@ def _without_frames(error: RunAPIError) -> RunAPIError:
     frames, and those of the exception it replaced, would keep the client that holds the
     visitor's key, and the bytes of the image that broke, for as long."""
     error.__traceback__ = error.__context__ = error.__cause__ = None
+    # What the history and the page show of it: never a (signed) source URL's query.
+    error.message = without_url_queries(error.message)
+    if error.detail:
+        error.detail = without_url_queries(error.detail)
+    error.args = (error.message,)
     return error

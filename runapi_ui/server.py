@@ -36,7 +36,7 @@ ICON_LINKS = (
 )
 DEMO_BALANCE_CENTS = 10**15
 MCP_PATH = "/gradio_api/mcp"
-AGENT_TOOLS = ("generate_image",)
+AGENT_TOOLS = ("generate_image", "remix_image")
 
 
 @dataclass
@@ -132,7 +132,7 @@ def launch(app: PlaygroundApp, settings: Settings, *, block: bool = True) -> str
     print(f"* {app.playground.limits.describe()}", flush=True)
     print(f"* OpenAI-compatible images endpoint: {url}v1/images/generations", flush=True)
     if settings.mcp:
-        print(f"* MCP server (tool generate_image): {url}gradio_api/mcp/", flush=True)
+        print(f"* MCP server (generate_image, remix_image): {url}gradio_api/mcp/", flush=True)
     if settings.share:
         if app.blocks.share_url:
             print(f"* Public share link: {app.blocks.share_url}", flush=True)

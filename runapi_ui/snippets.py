@@ -18,7 +18,10 @@ import re
 import shlex
 from typing import Any
 
-from .client import SDK_CREATE_PATH, GenerationRequest, _api_root
+from .client import AnyRequest, _api_root
+from .files import FILES_PATH
+from .remix import RemixRequest
+from .remixing import remix_requests
 
 _CURL = """\
 #!/usr/bin/env bash
@@ -40,7 +43,7 @@ for key in sys.argv[1].split("."):
 print("" if value is None else value)' "$1"
 }
 
-answer=$(curl -sS --fail-with-body "$API" -H "Authorization: Bearer $RUNAPI_API_KEY" \\
+__UPLOAD__answer=$(curl -sS --fail-with-body "$API" -H "Authorization: Bearer $RUNAPI_API_KEY" \\
   -H "Content-Type: application/json" --data-binary "$BODY") ||
   { echo "RunAPI did not create the task: $answer" >&2; exit 1; }
 id=$(field id <<<"$answer")
@@ -75,7 +78,7 @@ Needs httpx (pip install httpx). The key comes from your environment:
     export RUNAPI_API_KEY=...
 \"\"\"
 
-import os
+__IMPORTS__import os
 import re
 import sys
 import time
@@ -99,7 +102,7 @@ key = os.environ["RUNAPI_API_KEY"]
 auth = {"Authorization": f"Bearer {key}"}
 
 with httpx.Client(timeout=60) as client:
-    task = answer(client.post(API, json=BODY, headers=auth))
+__UPLOAD__    task = answer(client.post(API, json=BODY, headers=auth))
     task_id = str(task.get("id") or task.get("task_id") or "")
     if not re.fullmatch(r"[A-Za-z0-9_-]+", task_id):
         sys.exit(f"No task id in RunAPI's answer: {task}")
@@ -128,39 +131,106 @@ print(f"Saved {task_id}.{extension}")
 """
 
 
-def curl_snippet(request: GenerationRequest, base_url: str) -> str:
-    """A bash script (curl, with python3 to read JSON) that makes this request's image.
+# A remix's first step: the image files named on the command line, each uploaded
+# through RunAPI's file API; their URLs (good for about an hour) complete the body.
+_CURL_UPLOAD = """\
+# The source images are the files you name: bash remix.sh photo.jpg logo.png (1 to 8).
+# Each goes to RunAPI's file API as it is: remove location data (EXIF GPS) first if it
+# matters to you (the playground does that for you).
+[ $# -ge 1 ] && [ $# -le 8 ] || { echo "Usage: bash $0 IMAGE [IMAGE...] (1 to 8)" >&2; exit 1; }
+urls=()
+for file in "$@"; do
+  upload=$(python3 -c '
+import base64, json, sys
+data = base64.b64encode(open(sys.argv[1], "rb").read()).decode()
+print(json.dumps({"source": {"type": "base64", "data": data}}))' "$file" |
+    curl -sS --fail-with-body __FILES__ -H "Authorization: Bearer $RUNAPI_API_KEY" \\
+      -H "Content-Type: application/json" --data-binary @-) ||
+    { echo "RunAPI did not take $file: $upload" >&2; exit 1; }
+  urls+=("$(field url <<<"$upload")")
+done
+BODY=$(python3 -c '
+import json, sys
+body = json.loads(sys.argv[1])
+body["source_image_urls"] = sys.argv[2:]
+print(json.dumps(body))' "$BODY" "${urls[@]}")
+echo "Uploaded ${#urls[@]} source image(s)."
+
+"""
+
+_PYTHON_UPLOAD = """\
+    # The source images are the files you name: python remix.py photo.jpg logo.png (1
+    # to 8). Each goes to RunAPI's file API as it is: remove location data (EXIF GPS)
+    # first if it matters to you (the playground does that for you).
+    if not 1 <= len(sys.argv) - 1 <= 8:
+        sys.exit(f"Usage: python {sys.argv[0]} IMAGE [IMAGE...] (1 to 8)")
+    for path in sys.argv[1:]:
+        with open(path, "rb") as file:
+            source = {"type": "base64", "data": base64.b64encode(file.read()).decode()}
+        uploaded = answer(client.post(__FILES__, json={"source": source}, headers=auth))
+        BODY["source_image_urls"].append(uploaded["url"])
+    print(f"Uploaded {len(BODY['source_image_urls'])} source image(s).")
+
+"""
+
+
+def curl_snippet(request: AnyRequest, base_url: str) -> str:
+    """A bash script (curl, with python3 to read JSON) that makes this request's image
+    (a remix's from the image files named when it runs).
 
     Raises the client's ValidationError for a request the page would refuse too.
     """
-    request = request.validated()
+    request = _checked(request)
+    remix = isinstance(request, RemixRequest)
+    upload = _filled(_CURL_UPLOAD, FILES=shlex.quote(_api_root(base_url) + FILES_PATH))
     return _filled(
         _CURL,
-        ENDPOINT=shlex.quote(_endpoint(base_url)),
+        ENDPOINT=shlex.quote(_endpoint(request, base_url)),
         BODY=shlex.quote(_visible_json(request.to_body())),
         SUMMARY=_summary(request),
+        UPLOAD=upload if remix else "",
     )
 
 
-def python_snippet(request: GenerationRequest, base_url: str) -> str:
-    """A Python program (httpx) that makes this request's image.
+def python_snippet(request: AnyRequest, base_url: str) -> str:
+    """A Python program (httpx) that makes this request's image (a remix's from the
+    image files named when it runs).
 
     Raises the client's ValidationError for a request the page would refuse too.
     """
-    request = request.validated()
+    request = _checked(request)
+    remix = isinstance(request, RemixRequest)
+    upload = _filled(_PYTHON_UPLOAD, FILES=_python_literal(_api_root(base_url) + FILES_PATH))
     return _filled(
         _PYTHON,
-        ENDPOINT=_python_literal(_endpoint(base_url)),
+        ENDPOINT=_python_literal(_endpoint(request, base_url)),
         BODY=_python_dict(request.to_body()),
         SUMMARY=_summary(request),
+        IMPORTS="import base64\n" if remix else "",
+        UPLOAD=upload if remix else "",
     )
 
 
-def _endpoint(base_url: str) -> str:
-    return _api_root(base_url) + SDK_CREATE_PATH
+def _checked(request: AnyRequest) -> AnyRequest:
+    """The request validated; a remix's without source URLs (the code uploads them)."""
+    if isinstance(request, RemixRequest):
+        return remix_requests(
+            request.prompt,
+            request.aspect_ratio,
+            request.output_resolution,
+            request.output_format,
+            count=1,
+        )[0]
+    return request.validated()
 
 
-def _summary(request: GenerationRequest) -> str:
+def _endpoint(request: AnyRequest, base_url: str) -> str:
+    return _api_root(base_url) + request.create_paths[0]
+
+
+def _summary(request: AnyRequest) -> str:
+    if isinstance(request, RemixRequest):
+        return f"{request.model}, {request.aspect_ratio}, {request.output_resolution}"
     seed = "random seed" if request.seed is None else f"seed {request.seed}"
     return f"{request.model}, {request.aspect_ratio}, {seed}"
 
@@ -177,7 +247,7 @@ def _visible_json(body: dict[str, Any]) -> str:
 
 
 def _python_dict(body: dict[str, Any]) -> str:
-    """A dict literal, one field a line."""
+    """A dict literal, one field a line (a list as JSON writes it: `[]`)."""
     lines = [
         f"    {_python_literal(name)}: {_python_literal(value)}," for name, value in body.items()
     ]

@@ -7,6 +7,7 @@ the results show up where the visitor is looking, not below the whole form.
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import gradio as gr
 
@@ -14,13 +15,26 @@ from . import links, page_scripts
 from .access import KeyPolicy, KeyRequired, KeySource
 from .agents import add_agent_tools
 from .api import ApiHandlers
-from .catalog import ASPECT_RATIOS, DEFAULT_MODEL, MODELS, SEED_MAX
+from .catalog import (
+    ASPECT_RATIOS,
+    DEFAULT_MODEL,
+    MODELS,
+    REMIX_ASPECT_RATIOS,
+    REMIX_FORMATS,
+    REMIX_MAX_SOURCES,
+    REMIX_RESOLUTIONS,
+    SEED_MAX,
+)
 from .extras import ExtrasHandlers
 from .history import MAX_BYTES, MAX_ENTRIES
 from .history_view import ALL, MODEL_CHOICES, STATUS_CHOICES
-from .page import PageHandlers, PageOutputs
+from .page import GENERATE_MODE, REMIX_MODE, PageHandlers, PageOutputs
 from .playground import COMPARE_MODELS, MAX_IMAGES, Playground
+from .remix import RemixRequest
+from .remixing import price_usd as remix_price_usd
+from .sources import MAX_SOURCE_BYTES
 
+MODES = [GENERATE_MODE, REMIX_MODE]
 HISTORY_STORAGE_KEY = "imagen-playground-history"
 REMOVED_STORAGE_KEY = "imagen-playground-removed"  # deleted entries' ids, for other tabs
 EXAMPLE_PROMPTS = [
@@ -167,6 +181,41 @@ def cost_estimate(playground: Playground, model: str, num_images: int, api_key: 
     )
 
 
+def remix_estimate(
+    playground: Playground, output_resolution: str, num_images: int, api_key: str
+) -> str:
+    """What Remix will cost, next to the button (priced by output resolution)."""
+    try:
+        backend = playground.backend_for(api_key)
+    except KeyRequired:
+        return "Enter your RunAPI key to remix."
+    if backend.is_demo:
+        return "Demo: no charge."
+    count, price = int(num_images or 1), remix_price_usd(output_resolution)
+    return (
+        f"Estimated cost: ${price * count:.2f} ({count} × ${price:.2f} at {output_resolution}, "
+        f"{html.escape(backend.source.value)}). RunAPI's published prices; they may change."
+    )
+
+
+def show_mode(mode: str) -> tuple[Any, ...]:
+    """Remix mode shows its sources and settings; Generate, its own (seed, negative prompt)."""
+    remix = mode == REMIX_MODE
+    return (
+        gr.Column(visible=remix),
+        gr.Column(visible=not remix),
+        gr.Button(visible=not remix),
+        gr.Button(visible=not remix),
+        gr.Button(visible=remix),
+        gr.Textbox(visible=not remix),
+        gr.Textbox(visible=not remix),
+    )
+
+
+def _selected_index(evt: gr.SelectData) -> int | None:
+    return evt.index if isinstance(evt.index, int) else None
+
+
 def build_ui(playground: Playground) -> gr.Blocks:
     settings = playground.settings
     page = PageHandlers(playground)
@@ -183,6 +232,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=320, elem_id="form"):
+                mode = gr.Radio(MODES, value=MODES[0], label="Mode", elem_id="mode")
                 prompt = gr.Textbox(
                     label="Prompt",
                     placeholder="Describe the image: subject, setting, style, any text to render",
@@ -196,6 +246,9 @@ def build_ui(playground: Playground) -> gr.Blocks:
                         "Generate", variant="primary", scale=2, elem_id="generate"
                     )
                     compare_button = gr.Button("Compare 3 models", scale=2)
+                    remix_button = gr.Button(
+                        "Remix", variant="primary", scale=2, visible=False, elem_id="remix"
+                    )
                     stop_button = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
                     stop_all_button = gr.Button(
                         "Stop all", variant="stop", scale=1, visible=False, elem_id="stop-all"
@@ -204,10 +257,43 @@ def build_ui(playground: Playground) -> gr.Blocks:
                 notify = gr.Checkbox(  # Faster hands (issue 22): a word when a run ends
                     label="Notify me when a run finishes", elem_id="notify", container=False
                 )
-                model = gr.Radio(model_choices(), value=DEFAULT_MODEL, label="Model")
-                aspect_ratio = gr.Radio(
-                    list(MODELS[DEFAULT_MODEL].aspect_ratios), value="1:1", label="Aspect ratio"
-                )
+                # --- Remix (issue 23): its own settings; no seed, no negative prompt ---------
+                with gr.Column(visible=False, elem_id="remix-settings") as remix_settings:
+                    remix_sources = gr.File(
+                        label=f"Source images (1 to {REMIX_MAX_SOURCES})",
+                        file_count="multiple",
+                        file_types=["image"],
+                        type="filepath",
+                        elem_id="remix-sources",
+                    )
+                    gr.Markdown(
+                        f"JPEG, PNG or WebP, up to {MAX_SOURCE_BYTES // 2**20} MB each; add a "
+                        "result with *Remix this*. "
+                        "Each image is checked, turned upright and stripped of its metadata "
+                        "(GPS, camera, XMP), then uploaded through RunAPI's file API with the "
+                        "key that pays for the run.",
+                        elem_classes="key-note",
+                    )
+                    remix_ratio = gr.Dropdown(
+                        list(REMIX_ASPECT_RATIOS),
+                        value="auto",
+                        label="Aspect ratio",
+                        info="auto follows the sources",
+                    )
+                    with gr.Row():
+                        remix_resolution = gr.Radio(
+                            list(REMIX_RESOLUTIONS), value="1k", label="Output resolution"
+                        )
+                        remix_format = gr.Radio(
+                            list(REMIX_FORMATS), value="png", label="Output format"
+                        )
+                with gr.Column(elem_id="generate-settings") as generate_settings:
+                    model = gr.Radio(model_choices(), value=DEFAULT_MODEL, label="Model")
+                    aspect_ratio = gr.Radio(
+                        list(MODELS[DEFAULT_MODEL].aspect_ratios),
+                        value="1:1",
+                        label="Aspect ratio",
+                    )
                 with gr.Row():
                     num_images = gr.Slider(
                         1, MAX_IMAGES, value=1, step=1, label="Number of images", min_width=160
@@ -262,7 +348,8 @@ def build_ui(playground: Playground) -> gr.Blocks:
                 with gr.Accordion("Copy as code", open=False):
                     gr.Markdown(
                         "The request for the current settings, to run outside the page: create "
-                        "the task, poll it, download the image. Set `RUNAPI_API_KEY` first."
+                        "the task, poll it, download the image. Set `RUNAPI_API_KEY` first. In "
+                        "Remix mode it first uploads the image files you name when you run it."
                     )
                     curl_code = gr.Code(label="curl (bash)", language="shell", elem_id="code-curl")
                     python_code = gr.Code(
@@ -283,6 +370,10 @@ def build_ui(playground: Playground) -> gr.Blocks:
                     preview=False,
                     buttons=["download", "fullscreen"],
                     interactive=False,
+                )
+                # The selected result (else the first) becomes a source in Remix mode.
+                remix_this_button = gr.Button(
+                    "Remix this", size="sm", elem_id="remix-this", min_width=120
                 )
                 with gr.Accordion("History", open=True):
                     gr.Markdown(
@@ -350,6 +441,8 @@ def build_ui(playground: Playground) -> gr.Blocks:
         sync_button = gr.Button(elem_id="history-sync", visible="hidden")
 
         form = [prompt, model, aspect_ratio, negative_prompt, num_images, seed]
+        remix_form = [remix_ratio, remix_resolution, remix_format]
+        picked = gr.State(None)  # the index of the result last selected, for Remix this
         view = [search, model_filter, status_filter]
         page_outputs = {
             "results": results,
@@ -384,9 +477,21 @@ def build_ui(playground: Playground) -> gr.Blocks:
             ),
             run_again_button.click(page.on_run_again, [history, shown, api_key], **side_by_side),
             wait_again_button.click(page.on_wait_again, [history, shown, api_key], **side_by_side),
+            remix_button.click(
+                page.on_remix,
+                [prompt, remix_sources, *remix_form, num_images, api_key, history],
+                **side_by_side,
+            ),
         ]
         demo.load(page.on_load, [history, *view], **{**side_by_side, "trigger_mode": "once"})
-        for button in (generate_button, compare_button, run_again_button, wait_again_button):
+        run_buttons = (
+            generate_button,
+            compare_button,
+            run_again_button,
+            wait_again_button,
+            remix_button,
+        )
+        for button in run_buttons:
             button.click(lambda: gr.File(value=None, visible=False), None, [zip_file], **private)
             # No outputs: a js event that writes a component makes Gradio drop the run's
             # own later write to it (the summary stayed empty). The run clears it instead.
@@ -399,10 +504,31 @@ def build_ui(playground: Playground) -> gr.Blocks:
         tiles.select(
             page.on_select_entry,
             [history, *view],
-            [results, summary, shown, *form, wait_again_button, star_button],
+            [results, summary, shown, *form, mode, *remix_form, wait_again_button, star_button],
             **private,
         )
         results.select(page.on_select_image, [history, shown], form, **private)
+        results.select(_selected_index, None, [picked], **private)
+        remix_this_button.click(
+            page.on_remix_this,
+            [history, shown, picked, remix_sources],
+            [remix_sources, mode],
+            **private,
+        )
+        mode.change(
+            show_mode,
+            [mode],
+            [
+                remix_settings,
+                generate_settings,
+                generate_button,
+                compare_button,
+                remix_button,
+                seed,
+                negative_prompt,
+            ],
+            **private,
+        )
         listed = {"outputs": [tiles, listing], "show_progress": "hidden", **private}
         gr.on(
             [search.change, model_filter.change, status_filter.change],
@@ -431,10 +557,22 @@ def build_ui(playground: Playground) -> gr.Blocks:
         dropped.upload(extras.on_image_dropped, [dropped], [*form, dropped], **private)
         zip_run_button.click(extras.on_download_run, [history, shown], [zip_file], **private)
         zip_all_button.click(extras.on_download_all, [history], [zip_file], **private)
-        code_inputs = [prompt, model, aspect_ratio, negative_prompt, seed]
+        code_inputs = [prompt, model, aspect_ratio, negative_prompt, seed, mode, *remix_form]
+
+        def code_for(*values: Any) -> tuple[str, str]:
+            *generate, mode_now, ratio, resolution, output_format = values
+            remix = RemixRequest(
+                prompt="",
+                source_image_urls=(),
+                aspect_ratio=ratio,
+                output_resolution=resolution,
+                output_format=output_format,
+            )
+            return extras.on_code(*generate, remix if mode_now == REMIX_MODE else None)
+
         gr.on(
             [demo.load, *(control.change for control in code_inputs)],
-            extras.on_code,
+            code_for,
             code_inputs,
             [curl_code, python_code],
             trigger_mode="always_last",
@@ -446,10 +584,16 @@ def build_ui(playground: Playground) -> gr.Blocks:
         forget_key_button.click(extras.on_forget_key, None, [api_key, key_status], **private)
 
         model.change(ratio_choices, [model, aspect_ratio], [aspect_ratio], **private)
-        for control in (model, num_images, api_key):
+
+        def estimate(mode: str, model: str, resolution: str, count: int, key: str) -> str:
+            if mode == REMIX_MODE:
+                return remix_estimate(playground, resolution, count, key)
+            return cost_estimate(playground, model, count, key)
+
+        for control in (mode, model, remix_resolution, num_images, api_key):
             control.change(
-                lambda m, n, k: cost_estimate(playground, m, n, k),
-                [model, num_images, api_key],
+                estimate,
+                [mode, model, remix_resolution, num_images, api_key],
                 [cost],
                 **private,
             )
@@ -494,6 +638,15 @@ def build_ui(playground: Playground) -> gr.Blocks:
             api_prompt, _, api_ratio, api_negative, _, api_seed, api_key_input = api_inputs
             api_gallery = gr.Gallery()
             api_trigger = gr.Button()
+            api_remix_inputs = [
+                api_prompt,
+                gr.File(file_count="multiple", type="filepath"),
+                gr.Dropdown(list(REMIX_ASPECT_RATIOS), value="auto", allow_custom_value=True),
+                gr.Dropdown(list(REMIX_RESOLUTIONS), value="1k", allow_custom_value=True),
+                gr.Dropdown(list(REMIX_FORMATS), value="png", allow_custom_value=True),
+                gr.Number(1),
+                api_key_input,
+            ]
         # preprocess=False: Gradio preprocesses each input in a worker thread, a round trip
         # per field (seven for /generate) that, for these fields, only makes text a str;
         # the handlers do that themselves. 50 scripts at once waited ~0.1 s on those trips.
@@ -512,6 +665,11 @@ def build_ui(playground: Playground) -> gr.Blocks:
             api_name="compare",
             preprocess=False,
             **runs_at_once,
+        )
+        # Preprocessed: Gradio admits only files uploaded to it (a path sent raw could name
+        # any file on this server).
+        api_trigger.click(
+            api.remix, api_remix_inputs, [api_gallery], api_name="remix", **runs_at_once
         )
         add_agent_tools(playground)  # generate_image, for MCP clients (served with --mcp)
     return demo

@@ -29,16 +29,18 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import Any
 
 import httpx
 
 from .catalog import DEFAULT_MODEL
-from .client import GenerationRequest, GenerationResult, RunAPIClient, Task, UpdateCallback
+from .client import AnyRequest, GenerationResult, RunAPIClient, Task, UpdateCallback
 from .errors import UNEXPECTED_MESSAGE, RunAPIError
+from .files import UploadedFile
 from .polling import DurationStats
+from .sources import SourceImage
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +260,12 @@ class WorkerClient:
     def __repr__(self) -> str:
         return "WorkerClient(api_key=<hidden>)"
 
-    async def submit(self, request: GenerationRequest) -> Task:
+    async def submit(self, request: AnyRequest) -> Task:
         return await self._call("submit", request)
+
+    async def upload_sources(self, sources: Sequence[SourceImage]) -> tuple[UploadedFile, ...]:
+        """A remix's sources, uploaded by the child on this client's key."""
+        return await self._call("upload", tuple(sources))
 
     async def wait(
         self,
@@ -344,6 +350,9 @@ class _Child:
         elif kind == "submit":
             call_id, client_id, request = fields
             self._start(call_id, client_id, self._clients[client_id].submit(request))
+        elif kind == "upload":
+            call_id, client_id, sources = fields
+            self._start(call_id, client_id, self._clients[client_id].upload_sources(sources))
         elif kind == "wait":
             call_id, client_id, task, model = fields
 

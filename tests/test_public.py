@@ -878,7 +878,7 @@ def test_with_a_login_the_page_asks_for_it_and_quotas_count_per_user(serve, open
     assert answer.status_code == 401
     assert "asks for a login" in answer.json()["error"]["message"]
     tools = mcp_call(served.url, "tools/list", {})["result"]["tools"]
-    assert [tool["name"] for tool in tools] == ["generate_image"]
+    assert [tool["name"] for tool in tools] == ["generate_image", "remix_image"]
     call = {"name": "generate_image", "arguments": {"prompt": "An agent's"}}
     refused = mcp_call(served.url, "tools/call", call)["result"]
     assert refused["isError"] and "asks for a login" in json.dumps(refused)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,11 @@ from PIL import Image
 from runapi_ui.catalog import image_size
 from runapi_ui.client import SDK_CREATE_PATH, GenerationRequest
 from runapi_ui.errors import ValidationError
+from runapi_ui.files import FILES_PATH
+from runapi_ui.remix import REMIX_PATH, RemixRequest
 from runapi_ui.simulator import SimulatorServer
 from runapi_ui.snippets import curl_snippet, python_snippet
+from tests.test_remix import logo_png, phone_photo
 
 # Everything a shell or a Python literal could misread, plus text that does not print.
 NASTY_PROMPT = (
@@ -34,7 +38,7 @@ Snippet = Callable[[GenerationRequest, str], str]
 
 
 def run_snippet(
-    kind: str, text: str, workdir: Path, *, key: str | None = TEST_KEY
+    kind: str, text: str, workdir: Path, *, key: str | None = TEST_KEY, args: Sequence[str] = ()
 ) -> subprocess.CompletedProcess[str]:
     """Run it as a visitor would: bash with a stock PATH (system python3 reads the JSON),
     or this venv's python (it has httpx), in an empty folder."""
@@ -44,6 +48,7 @@ def run_snippet(
     if key is not None:
         env["RUNAPI_API_KEY"] = key
     command = ["bash", script.name] if kind == "curl" else [sys.executable, script.name]
+    command += args
     return subprocess.run(
         command, cwd=workdir, env=env, capture_output=True, text=True, timeout=60, check=False
     )
@@ -160,3 +165,48 @@ def test_what_does_not_print_is_escaped(kind: str) -> None:
 def test_a_request_the_page_would_refuse_is_refused(kind: str) -> None:
     with pytest.raises(ValidationError, match="prompt"):
         SNIPPETS[kind](GenerationRequest(prompt="   "), "https://runapi.ai")
+
+
+REMIX = RemixRequest(
+    prompt=NASTY_PROMPT, source_image_urls=(), aspect_ratio="3:2", output_resolution="2k"
+)
+
+
+@pytest.mark.parametrize("kind", SNIPPETS)
+def test_remix_snippet_uploads_the_named_files_then_remixes_them(
+    kind: str, simulator: SimulatorServer, tmp_path: Path
+) -> None:
+    photo, logo = phone_photo(tmp_path / "photo.jpg"), logo_png(tmp_path / "logo.png")
+    text = SNIPPETS[kind](REMIX, simulator.url)
+    result = run_snippet(kind, text, tmp_path, args=[photo.name, logo.name])
+    assert result.returncode == 0, result.stderr
+
+    uploads = list(simulator.simulator.uploads.values())
+    assert [upload.data for upload in uploads] == [photo.read_bytes(), logo.read_bytes()]
+    (task,) = simulator.simulator.tasks.values()
+    assert task.body["prompt"] == NASTY_PROMPT
+    assert (task.body["aspect_ratio"], task.body["output_resolution"]) == ("3:2", "2k")
+    assert len(task.body["source_image_urls"]) == 2
+    assert "Uploaded 2 source image(s)." in result.stdout
+    assert f"Saved {task.id}.png" in result.stdout
+    seen = [(r.method, r.path, r.api_key) for r in simulator.simulator.requests]
+    assert seen[:3] == [
+        ("POST", FILES_PATH, TEST_KEY),
+        ("POST", FILES_PATH, TEST_KEY),
+        ("POST", REMIX_PATH, TEST_KEY),
+    ]
+
+
+@pytest.mark.parametrize("kind", SNIPPETS)
+def test_remix_snippet_without_files_says_how_to_run_it(
+    kind: str, simulator: SimulatorServer, tmp_path: Path
+) -> None:
+    result = run_snippet(kind, SNIPPETS[kind](REMIX, simulator.url), tmp_path)
+    assert result.returncode != 0 and "IMAGE [IMAGE...] (1 to 8)" in result.stderr
+    assert not simulator.simulator.requests
+
+
+def test_remix_snippets_refuse_what_the_page_refuses(simulator: SimulatorServer) -> None:
+    for snippet in SNIPPETS.values():
+        with pytest.raises(ValidationError, match="resolution '8k'"):
+            snippet(replace(REMIX, output_resolution="8k"), simulator.url)
