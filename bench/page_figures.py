@@ -24,10 +24,8 @@ c. A search over that full history: from typing into the search box until the co
 
 from __future__ import annotations
 
-import base64
 import io
 import json
-import os
 import re
 import statistics
 import tempfile
@@ -37,14 +35,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psutil
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from runapi_ui import history as hist
-from runapi_ui.browser_store import _key_and_iv  # the inverse of unseal: the same KDF
+from runapi_ui.browser_store import seal
 from runapi_ui.catalog import MODELS
 from runapi_ui.history_view import HistoryView
 from runapi_ui.images import thumbnail_data_url
@@ -290,24 +287,6 @@ def _photo_like_thumbnail(n: int) -> str:
         path = Path(folder) / "picture.png"
         textured.save(path)
         return thumbnail_data_url(path)
-
-
-def seal(value: Any, secret: str) -> str:
-    """`value` as a gr.BrowserState stores it in localStorage (see `browser_store`)."""
-    from cryptography.hazmat.primitives import padding
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-    salt = os.urandom(8)
-    key, iv = _key_and_iv(secret, salt)
-    padder = padding.PKCS7(128).padder()
-    plain = padder.update(json.dumps(value).encode()) + padder.finalize()
-    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
-    sealed = b"Salted__" + salt + encryptor.update(plain) + encryptor.finalize()
-    return f"{_b64(os.urandom(16))}:{_b64(sealed)}"
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 @dataclass(frozen=True)

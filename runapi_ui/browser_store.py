@@ -17,6 +17,7 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 from typing import Any
 
 from cryptography.hazmat.primitives import padding
@@ -43,6 +44,19 @@ def unseal(stored: Any, secret: str) -> Any:
         return json.loads(unpadder.update(plain) + unpadder.finalize())
     except ValueError:  # a wrong secret: bad padding, or bytes that are not JSON
         return None
+
+
+def seal(value: Any, secret: str) -> str:
+    """`value` as Gradio's frontend stores a BrowserState: the inverse of `unseal`, for
+    the tests and the benchmark, which store histories as a browser would."""
+    salt = os.urandom(8)
+    key, iv = _key_and_iv(secret, salt)
+    padder = padding.PKCS7(128).padder()
+    plain = padder.update(json.dumps(value).encode()) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    sealed = b"Salted__" + salt + encryptor.update(plain) + encryptor.finalize()
+    unused = base64.b64encode(os.urandom(16)).decode("ascii")
+    return f"{unused}:{base64.b64encode(sealed).decode('ascii')}"
 
 
 def _key_and_iv(secret: str, salt: bytes) -> tuple[bytes, bytes]:

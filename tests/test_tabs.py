@@ -5,19 +5,15 @@ browser: the page's handlers on a real playground and its simulator on loopback.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
-import os
 import time
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from runapi_ui import history as hist
-from runapi_ui.browser_store import _key_and_iv, unseal
+from runapi_ui.browser_store import _key_and_iv, seal, unseal
 from runapi_ui.errors import ValidationError
 from runapi_ui.history_view import COMPARE, STARRED, HistoryView
 from runapi_ui.page import PageHandlers
@@ -26,17 +22,6 @@ from tests.test_app import a_tab, make_playground  # noqa: F401 - a fixture
 from tests.test_studio import entries
 
 SECRET = "imagen-playground-history"
-
-
-def seal(value: Any, secret: str = SECRET) -> str:
-    """What Gradio's frontend stores for a BrowserState holding `value`."""
-    salt = os.urandom(8)
-    key, iv = _key_and_iv(secret, salt)
-    padder = padding.PKCS7(128).padder()
-    plain = padder.update(json.dumps(value).encode()) + padder.finalize()
-    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
-    sealed = b"Salted__" + salt + encryptor.update(plain) + encryptor.finalize()
-    return base64.b64encode(os.urandom(16)).decode() + ":" + base64.b64encode(sealed).decode()
 
 
 # --- one watcher for a tab's runs -------------------------------------------------------
@@ -165,7 +150,7 @@ def test_two_tabs_histories_merge_without_losing_or_reviving_entries() -> None:
 
 def test_what_gradio_sealed_is_read_and_anything_else_is_not() -> None:
     value = entries(["维多利亚港"])
-    assert unseal(seal(value), SECRET) == value
+    assert unseal(seal(value, SECRET), SECRET) == value
     assert unseal(seal(value, "another secret"), SECRET) is None
     assert unseal("not sealed", SECRET) is None
     assert unseal("abc:%%%", SECRET) is None
@@ -188,9 +173,11 @@ async def test_another_tabs_write_is_merged_and_a_merge_of_nothing_new_writes_no
     mine = entries(["mine"])
     theirs = entries(["theirs"])
     theirs[0]["id"] = "theirs"
-    stored = json.dumps({"history": [seal(theirs)], "removed": [seal(["entry-0"])]})
+    stored = json.dumps({"history": [seal(theirs, SECRET)], "removed": [seal(["entry-0"], SECRET)]})
     outputs = page.on_sync(stored, mine, [], a_tab("tab"))
     assert [e["id"] for e in outputs[1]] == ["theirs"], "their entry in, the deleted one out"
     assert outputs[-1] == ["entry-0"]
-    again = page.on_sync(json.dumps({"history": [seal(theirs)]}), outputs[1], outputs[-1], None)
+    again = page.on_sync(
+        json.dumps({"history": [seal(theirs, SECRET)]}), outputs[1], outputs[-1], None
+    )
     assert all(isinstance(out, dict) and out.get("__type__") == "update" for out in again)
