@@ -16,6 +16,8 @@ from .runs import RunStatus
 
 ALL = "all"
 COMPARE = "compare"
+REMIX = "remix"
+KINDS = (COMPARE, REMIX)  # filtered by what kind of run, not by one model
 STARRED = "starred"
 PAGE_SIZE = 12  # three rows of four: a page that leaves the results in view
 
@@ -23,6 +25,7 @@ MODEL_CHOICES: list[tuple[str, str]] = [
     ("All models", ALL),
     *((name, name) for name in MODELS),
     ("Compare 3 models", COMPARE),
+    ("Remix", REMIX),
 ]
 STATUS_CHOICES: list[tuple[str, str]] = [
     ("Any status", ALL),
@@ -37,7 +40,7 @@ class HistoryView:
     """Which entries the page lists, and which page of them."""
 
     query: str = ""
-    model: str = ALL  # a model's name, COMPARE, or ALL
+    model: str = ALL  # a model's name, a kind of run (COMPARE, REMIX), or ALL
     status: str = ALL  # a run status, STARRED, or ALL
     page: int = 0
 
@@ -61,10 +64,10 @@ class HistoryView:
             text = f"{entry['prompt']}\n{entry.get('negative_prompt') or ''}".casefold()
             if needle not in text:
                 return False
-        if self.model == COMPARE and entry["kind"] != COMPARE:
+        if self.model in KINDS and entry["kind"] != self.model:
             return False
-        if self.model not in (ALL, COMPARE) and (
-            entry["kind"] == COMPARE or entry["model"] != self.model
+        if self.model not in (ALL, *KINDS) and (
+            entry["kind"] in KINDS or entry["model"] != self.model
         ):
             return False
         if self.status == STARRED:
