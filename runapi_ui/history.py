@@ -40,7 +40,7 @@ def entry_for(run: Run, *, thumbnails: dict[str, str] | None = None) -> Entry:
     first = run.jobs[0].request
     thumbnails = thumbnails or {}
     failures = run.failures()
-    return {
+    entry = {
         "id": run.id,
         "run": run.id,
         "kind": run.kind,
@@ -54,7 +54,6 @@ def entry_for(run: Run, *, thumbnails: dict[str, str] | None = None) -> Entry:
         "status": run.status.value,
         "message": failures[0] if failures else "",
         "duration": round(run.elapsed, 1) if run.is_finished else None,
-        "cost": 0.0 if run.is_demo else cost_of(image.model for image in run.images),
         "jobs": [
             {
                 "model": job.request.model,
@@ -67,10 +66,14 @@ def entry_for(run: Run, *, thumbnails: dict[str, str] | None = None) -> Entry:
                 # out, lost its connection or was stopped may still finish at RunAPI.
                 "waitable": not isinstance(job.error, FINAL_ERRORS),
                 "image": _image_record(job.image, thumbnails) if job.image else None,
+                # What RunAPI said it charged, else the live price when the run began.
+                "cost": job.estimate_usd if job.charged_usd is None else job.charged_usd,
+                "charged": job.charged_usd is not None,
             }
             for job in run.jobs
         ],
     }
+    return {**entry, **run_cost(entry["jobs"], demo=run.is_demo)}
 
 
 async def finished_entry(run: Run) -> Entry:
@@ -80,9 +83,26 @@ async def finished_entry(run: Run) -> Entry:
     return entry_for(run, thumbnails={str(p): t for p, t in zip(paths, thumbs, strict=True)})
 
 
-def cost_of(models: Sequence[str] | Any) -> float:
-    """RunAPI's published price for these images (failed ones are not charged)."""
-    return round(sum(MODELS[model].price_usd for model in models if model in MODELS), 2)
+def run_cost(jobs: Sequence[dict[str, Any]], *, demo: bool) -> dict[str, Any]:
+    """An entry's "cost" (its images' costs; failed ones are not charged) and "charged"
+    (True when RunAPI said what each image cost, False when any is an estimate). A job
+    stored before live prices carries no cost: the catalog's price, estimated."""
+    with_image = [job for job in jobs if job.get("image")]
+    if demo or not with_image:
+        return {"cost": 0.0, "charged": False}
+    costs = [_job_cost(job) for job in with_image]
+    charged = all(job.get("charged", False) for job in with_image)
+    return {"cost": round(sum(costs), 2), "charged": charged}
+
+
+def cost_text(cost: float, charged: Any) -> str:
+    """ "$0.16 charged" (RunAPI said so) or "≈$0.16 estimated" (live prices); an entry
+    without the flag was stored before RunAPI's charges were read: estimated."""
+    return f"${cost:.2f} charged" if charged else f"≈${cost:.2f} estimated"
+
+
+def _job_cost(job: dict[str, Any]) -> float:
+    return job.get("cost", MODELS[job["model"]].price_usd)
 
 
 def total_cost(entries: Sequence[Entry]) -> float:
@@ -253,7 +273,9 @@ def tile_caption(entry: Entry) -> str:
     if entry["demo"]:
         parts.append("no charge (demo)")
     elif entry["status"] not in (STILL_RUNNING, INTERRUPTED) or entry["cost"]:
-        parts.append(f"${entry['cost']:.2f}")  # an unfinished run's cost is not known yet
+        parts.append(
+            cost_text(entry["cost"], entry.get("charged"))
+        )  # an unfinished run's cost is not known yet
     if entry["status"] != RunStatus.DONE.value:
         parts.append(entry["status"])
     return " · ".join(parts)
@@ -287,7 +309,7 @@ def _image_record(image: Any, thumbnails: dict[str, str]) -> dict[str, Any]:
 def _caption(entry: Entry, job: dict[str, Any]) -> str:
     caption = f"{job['model']} · {job['aspect_ratio']} · seed {job['seed']}"
     if entry["kind"] == "compare" and job.get("seconds") is not None:
-        price = "no charge" if entry["demo"] else f"${MODELS[job['model']].price_usd:.2f}"
+        price = "no charge" if entry["demo"] else cost_text(_job_cost(job), job.get("charged"))
         caption += f" · {job['seconds']:.1f} s · {price}"
     return f"Demo · {caption}" if entry["demo"] else caption
 
@@ -304,6 +326,7 @@ def _well_formed(entry: object) -> bool:
             and isinstance(entry["status"], str)
             and isinstance(entry["demo"], bool)
             and isinstance(entry["cost"], int | float)
+            and isinstance(entry.get("charged", False), bool)
             and isinstance(entry["num_images"], int)
             and isinstance(entry.get("negative_prompt", ""), str)
             and isinstance(entry.get("starred", False), bool)
@@ -328,6 +351,8 @@ def _job_well_formed(job: object) -> bool:
             or (isinstance(job["seed"], int) and 0 <= job["seed"] <= SEED_MAX)
         )
         and (job.get("image") is None or isinstance(job["image"], dict))
+        and isinstance(job.get("cost", 0.0), int | float)
+        and isinstance(job.get("charged", False), bool)
     )
 
 
@@ -356,7 +381,7 @@ def combined(original: Entry, update: Entry) -> Entry:
         "jobs": jobs,
         "status": status,
         "message": errors[0] if errors else "",
-        "cost": 0.0 if original["demo"] else cost_of(job["model"] for job in with_image),
+        **run_cost(jobs, demo=original["demo"]),
     }
 
 

@@ -515,7 +515,9 @@ def html_summary(entry: Entry, *, dropped: int = 0, total: float = 0.0) -> str:
     seeds = sorted({job["seed"] for job in entry["jobs"] if job.get("seed") is not None})
     seed_text = ", ".join(map(str, seeds))
     what = "3 models" if entry["kind"] == "compare" else entry["model"]
-    cost = "no charge (demo)" if entry["demo"] else f"${entry['cost']:.2f}"
+    cost = (
+        "no charge (demo)" if entry["demo"] else hist.cost_text(entry["cost"], entry.get("charged"))
+    )
     text = (
         f"{images} of {len(entry['jobs'])} images · {what} · {entry['aspect_ratio']} · "
         f"seed{'s' if len(seeds) > 1 else ''} {seed_text}"

@@ -20,6 +20,7 @@ from .history import MAX_BYTES, MAX_ENTRIES
 from .history_view import ALL, MODEL_CHOICES, STATUS_CHOICES
 from .page import PageHandlers, PageOutputs
 from .playground import COMPARE_MODELS, MAX_IMAGES, Playground
+from .prices import PriceBook
 
 HISTORY_STORAGE_KEY = "imagen-playground-history"
 REMOVED_STORAGE_KEY = "imagen-playground-removed"  # deleted entries' ids, for other tabs
@@ -110,8 +111,20 @@ SCROLL_TO_RESULTS_JS = """() => {
 }"""
 
 
-def model_choices() -> list[tuple[str, str]]:
-    return [(info.choice_label, name) for name, info in MODELS.items()]
+def model_choices(prices: PriceBook) -> list[tuple[str, str]]:
+    """Each model with its live price, and "under maintenance" while RunAPI says so."""
+    choices = []
+    for name, info in MODELS.items():
+        price = prices.price(name)
+        label = f"{name} · ${price.cents() / 100:.2f}/image · {info.speed}"
+        choices.append((f"{label} · {price.status_words}" if price.status_words else label, name))
+    return choices
+
+
+def model_radio(playground: Playground) -> gr.Radio:
+    """The model choices as the prices stand now (read again at each page load)."""
+    prices = playground.shown_prices
+    return gr.Radio(choices=model_choices(prices), info=f"Per image: {prices.source}.")
 
 
 def ratio_choices(model: str, current: str) -> gr.Radio:
@@ -152,15 +165,15 @@ def cost_estimate(playground: Playground, model: str, num_images: int, api_key: 
         backend = playground.backend_for(api_key)
     except KeyRequired:
         return "Enter your RunAPI key to generate."
-    info = MODELS.get(model)
-    if backend.is_demo or info is None:
+    if backend.is_demo or model not in MODELS:
         return "Demo: no charge."
-    count = int(num_images or 1)
-    compare = sum(MODELS[name].price_usd for name in COMPARE_MODELS)
+    prices = playground.prices(backend.is_demo)
+    price, count = prices.price_usd(model), int(num_images or 1)
+    compare = sum(prices.price_usd(name) for name in COMPARE_MODELS)
     return (
-        f"Estimated cost: ${info.price_usd * count:.2f} ({count} × ${info.price_usd:.2f}, "
+        f"Estimated cost: ${price * count:.2f} ({count} × ${price:.2f}, "
         f"{html.escape(backend.source.value)}); Compare 3 models: ${compare:.2f}. "
-        "RunAPI's published prices; they may change."
+        f"{prices.source}; RunAPI says what it charged once an image is done."
     )
 
 
@@ -201,7 +214,12 @@ def build_ui(playground: Playground) -> gr.Blocks:
                 notify = gr.Checkbox(  # Faster hands (issue 22): a word when a run ends
                     label="Notify me when a run finishes", elem_id="notify", container=False
                 )
-                model = gr.Radio(model_choices(), value=DEFAULT_MODEL, label="Model")
+                model = gr.Radio(
+                    model_choices(playground.shown_prices),
+                    value=DEFAULT_MODEL,
+                    label="Model",
+                    info=f"Per image: {playground.shown_prices.source}.",
+                )
                 aspect_ratio = gr.Radio(
                     list(MODELS[DEFAULT_MODEL].aspect_ratios), value="1:1", label="Aspect ratio"
                 )
@@ -443,13 +461,15 @@ def build_ui(playground: Playground) -> gr.Blocks:
         forget_key_button.click(extras.on_forget_key, None, [api_key, key_status], **private)
 
         model.change(ratio_choices, [model, aspect_ratio], [aspect_ratio], **private)
-        for control in (model, num_images, api_key):
-            control.change(
-                lambda m, n, k: cost_estimate(playground, m, n, k),
-                [model, num_images, api_key],
-                [cost],
-                **private,
-            )
+        # Live prices: read in the background since start-up, shown from each page load.
+        demo.load(lambda: model_radio(playground), None, [model], **private)
+        gr.on(
+            [demo.load, *(control.change for control in (model, num_images, api_key))],
+            lambda m, n, k: cost_estimate(playground, m, n, k),
+            [model, num_images, api_key],
+            [cost],
+            **private,
+        )
 
         # --- Faster hands (issue 22): links, remembered settings, notifications ----------
         # One load handler for both, so a link's values win over the remembered ones.
