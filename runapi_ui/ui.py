@@ -116,14 +116,17 @@ def model_choices(prices: PriceBook) -> list[tuple[str, str]]:
     choices = []
     for name, info in MODELS.items():
         price = prices.price(name)
-        label = f"{name} · ${price.cents() / 100:.2f}/image · {info.speed}"
+        label = info.label_at(price.cents() / 100)
         choices.append((f"{label} · {price.status_words}" if price.status_words else label, name))
     return choices
 
 
-def model_radio(playground: Playground) -> gr.Radio:
-    """The model choices as the prices stand now (read again at each page load)."""
-    prices = playground.shown_prices
+def model_radio(playground: Playground, api_key: str) -> gr.Radio:
+    """The model choices at the prices this key would pay, as they stand now."""
+    try:
+        prices = playground.prices(playground.backend_for(api_key).is_demo)
+    except KeyRequired:
+        prices = playground.shown_prices
     return gr.Radio(choices=model_choices(prices), info=f"Per image: {prices.source}.")
 
 
@@ -461,13 +464,22 @@ def build_ui(playground: Playground) -> gr.Blocks:
         forget_key_button.click(extras.on_forget_key, None, [api_key, key_status], **private)
 
         model.change(ratio_choices, [model, aspect_ratio], [aspect_ratio], **private)
-        # Live prices: read in the background since start-up, shown from each page load.
-        demo.load(lambda: model_radio(playground), None, [model], **private)
+        # Live prices: read in the background since start-up, shown from each page load
+        # (the demo's to a visitor without a key, RunAPI's once they type one).
+        gr.on(
+            [demo.load, api_key.change],
+            lambda k: model_radio(playground, k),
+            [api_key],
+            [model],
+            trigger_mode="always_last",
+            **private,
+        )
         gr.on(
             [demo.load, *(control.change for control in (model, num_images, api_key))],
             lambda m, n, k: cost_estimate(playground, m, n, k),
             [model, num_images, api_key],
             [cost],
+            trigger_mode="always_last",  # a key typed while the load's answer is on its way
             **private,
         )
 
