@@ -543,7 +543,9 @@ def test_compare_shows_three_labelled_images_side_by_side(page: Page, served: Se
     expected = (("imagen-4-fast", "0.04"), ("imagen-4", "0.08"), ("imagen-4-ultra", "0.12"))
     assert len(captions) == 3
     for caption, (model, price) in zip(captions, expected, strict=True):
-        assert re.fullmatch(rf"{model} · 16:9 · seed 5 · \d+\.\d s · \${price}", caption), captions
+        assert re.fullmatch(rf"{model} · 16:9 · seed 5 · \d+\.\d s · \${price} charged", caption), (
+            captions
+        )
     creates = [r for r in live_requests(served, COMPARE_KEY) if r.method == "POST"]
     assert sorted(r.body["model"] for r in creates) == sorted(model for model, _ in expected)
     assert {(r.body["seed"], r.body["aspect_ratio"]) for r in creates} == {(5, "16:9")}
