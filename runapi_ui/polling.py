@@ -12,10 +12,10 @@ A service's own hint (an expected finish or a progress figure, read by
 `expected_finish`) places the next poll instead; a `Retry-After` is the client's to obey.
 
 A prior can be far off (a freshly started app knows nothing of today's durations), so
-until a model has `COLD_OBSERVATIONS` finishes seen, no poll comes later than the SDK's
-next one (2 s apart): a task is noticed no later than the SDK would. Once a couple of
-finishes all fall outside the prior's span, the prior is dropped: the sample alone
-places the polls, whatever the durations.
+a task started before its model has `COLD_OBSERVATIONS` finishes seen never has a poll
+later than the SDK's next one (2 s apart): it is noticed no later than the SDK would.
+Once a couple of finishes all fall outside the prior's span, the prior is dropped: the
+sample alone places the polls, whatever the durations.
 
 Finishes are only ever seen between two polls: the last that saw the task running and
 the first that saw it done. Each is taken at the middle of that bracket and spread over
@@ -287,13 +287,15 @@ class PollPlan:
         self._submitted_here = submitted_here
         self.polls = 0
         self.last_poll: float | None = None  # when the latest poll saw the task running
+        # Started before the model's durations were learned: held to the SDK's pace to
+        # its end (what its wave's first finishes teach still places its polls).
+        self._cold = stats.observations(model) < COLD_OBSERVATIONS
 
     def next_poll(self, expected_finish: float | None = None) -> float:
         """When to send the next status request; `expected_finish` is the service's hint."""
         since = self.last_poll if self.last_poll is not None else 0.0
         earliest = since + MIN_STEP if self.polls else MIN_FIRST_DELAY
-        if self._stats.observations(self.model) < COLD_OBSERVATIONS:
-            # Cold: the prior may be far off. Never past the SDK's next poll (0, 2, 4 s…).
+        if self._cold:  # the prior may be far off: never past the SDK's next poll (0, 2, 4 s…)
             latest = SDK_INTERVAL * (math.floor(since / SDK_INTERVAL) + 1)
             return max(earliest, min(latest, self._planned(since, earliest, expected_finish)))
         return self._planned(since, earliest, expected_finish)
