@@ -96,8 +96,8 @@ def run_cost(jobs: Sequence[dict[str, Any]], *, demo: bool) -> dict[str, Any]:
 
 
 def cost_text(cost: float, charged: Any) -> str:
-    """ "$0.16 charged" (RunAPI said so) or "≈$0.16 estimated" (live prices); an entry
-    without the flag was stored before RunAPI's charges were read: estimated."""
+    """A cost in words: "$0.16 charged" (RunAPI said so) or "≈$0.16 estimated" (live
+    prices); an entry without the flag was stored before charges were read: estimated."""
     return f"${cost:.2f} charged" if charged else f"≈${cost:.2f} estimated"
 
 
@@ -273,9 +273,8 @@ def tile_caption(entry: Entry) -> str:
     if entry["demo"]:
         parts.append("no charge (demo)")
     elif entry["status"] not in (STILL_RUNNING, INTERRUPTED) or entry["cost"]:
-        parts.append(
-            cost_text(entry["cost"], entry.get("charged"))
-        )  # an unfinished run's cost is not known yet
+        # (an unfinished run's cost is not known yet)
+        parts.append(cost_text(entry["cost"], entry.get("charged")))
     if entry["status"] != RunStatus.DONE.value:
         parts.append(entry["status"])
     return " · ".join(parts)
