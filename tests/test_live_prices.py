@@ -22,7 +22,10 @@ from runapi_ui.access import DEMO_KEY
 from runapi_ui.agents import tool_description
 from runapi_ui.catalog import MODELS, PRICES_AS_OF
 from runapi_ui.errors import ModelUnavailableError
+from runapi_ui.images import ImageStore
 from runapi_ui.page import html_summary
+from runapi_ui.playground import Playground
+from runapi_ui.quota import LimitError, limits_from
 from runapi_ui.server import PlaygroundApp, create_app, launch
 from runapi_ui.settings import Settings
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer, parse_faults
@@ -294,3 +297,26 @@ def test_the_page_shows_what_runapi_charged_for_a_visitors_key(
     tile = page.locator("#history .thumbnail-item").first
     expect(tile).to_contain_text("$0.05 charged", timeout=WAIT_MS)
     assert len(creates(live_server)) == 1
+
+
+async def test_the_daily_budget_counts_at_live_prices(make_simulator, tmp_path: Path) -> None:
+    # $0.17 a day: two imagen-4 images fit at the table's $0.08, not at RunAPI's $0.09.
+    live_server = make_simulator(api_keys=LIVE_KEYS, prices=OTHER_PRICES)
+    settings = Settings(
+        base_url=live_server.url,
+        api_key=ALICE,
+        data_dir=tmp_path,
+        images_per_hour=0,
+        daily_spend_cap_usd=0.17,
+    )
+    playground = Playground(
+        settings,
+        ImageStore(settings.image_dir),
+        None,
+        limits=limits_from(settings),
+        live_durations=fast_durations(),
+    )
+    await playground.prices(False).refresh()
+    with pytest.raises(LimitError, match=r"\$0\.18"):
+        await playground.start(prompt="a lighthouse", model="imagen-4", num_images=2)
+    assert creates(live_server) == []
