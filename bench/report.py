@@ -48,7 +48,8 @@ def table(results: dict[str, Any]) -> str:
         lines += [
             "",
             f"1. Noticing a finished task: ours vs the official SDK ({noticing['per_wave']} tasks"
-            f" per model per client per wave, {noticing['waves']} waves; seconds late)",
+            f" per model per client per wave, {noticing['waves']} waves; seconds late;"
+            f' "far": {noticing.get("far_waves", 0)} waves of durations far from the priors)',
             f"   {'model, stage':<22} {'client':<6} {'n':>4} {'p25':>6} {'p50':>6} {'p75':>6} "
             f"{'p95':>6} {'req/task':>9}",
         ]

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import gradio as gr
+from gradio.context import get_blocks_context
 from gradio.data_classes import FileData
 from gradio.route_utils import get_root_url
 from gradio_client.utils import encode_file_path
@@ -59,6 +60,7 @@ from .errors import (
     AuthenticationError,
     ImageDownloadError,
     InsufficientCreditsError,
+    ModelUnavailableError,
     NetworkError,
     RateLimitError,
     RunAPIError,
@@ -68,6 +70,7 @@ from .errors import (
     ValidationError,
 )
 from .playground import MAX_IMAGES, Playground
+from .prices import PriceBook
 from .quota import LimitError, LimitsUnavailable, QuotaExceeded, ServerBusy
 from .remixing import fetch_sources
 from .runs import Run, RunStatus
@@ -107,11 +110,12 @@ class ToolError(gr.Error):
         return self.message
 
 
-def tool_description() -> str:
-    """What an agent reads before calling the tool: what it is for, the models, the wait."""
+def tool_description(prices: PriceBook) -> str:
+    """What an agent reads before calling the tool: what it is for, the models (at their
+    live prices, and whether RunAPI serves them now), the wait."""
     models = "; ".join(
-        f"{name} (${info.price_usd:.2f} per image, {info.speed}, about "
-        f"{info.typical_seconds:.0f} s)"
+        f"{name} (${prices.price_usd(name):.2f} per image, {info.speed}, about "
+        f"{info.typical_seconds:.0f} s{_unavailable(prices, name)})"
         for name, info in MODELS.items()
     )
     return (
@@ -122,16 +126,22 @@ def tool_description() -> str:
         f"A call waits until the images are ready, usually 5 to 20 seconds; up to {MAX_IMAGES} "
         "images per call are drawn in parallel and each is billed at its model's price. "
         "Returns each image, with a line giving its URL and one giving its model, aspect "
-        "ratio and seed, then a summary line."
+        f"ratio and seed, then a summary line. Prices: {prices.source}."
     )
 
 
+def _unavailable(prices: PriceBook, model: str) -> str:
+    words = prices.price(model).status_words
+    return f", {words}: not available now" if words else ""
+
+
 def _tool_arguments_doc() -> str:
-    """The docstring Gradio reads the arguments' descriptions from (one line each)."""
+    """The docstring Gradio reads the arguments' descriptions from (one line each; the
+    tool's description is `tool_description`, given apart)."""
     fast_only = [r for r in MODELS["imagen-4-fast"].aspect_ratios if r not in ASPECT_RATIOS]
     return "\n".join(
         [
-            tool_description(),
+            "Generate images with Imagen 4.",
             "",
             "Args:",
             "    prompt: What to draw: subject, setting, style, lighting; put any text to "
@@ -215,7 +225,17 @@ def add_agent_tools(playground: Playground) -> None:
     # Not queued: Gradio then hands MCP every output as its own content blocks, with or
     # without a progress token (queued, a multi-output tool called without a token comes
     # back as one text dump). Progress goes to the MCP client directly instead.
-    gr.api(generate_image, api_name=TOOL_NAME, api_description=tool_description(), queue=False)
+    prices = playground.shown_prices
+    tool = gr.api(
+        generate_image, api_name=TOOL_NAME, api_description=tool_description(prices), queue=False
+    )
+    # MCP clients list the tools again at will: the description follows the live prices.
+    registered = get_blocks_context().fns[tool["id"]]
+
+    def describe_again() -> None:
+        registered.api_description = tool_description(prices)
+
+    prices.on_change = describe_again
 
     async def remix_image(
         prompt: str,
@@ -544,6 +564,7 @@ _ERROR_KINDS: tuple[tuple[type[BaseException], ErrorKind], ...] = (
     (RateLimitError, ErrorKind(429, "rate_limit_error", "rate_limit_exceeded")),
     (TaskFailedError, ErrorKind(500, "server_error", "generation_failed")),
     (TaskTimeoutError, ErrorKind(504, "server_error", "timeout")),
+    (ModelUnavailableError, ErrorKind(503, "server_error", "model_unavailable")),
     (ServerError, ErrorKind(502, "server_error", "upstream_error")),
     (NetworkError, ErrorKind(502, "server_error", "upstream_unreachable")),
     (ImageDownloadError, ErrorKind(502, "server_error", "image_download_failed")),

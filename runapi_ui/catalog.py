@@ -32,9 +32,14 @@ class ModelInfo:
     aspect_ratios: tuple[str, ...]
     speed: str
 
+    def label_at(self, price_usd: float) -> str:
+        """The model's choice on the page at this price per image (the live one: prices.py)."""
+        return f"{self.name} · ${price_usd:.2f}/image · {self.speed}"
+
     @property
     def choice_label(self) -> str:
-        return f"{self.name} · ${self.price_usd:.2f}/image · {self.speed}"
+        """Its choice at the published price."""
+        return self.label_at(self.price_usd)
 
 
 MODELS: dict[str, ModelInfo] = {

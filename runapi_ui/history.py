@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from .catalog import MODELS, REMIX_MODEL, SEED_MAX
@@ -45,7 +45,7 @@ def entry_for(run: Run, *, thumbnails: dict[str, str] | None = None) -> Entry:
     first = run.jobs[0].request
     thumbnails = thumbnails or {}
     failures = run.failures()
-    return {
+    entry = {
         "id": run.id,
         "run": run.id,
         "kind": run.kind,
@@ -59,7 +59,6 @@ def entry_for(run: Run, *, thumbnails: dict[str, str] | None = None) -> Entry:
         "status": run.status.value,
         "message": failures[0] if failures else "",
         "duration": round(run.elapsed, 1) if run.is_finished else None,
-        "cost": 0.0 if run.is_demo else cost_of(image.request for image in run.images),
         **(_remix_fields(first, run, thumbnails) if run.kind == "remix" else {}),
         "jobs": [
             {
@@ -73,10 +72,14 @@ def entry_for(run: Run, *, thumbnails: dict[str, str] | None = None) -> Entry:
                 # out, lost its connection or was stopped may still finish at RunAPI.
                 "waitable": not isinstance(job.error, FINAL_ERRORS),
                 "image": _image_record(job.image, thumbnails) if job.image else None,
+                # What RunAPI said it charged, else the live price when the run began.
+                "cost": job.estimate_usd if job.charged_usd is None else job.charged_usd,
+                "charged": job.charged_usd is not None,
             }
             for job in run.jobs
         ],
     }
+    return {**entry, **run_cost(entry["jobs"], demo=run.is_demo)}
 
 
 async def finished_entry(run: Run) -> Entry:
@@ -86,11 +89,26 @@ async def finished_entry(run: Run) -> Entry:
     return entry_for(run, thumbnails={str(p): t for p, t in zip(paths, thumbs, strict=True)})
 
 
-def cost_of(requests: Iterable[AnyRequest]) -> float:
-    """RunAPI's published price for these images (failed ones are not charged)."""
-    return round(
-        sum(image_price(r.model, getattr(r, "output_resolution", None)) for r in requests), 2
-    )
+def run_cost(jobs: Sequence[dict[str, Any]], *, demo: bool) -> dict[str, Any]:
+    """An entry's "cost" (its images' costs; failed ones are not charged) and "charged"
+    (True when RunAPI said what each image cost, False when any is an estimate). A job
+    stored before live prices carries no cost: the catalog's price, estimated."""
+    with_image = [job for job in jobs if job.get("image")]
+    if demo or not with_image:
+        return {"cost": 0.0, "charged": False}
+    costs = [_job_cost(job) for job in with_image]
+    charged = all(job.get("charged", False) for job in with_image)
+    return {"cost": round(sum(costs), 2), "charged": charged}
+
+
+def cost_text(cost: float, charged: Any) -> str:
+    """A cost in words: "$0.16 charged" (RunAPI said so) or "≈$0.16 estimated" (live
+    prices); an entry without the flag was stored before charges were read: estimated."""
+    return f"${cost:.2f} charged" if charged else f"≈${cost:.2f} estimated"
+
+
+def _job_cost(job: dict[str, Any]) -> float:
+    return job.get("cost", image_price(job["model"]))
 
 
 def image_price(model: str, output_resolution: str | None = None) -> float:
@@ -314,7 +332,8 @@ def tile_caption(entry: Entry) -> str:
     if entry["demo"]:
         parts.append("no charge (demo)")
     elif entry["status"] not in (STILL_RUNNING, INTERRUPTED) or entry["cost"]:
-        parts.append(f"${entry['cost']:.2f}")  # an unfinished run's cost is not known yet
+        # (an unfinished run's cost is not known yet)
+        parts.append(cost_text(entry["cost"], entry.get("charged")))
     if entry["status"] != RunStatus.DONE.value:
         parts.append(entry["status"])
     return ("★ " if entry.get("starred") else "") + " · ".join(parts)
@@ -349,7 +368,7 @@ def _caption(entry: Entry, job: dict[str, Any]) -> str:
     last = entry.get("output_resolution") if entry["kind"] == "remix" else f"seed {job['seed']}"
     caption = f"{job['model']} · {job['aspect_ratio']} · {last}"
     if entry["kind"] == "compare" and job.get("seconds") is not None:
-        price = "no charge" if entry["demo"] else f"${MODELS[job['model']].price_usd:.2f}"
+        price = "no charge" if entry["demo"] else cost_text(_job_cost(job), job.get("charged"))
         caption += f" · {job['seconds']:.1f} s · {price}"
     return f"Demo · {caption}" if entry["demo"] else caption
 
@@ -366,6 +385,7 @@ def _well_formed(entry: object) -> bool:
             and isinstance(entry["status"], str)
             and isinstance(entry["demo"], bool)
             and isinstance(entry["cost"], int | float)
+            and isinstance(entry.get("charged", False), bool)
             and isinstance(entry["num_images"], int)
             and isinstance(entry.get("negative_prompt", ""), str)
             and isinstance(entry.get("starred", False), bool)
@@ -390,6 +410,8 @@ def _job_well_formed(job: object) -> bool:
             or (isinstance(job["seed"], int) and 0 <= job["seed"] <= SEED_MAX)
         )
         and (job.get("image") is None or isinstance(job["image"], dict))
+        and isinstance(job.get("cost", 0.0), int | float)
+        and isinstance(job.get("charged", False), bool)
     )
 
 
@@ -418,13 +440,8 @@ def combined(original: Entry, update: Entry) -> Entry:
         "jobs": jobs,
         "status": status,
         "message": errors[0] if errors else "",
-        "cost": 0.0 if original["demo"] else _jobs_cost(original, with_image),
+        **run_cost(jobs, demo=original["demo"]),
     }
-
-
-def _jobs_cost(entry: Entry, jobs: list[dict[str, Any]]) -> float:
-    resolution = entry.get("output_resolution")
-    return round(sum(image_price(job["model"], resolution) for job in jobs), 2)
 
 
 def export_items(entries: Sequence[Entry]) -> list[ExportItem]:

@@ -605,7 +605,9 @@ def html_summary(entry: Entry, *, dropped: int = 0, total: float = 0.0) -> str:
     seeds = sorted({job["seed"] for job in entry["jobs"] if job.get("seed") is not None})
     seed_text = ", ".join(map(str, seeds))
     what = "3 models" if entry["kind"] == "compare" else entry["model"]
-    cost = "no charge (demo)" if entry["demo"] else f"${entry['cost']:.2f}"
+    cost = (
+        "no charge (demo)" if entry["demo"] else hist.cost_text(entry["cost"], entry.get("charged"))
+    )
     if entry["kind"] == "remix":  # no seed: its resolution and how many sources
         last = f"{entry.get('output_resolution')} · from {len(hist.sources_of(entry))} sources"
     else:

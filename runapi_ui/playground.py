@@ -4,6 +4,9 @@
 (the key policy), admits the run under the shared-key limits, and starts it in the run
 registry, detached from whoever asked. The page, `gradio_client`, the MCP tool and the
 OpenAI-compatible endpoint all come through here, so the same rules hold for each.
+
+It also keeps RunAPI's live prices (a `PriceBook` each for RunAPI and the demo simulator):
+a run on a model RunAPI lists as under maintenance is refused here, before any create.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from .client import AnyRequest, GenerationRequest, RunAPIClient
 from .errors import RunAPIError, TaskFailedError, ValidationError
 from .images import ImageStore
 from .polling import DurationStats
+from .prices import PriceBook, PriceRefresher
 from .quota import Admission, LimitError, Limits, Visitor
 from .remixing import keep_sources, remix_requests
 from .runs import Run, RunRegistry, TaskClient
@@ -63,9 +67,23 @@ class Playground:
         # RunAPI's traffic runs in a worker process, which learns into these same estimates.
         stats = {_stats_name(demo): durations for demo, durations in self._durations.items()}
         self.worker = TaskWorker(stats) if settings.worker else None
+        self._prices = {False: PriceBook(settings.base_url)}
+        if demo_url:
+            self._prices[True] = PriceBook(demo_url)
+        # Started by launch, stopped on close: tests read the books by hand instead.
+        self.price_refresher = PriceRefresher(list(self._prices.values()))
 
     def durations(self, is_demo: bool) -> DurationStats:
         return self._durations[is_demo]
+
+    def prices(self, is_demo: bool) -> PriceBook:
+        """RunAPI's prices, or the demo simulator's for a demo backend."""
+        return self._prices[is_demo]
+
+    @property
+    def shown_prices(self) -> PriceBook:
+        """The prices a visitor sees before typing a key: the demo's when that means the demo."""
+        return self._prices.get(self.policy.offers_demo, self._prices[False])
 
     def backend_for(self, typed_key: str | None) -> Backend:
         """Whose key pays: raises KeyRequired when nothing may serve this visitor."""
@@ -152,11 +170,16 @@ class Playground:
         `sources` are a remix's kept source files (remixing.py).
         """
         backend = self.backend_for(api_key)
+        prices = self.prices(backend.is_demo)
+        estimates = [estimate_usd(prices, request) for request in requests]
         admission: Admission | None = None
         if not task_ids:  # waiting on tasks that exist creates (and bills) nothing
+            for model in dict.fromkeys(request.model for request in requests):
+                prices.refuse_if_unavailable(model)  # before anything is created or counted
             admission = await self.limits.admit(
                 visitor or Visitor(),
                 model=[request.model for request in requests],
+                prices=estimates,
                 on_server_key=backend.source is KeySource.SERVER,
             )
 
@@ -166,7 +189,13 @@ class Playground:
 
         try:
             return self.runs.start(
-                requests, backend, kind=kind, task_ids=task_ids, on_finish=release, sources=sources
+                requests,
+                backend,
+                kind=kind,
+                task_ids=task_ids,
+                on_finish=release,
+                sources=sources,
+                estimates=[0.0] * len(requests) if backend.is_demo else estimates,
             )
         except BaseException:
             if admission is not None:
@@ -197,6 +226,13 @@ class Playground:
             durations=self._durations[backend.is_demo],
             ssl_context=self._ssl_context,
         )
+
+
+def estimate_usd(prices: PriceBook, request: AnyRequest) -> float:
+    """One image's price for this request (a remix's varies with its resolution)."""
+    resolution = getattr(request, "output_resolution", None)
+    params = {"output_resolution": resolution} if resolution else {}
+    return prices.price_usd(request.model, **params)
 
 
 def _stats_name(is_demo: bool) -> str:

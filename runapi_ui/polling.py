@@ -11,6 +11,12 @@ durations. A task that outlives everything seen is polled with proportional back
 A service's own hint (an expected finish or a progress figure, read by
 `expected_finish`) places the next poll instead; a `Retry-After` is the client's to obey.
 
+A prior can be far off (a freshly started app knows nothing of today's durations), so
+a task started before its model has `COLD_OBSERVATIONS` finishes seen never has a poll
+later than the SDK's next one (2 s apart): it is noticed no later than the SDK would.
+Once a couple of finishes all fall outside the prior's span, the prior is dropped: the
+sample alone places the polls, whatever the durations.
+
 Finishes are only ever seen between two polls: the last that saw the task running and
 the first that saw it done. Each is taken at the middle of that bracket and spread over
 the usual bracket width (wider while the sample is small, so the gaps between a few
@@ -40,6 +46,7 @@ MAX_INTERVAL = 10.0  # seconds: a long-running task is still polled this often
 LONG_RUN_FRACTION = 0.03  # past every likely finish, wait 3% of the elapsed time
 OVERRUN_FRACTION = 0.3  # ...or 30% of the time already spent past every likely finish
 SAMPLE_SIZE = 32  # observations kept per model: recent enough to follow a drift
+COLD_OBSERVATIONS = 2  # below this many finishes seen, never poll later than the SDK
 ENOUGH_OBSERVATIONS = 8  # from this many on, the prior no longer counts
 PRIOR_WEIGHT = 2.0  # until then the prior counts as this many observations
 PRIOR_SPAN = (0.5, 1.5)  # the prior: evenly from half to 1.5x the catalog's typical seconds
@@ -192,12 +199,12 @@ class DurationStats:
         if model not in self._estimates:
             finishes = list(self._observed.get(model, ()))
             spans = _estimate(finishes)
-            if len(finishes) < ENOUGH_OBSERVATIONS and not _mostly_late(finishes):
-                typical = self._priors.get(model)
-                if typical is None:  # an unknown model: the slowest known one is the safe guess
-                    typical = max(self._priors.values(), default=_DEFAULT_PRIOR_SECONDS)
-                low, high = PRIOR_SPAN
-                spans.append(Span(typical * low, typical * high, PRIOR_WEIGHT))
+            typical = self._priors.get(model)
+            if typical is None:  # an unknown model: the slowest known one is the safe guess
+                typical = max(self._priors.values(), default=_DEFAULT_PRIOR_SECONDS)
+            prior = Span(typical * PRIOR_SPAN[0], typical * PRIOR_SPAN[1], PRIOR_WEIGHT)
+            if len(finishes) < ENOUGH_OBSERVATIONS and not _refutes(finishes, prior):
+                spans.append(prior)
             self._estimates[model] = Distribution(spans)
         return self._estimates[model]
 
@@ -205,6 +212,13 @@ class DurationStats:
         """(earliest, latest) likely finish, in seconds after submission."""
         distribution = self.distribution(model)
         return distribution.low, distribution.high
+
+
+def _refutes(finishes: Sequence[Finish], prior: Span) -> bool:
+    """Whether the finishes seen show the prior wrong: first polls find most tasks done
+    (it is far too long), or a couple of finishes all lie outside it (too short or long)."""
+    outside = all(f.by < prior.start or (f.after or 0.0) > prior.end for f in finishes)
+    return _mostly_late(finishes) or (len(finishes) >= COLD_OBSERVATIONS and outside)
 
 
 def _mostly_late(finishes: Sequence[Finish]) -> bool:
@@ -273,11 +287,21 @@ class PollPlan:
         self._submitted_here = submitted_here
         self.polls = 0
         self.last_poll: float | None = None  # when the latest poll saw the task running
+        # Started before the model's durations were learned: held to the SDK's pace to
+        # its end (what its wave's first finishes teach still places its polls).
+        self._cold = stats.observations(model) < COLD_OBSERVATIONS
 
     def next_poll(self, expected_finish: float | None = None) -> float:
         """When to send the next status request; `expected_finish` is the service's hint."""
         since = self.last_poll if self.last_poll is not None else 0.0
         earliest = since + MIN_STEP if self.polls else MIN_FIRST_DELAY
+        if self._cold:  # the prior may be far off: never past the SDK's next poll (0, 2, 4 s…)
+            latest = SDK_INTERVAL * (math.floor(since / SDK_INTERVAL) + 1)
+            return max(earliest, min(latest, self._planned(since, earliest, expected_finish)))
+        return self._planned(since, earliest, expected_finish)
+
+    def _planned(self, since: float, earliest: float, expected_finish: float | None) -> float:
+        """The next poll after `since` as the distribution (or the service's hint) places it."""
         if expected_finish is not None:
             return max(earliest, expected_finish)
         distribution = self._stats.distribution(self.model)

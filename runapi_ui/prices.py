@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,11 @@ class ModelPrice:
     @property
     def available(self) -> bool:
         return self.catalog_status not in UNAVAILABLE
+
+    @property
+    def status_words(self) -> str:
+        """ "under maintenance" or "disabled" for a model RunAPI does not serve; else ""."""
+        return _WORDS.get(self.catalog_status, "")
 
     def cents(self, **params: str) -> int:
         """The price of one image with these request parameters."""
@@ -155,6 +161,8 @@ class PriceBook:
             event_hooks={"request": [stamp_request_id]},
         )
         self._refresher: asyncio.Task[None] | None = None
+        # Called after a background refresh changed the table (descriptions built from it).
+        self.on_change: Callable[[], object] | None = None
 
     # --- reading -----------------------------------------------------------------
 
@@ -162,6 +170,13 @@ class PriceBook:
     def as_of(self) -> str:
         """When these prices were published: "prices as of <this>"."""
         return self.table.as_of
+
+    @property
+    def source(self) -> str:
+        """Where the prices shown come from, in words for the page."""
+        if self.table.live:
+            return f"RunAPI's live prices (as of {self.as_of})"
+        return f"RunAPI's published prices as of {self.as_of}"
 
     def price(self, model: str) -> ModelPrice:
         price = self.table.prices.get(model)
@@ -182,7 +197,7 @@ class PriceBook:
         """A ModelUnavailableError if RunAPI lists `model` as under maintenance or disabled."""
         price = self.price(model)
         if not price.available:
-            why = f"RunAPI lists it as {_WORDS[price.catalog_status]} as of {self.as_of}"
+            why = f"RunAPI lists it as {price.status_words} as of {self.as_of}"
             raise model_unavailable(model, why)
 
     # --- refreshing --------------------------------------------------------------
@@ -234,7 +249,44 @@ class PriceBook:
     async def _refresh_forever(self) -> None:
         while True:
             try:
-                await self.refresh()
+                if await self.refresh() and self.on_change is not None:
+                    self.on_change()
             except RunAPIError as error:  # a missed hour is no harm: the last table stays
                 log.warning("price schedules not refreshed: %s", error.message)
             await asyncio.sleep(self.refresh_seconds)
+
+
+class PriceRefresher:
+    """Keeps price books fresh from `start()` to `stop()`, on an event loop in a thread of
+    its own: started before the web server's loop runs, and never delaying a page."""
+
+    def __init__(self, books: list[PriceBook]) -> None:
+        self.books = books
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = asyncio.Event()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_until_complete, args=(self._run(),), name="prices", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop refreshing and close the books' connections (waits a few seconds at most)."""
+        if self._loop is None or self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._loop.close()
+        self._loop = self._thread = None
+
+    async def _run(self) -> None:
+        for book in self.books:
+            book.start()
+        await self._stopping.wait()
+        await asyncio.gather(*(book.aclose() for book in self.books))

@@ -15,7 +15,7 @@ the visitor. The rules:
   so a new session from the same address starts no new hour. Failed images are given
   back (RunAPI does not charge them).
 - On the server's key, all visitors together may spend at most `daily_spend_cap_usd` a
-  UTC day, at the catalog's prices; failed images are given back.
+  UTC day, at RunAPI's live prices; failed images are given back.
 - Whoever's key, at most `max_images_in_flight` images run at once. Each admission holds
   a lease that ends by itself, so a process that dies mid-run frees its slots.
 
@@ -570,12 +570,14 @@ class Limits:
         *,
         model: str | Sequence[str],
         images: int = 1,
+        prices: Sequence[float] | None = None,
         on_server_key: bool,
     ) -> Admission:
         """Let a generation of `images` images of `model` in, or raise a LimitError saying
         why. `model` may instead list each image's model (a compare: three models, one
         request): it is counted as one request of that many images, at their total price
-        (each failed image then gives back the average)."""
+        (each failed image then gives back the average). `prices` are each image's live
+        price in USD (default: the catalog's)."""
         models = [model] * images if isinstance(model, str) else list(model)
         images = len(models)
         if images < 1:
@@ -583,7 +585,8 @@ class Limits:
         now = self._clock()
         hour_limit = self.images_per_hour if on_server_key else 0
         budget = _micros(self.daily_spend_cap_usd) if self.daily_spend_cap_usd is not None else None
-        total = sum(_micros(_price(name)) for name in models)
+        prices = list(prices) if prices is not None else [_price(name) for name in models]
+        total = sum(_micros(price) for price in prices)
         price = round(total / images) if on_server_key and budget is not None else 0
         self._refuse_the_impossible(images, hour_limit, price, budget)
         ticket = Ticket(

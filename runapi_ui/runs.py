@@ -84,6 +84,10 @@ class Job:
     image: SavedImage | None = None
     error: RunAPIError | None = None
     seconds: float | None = None  # how long the image took, once it ended
+    # Live prices and real costs: the price when the run began, and what RunAPI says it
+    # charged once the task completed (None: it did not say; 0 if refunded).
+    estimate_usd: float = 0.0
+    charged_usd: float | None = None
 
 
 @dataclass
@@ -276,12 +280,18 @@ class RunRegistry:
         task_ids: Sequence[str | None] | None = None,
         on_finish: FinishCallback | None = None,
         sources: Sequence[Path] = (),
+        estimates: Sequence[float] | None = None,
     ) -> Run:
         """Begin a run on the running event loop; `task_ids` resumes existing tasks; a
-        remix's `sources` are uploaded on the run's key before its tasks are created."""
+        remix's `sources` are uploaded on the run's key before its tasks are created;
+        `estimates` is each image's price in USD."""
         self.sweep()
         ids = list(task_ids or [None] * len(requests))
-        jobs = [Job(request, task_id) for request, task_id in zip(requests, ids, strict=True)]
+        prices = list(estimates or [0.0] * len(requests))
+        jobs = [
+            Job(request, task_id, estimate_usd=price)
+            for request, task_id, price in zip(requests, ids, prices, strict=True)
+        ]
         run = Run(jobs, backend, kind=kind, sources=tuple(sources), is_demo=backend.is_demo)
         self._runs[run.id] = run
         run._task = asyncio.get_running_loop().create_task(self._execute(run, on_finish))
@@ -389,6 +399,7 @@ class RunRegistry:
                 result.images[0], job.request, result.task_id, is_demo=run.is_demo
             )
             job.image = image
+            job.charged_usd = result.charged_usd
             run.images.append(image)
             job.phase = Phase.COMPLETED
         except RunAPIError as error:

@@ -49,6 +49,7 @@ class PlaygroundApp:
 
     def close(self) -> None:
         self.blocks.close()
+        self.playground.price_refresher.stop()
         if self.playground.worker is not None:
             self.playground.worker.stop()
         if self.simulator is not None:
@@ -95,6 +96,7 @@ def launch(app: PlaygroundApp, settings: Settings, *, block: bool = True) -> str
     gr.set_static_paths([app.playground.store.folder])
     if app.playground.worker is not None:
         app.playground.worker.start()  # its imports overlap Gradio's start, not a first run
+    app.playground.price_refresher.start()  # in the background: the page never waits on it
     # Gradio's own launch lines (and its multi-line share-link failure) are replaced by
     # the lines printed below.
     with contextlib.redirect_stdout(io.StringIO()):

@@ -22,6 +22,7 @@ from .catalog import (
     REMIX_ASPECT_RATIOS,
     REMIX_FORMATS,
     REMIX_MAX_SOURCES,
+    REMIX_MODEL,
     REMIX_RESOLUTIONS,
     SEED_MAX,
 )
@@ -30,8 +31,8 @@ from .history import MAX_BYTES, MAX_ENTRIES
 from .history_view import ALL, MODEL_CHOICES, STATUS_CHOICES
 from .page import GENERATE_MODE, REMIX_MODE, PageHandlers, PageOutputs
 from .playground import COMPARE_MODELS, MAX_IMAGES, Playground
+from .prices import PriceBook
 from .remix import RemixRequest
-from .remixing import price_usd as remix_price_usd
 from .sources import MAX_SOURCE_BYTES
 
 MODES = [GENERATE_MODE, REMIX_MODE]
@@ -127,8 +128,23 @@ SCROLL_TO_RESULTS_JS = """() => {
 }"""
 
 
-def model_choices() -> list[tuple[str, str]]:
-    return [(info.choice_label, name) for name, info in MODELS.items()]
+def model_choices(prices: PriceBook) -> list[tuple[str, str]]:
+    """Each model with its live price, and "under maintenance" while RunAPI says so."""
+    choices = []
+    for name, info in MODELS.items():
+        price = prices.price(name)
+        label = info.label_at(price.cents() / 100)
+        choices.append((f"{label} · {price.status_words}" if price.status_words else label, name))
+    return choices
+
+
+def model_radio(playground: Playground, api_key: str) -> gr.Radio:
+    """The model choices at the prices this key would pay, as they stand now."""
+    try:
+        prices = playground.prices(playground.backend_for(api_key).is_demo)
+    except KeyRequired:
+        prices = playground.shown_prices
+    return gr.Radio(choices=model_choices(prices), info=f"Per image: {prices.source}.")
 
 
 def ratio_choices(model: str, current: str) -> gr.Radio:
@@ -169,15 +185,15 @@ def cost_estimate(playground: Playground, model: str, num_images: int, api_key: 
         backend = playground.backend_for(api_key)
     except KeyRequired:
         return "Enter your RunAPI key to generate."
-    info = MODELS.get(model)
-    if backend.is_demo or info is None:
+    if backend.is_demo or model not in MODELS:
         return "Demo: no charge."
-    count = int(num_images or 1)
-    compare = sum(MODELS[name].price_usd for name in COMPARE_MODELS)
+    prices = playground.prices(backend.is_demo)
+    price, count = prices.price_usd(model), int(num_images or 1)
+    compare = sum(prices.price_usd(name) for name in COMPARE_MODELS)
     return (
-        f"Estimated cost: ${info.price_usd * count:.2f} ({count} × ${info.price_usd:.2f}, "
+        f"Estimated cost: ${price * count:.2f} ({count} × ${price:.2f}, "
         f"{html.escape(backend.source.value)}); Compare 3 models: ${compare:.2f}. "
-        "RunAPI's published prices; they may change."
+        f"{prices.source}; RunAPI says what it charged once an image is done."
     )
 
 
@@ -191,10 +207,12 @@ def remix_estimate(
         return "Enter your RunAPI key to remix."
     if backend.is_demo:
         return "Demo: no charge."
-    count, price = int(num_images or 1), remix_price_usd(output_resolution)
+    prices = playground.prices(backend.is_demo)
+    price = prices.price_usd(REMIX_MODEL, output_resolution=output_resolution)
+    count = int(num_images or 1)
     return (
         f"Estimated cost: ${price * count:.2f} ({count} × ${price:.2f} at {output_resolution}, "
-        f"{html.escape(backend.source.value)}). RunAPI's published prices; they may change."
+        f"{html.escape(backend.source.value)}). {prices.source}."
     )
 
 
@@ -288,7 +306,12 @@ def build_ui(playground: Playground) -> gr.Blocks:
                             list(REMIX_FORMATS), value="png", label="Output format"
                         )
                 with gr.Column(elem_id="generate-settings") as generate_settings:
-                    model = gr.Radio(model_choices(), value=DEFAULT_MODEL, label="Model")
+                    model = gr.Radio(
+                        model_choices(playground.shown_prices),
+                        value=DEFAULT_MODEL,
+                        label="Model",
+                        info=f"Per image: {playground.shown_prices.source}.",
+                    )
                     aspect_ratio = gr.Radio(
                         list(MODELS[DEFAULT_MODEL].aspect_ratios),
                         value="1:1",
@@ -584,19 +607,31 @@ def build_ui(playground: Playground) -> gr.Blocks:
         forget_key_button.click(extras.on_forget_key, None, [api_key, key_status], **private)
 
         model.change(ratio_choices, [model, aspect_ratio], [aspect_ratio], **private)
+        # Live prices: read in the background since start-up, shown from each page load
+        # (the demo's to a visitor without a key, RunAPI's once they type one).
+        gr.on(
+            [demo.load, api_key.change],
+            lambda k: model_radio(playground, k),
+            [api_key],
+            [model],
+            trigger_mode="always_last",
+            **private,
+        )
 
         def estimate(mode: str, model: str, resolution: str, count: int, key: str) -> str:
             if mode == REMIX_MODE:
                 return remix_estimate(playground, resolution, count, key)
             return cost_estimate(playground, model, count, key)
 
-        for control in (mode, model, remix_resolution, num_images, api_key):
-            control.change(
-                estimate,
-                [mode, model, remix_resolution, num_images, api_key],
-                [cost],
-                **private,
-            )
+        priced = (mode, model, remix_resolution, num_images, api_key)
+        gr.on(
+            [demo.load, *(control.change for control in priced)],
+            estimate,
+            list(priced),
+            [cost],
+            trigger_mode="always_last",  # a key typed while the load's answer is on its way
+            **private,
+        )
 
         # --- Faster hands (issue 22): links, remembered settings, notifications ----------
         # One load handler for both, so a link's values win over the remembered ones.

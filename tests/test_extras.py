@@ -467,7 +467,7 @@ def test_cost_before_and_after_a_run_and_the_history_total(page: Page) -> None:
 
     page.get_by_label("RunAPI key").fill(COST_KEY)
     expect(cost).to_contain_text("Estimated cost: $0.04 (1 × $0.04, your key)")
-    expect(cost).to_contain_text("RunAPI's published prices; they may change.")
+    expect(cost).to_contain_text("RunAPI's live prices (as of")
     choose(page, "imagen-4-ultra")
     expect(cost).to_contain_text("Estimated cost: $0.12 (1 × $0.12")
     count = page.get_by_label("Number of images").first
@@ -480,7 +480,7 @@ def test_cost_before_and_after_a_run_and_the_history_total(page: Page) -> None:
     expect(page.locator("#results img")).to_have_count(3, timeout=WAIT_MS)
     expect(tile).to_contain_text("imagen-4-ultra", timeout=WAIT_MS)
     expect(tile).to_contain_text("$0.36", timeout=WAIT_MS)
-    expect(page.locator("#summary")).to_contain_text("$0.36 · $0.36 spent in your history")
+    expect(page.locator("#summary")).to_contain_text("$0.36 charged · $0.36 spent in your history")
     # The balance is read again after the run: 10.00 - 3 × 0.12.
     expect(page.locator("#key-status")).to_contain_text("balance $9.64", timeout=WAIT_MS)
 
@@ -491,7 +491,7 @@ def test_cost_before_and_after_a_run_and_the_history_total(page: Page) -> None:
     page.get_by_role("button", name="Generate").click()
     expect(page.locator("#history .thumbnail-item")).to_have_count(3, timeout=WAIT_MS)
     expect(tile).to_contain_text("$0.08", timeout=WAIT_MS)
-    expect(page.locator("#summary")).to_contain_text("$0.08 · $0.44 spent in your history")
+    expect(page.locator("#summary")).to_contain_text("$0.08 charged · $0.44 spent in your history")
     expect(page.locator("#key-status")).to_contain_text("balance $9.56", timeout=WAIT_MS)
     shot(page, "cost-after")
 
@@ -541,7 +541,9 @@ def test_compare_shows_three_labelled_images_side_by_side(page: Page, served: Se
     expected = (("imagen-4-fast", "0.04"), ("imagen-4", "0.08"), ("imagen-4-ultra", "0.12"))
     assert len(captions) == 3
     for caption, (model, price) in zip(captions, expected, strict=True):
-        assert re.fullmatch(rf"{model} · 16:9 · seed 5 · \d+\.\d s · \${price}", caption), captions
+        assert re.fullmatch(rf"{model} · 16:9 · seed 5 · \d+\.\d s · \${price} charged", caption), (
+            captions
+        )
     creates = [r for r in live_requests(served, COMPARE_KEY) if r.method == "POST"]
     assert sorted(r.body["model"] for r in creates) == sorted(model for model, _ in expected)
     assert {(r.body["seed"], r.body["aspect_ratio"]) for r in creates} == {(5, "16:9")}

@@ -19,6 +19,7 @@ import pytest
 
 from runapi_ui.catalog import MODELS
 from runapi_ui.polling import (
+    COLD_OBSERVATIONS,
     ENOUGH_OBSERVATIONS,
     LONG_RUN_FRACTION,
     MAX_INTERVAL,
@@ -27,6 +28,7 @@ from runapi_ui.polling import (
     OVERRUN_FRACTION,
     PRIOR_SPAN,
     SAMPLE_SIZE,
+    SDK_INTERVAL,
     Distribution,
     DurationStats,
     PollPlan,
@@ -153,6 +155,8 @@ def test_polls_split_the_likely_finishes_into_equal_shares() -> None:
 
 def test_a_task_that_outlives_everything_seen_is_polled_with_proportional_backoff() -> None:
     stats = DurationStats({"imagen-4": 1.0})
+    for _ in range(COLD_OBSERVATIONS):  # past the cold start, where the SDK's pace is a cap
+        stats.observe("imagen-4", 0.95, 1.05)
     plan = PollPlan(stats, "imagen-4")
     while True:
         at = plan.next_poll()
@@ -175,14 +179,21 @@ def test_a_task_that_outlives_everything_seen_is_polled_with_proportional_backof
 
 
 def test_the_first_poll_and_every_step_have_a_floor() -> None:
-    plan = PollPlan(DurationStats({"imagen-4": 0.001}), "imagen-4")
+    stats = DurationStats({"imagen-4": 0.001})
+    plan = PollPlan(stats, "imagen-4")
     assert plan.next_poll() == MIN_FIRST_DELAY
     plan.running_at(0.06)
     assert plan.next_poll() == pytest.approx(0.06 + MIN_STEP)
 
 
 def test_a_service_hint_places_the_next_poll() -> None:
-    plan = PollPlan(DurationStats(), "imagen-4")
+    stats = DurationStats()
+    cold = PollPlan(stats, "imagen-4")
+    cold.running_at(1.0)
+    assert cold.next_poll(expected_finish=7.5) == 2.0, "cold: never past the SDK's next poll"
+    for _ in range(COLD_OBSERVATIONS):
+        stats.observe("imagen-4", 9.0, 10.0)
+    plan = PollPlan(stats, "imagen-4")
     plan.running_at(1.0)
     assert plan.next_poll(expected_finish=7.5) == 7.5
     assert plan.next_poll(expected_finish=0.5) == 1.0 + MIN_STEP, "never sooner than the floor"
@@ -214,10 +225,11 @@ def test_hints_are_read_tolerantly(answer, elapsed, expected) -> None:
 
 
 def test_a_prior_far_too_long_is_unlearned_within_a_few_tasks() -> None:
-    # Tasks take 1 s; the catalog says 6 s, so the first polls come long after each finish.
+    # Tasks take 1 s; the catalog says 6 s. Cold, the first is noticed as the SDK would
+    # (at 2 s); then the prior goes, and the polls come to the finishes.
     stats = DurationStats()
     outcomes = run_waves(stats, "imagen-4-fast", [[1.0]] * 16)
-    assert outcomes[0].late > 2.0
+    assert outcomes[0].late <= outcomes[0].sdk_late
     assert statistics.mean(outcome.late for outcome in outcomes[-4:]) < outcomes[0].late / 4
     prior_low = MODELS["imagen-4-fast"].typical_seconds * PRIOR_SPAN[0]
     assert stats.window("imagen-4-fast")[1] < prior_low, "all of it below where the prior began"
@@ -252,3 +264,48 @@ def test_the_issue_targets_hold_on_its_durations() -> None:
     )
     first_sdk = statistics.median(o.sdk_late for o in first)
     assert statistics.median(o.late for o in first) <= 0.75 * first_sdk
+
+
+# --- a cold start: priors that may be far off ---------------------------------------------
+
+# Durations far from the catalog's priors (imagen-4 10 s, imagen-4-fast 6 s): a task that
+# is done long before the prior's span begins, and one that runs long past its end.
+FAR = {"imagen-4": (0.6, 1.0), "imagen-4-fast": (20.0, 24.0)}
+
+
+def schedule(stats: DurationStats, model: str, duration: float) -> list[float]:
+    """One task's polls, up to the one that saw it done."""
+    plan, polls = PollPlan(stats, model), []
+    while True:
+        polls.append(plan.next_poll())
+        if polls[-1] >= duration:
+            return polls
+        plan.running_at(polls[-1])
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_cold_no_task_is_noticed_later_than_by_the_sdk(model) -> None:
+    for duration in [0.1 * i for i in range(1, 100)] + [10.5 + 1.7 * i for i in range(30)]:
+        polls = schedule(DurationStats(), model, duration)
+        sdk_seen = 2 * math.ceil(duration / 2)
+        assert polls[-1] <= sdk_seen + MIN_STEP, f"a {duration:.1f} s task"
+        assert polls[0] <= SDK_INTERVAL
+        assert all(b - a <= SDK_INTERVAL + MIN_STEP for a, b in itertools.pairwise(polls))
+
+
+def test_a_couple_of_finishes_far_from_the_prior_put_the_polls_ahead_of_the_sdk() -> None:
+    rng = random.Random(5)
+    for model, (low, high) in FAR.items():
+        outcomes = []
+        for _ in range(20):
+            durations = [[rng.uniform(low, high) for _ in range(6)] for _ in range(4)]
+            outcomes += run_waves(DurationStats(), model, durations)
+        cold = [o for o in outcomes if o.wave == 0]
+        learned = [o for o in outcomes if o.wave > 0]
+        assert all(o.late <= o.sdk_late + MIN_STEP for o in cold), model
+        late, sdk_late = [o.late for o in learned], [o.sdk_late for o in learned]
+        assert statistics.median(late) <= 0.5 * statistics.median(sdk_late), model
+        assert p95(late) <= p95(sdk_late), model
+        assert statistics.mean(o.polls for o in learned) <= statistics.mean(
+            o.sdk_polls for o in learned
+        ), model

@@ -103,9 +103,7 @@ def test_search_is_case_insensitive_substring_over_both_prompts() -> None:
         "fox compare"
     ]
     history[0]["kind"] = "remix"
-    assert [e["prompt"] for e in history if HistoryView(model="remix").matches(e)] == [
-        "A Red Fox"
-    ]
+    assert [e["prompt"] for e in history if HistoryView(model="remix").matches(e)] == ["A Red Fox"]
     ultra = HistoryView(model="imagen-4-ultra")
     assert [e["prompt"] for e in history if ultra.matches(e)] == ["a lighthouse ultra"]
 
