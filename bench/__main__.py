@@ -10,12 +10,13 @@ import time
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from . import app_figures, noticing, page_figures, report, soak
+from . import app_figures, noticing, page_figures, report, soak, uploads
 
 FIGURES = {
     "noticing": noticing.measure,
     "app": app_figures.measure,
     "page": page_figures.measure,
+    "uploads": uploads.measure,
 }
 
 

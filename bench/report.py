@@ -143,6 +143,18 @@ def table(results: dict[str, Any]) -> str:
             f"   a search over that history, typed to the new count shown: p50 {search['p50']:.0f} "
             f"ms, p95 {search['p95']:.0f} ms ({search['n']} searches)",
         ]
+    uploads = results.get("uploads")
+    if uploads:
+        lines += [
+            "",
+            f"7. A remix of {uploads['sources']} sources of {uploads['source_mb']:.1f} MB through "
+            "/remix (checked, cleaned, kept, uploaded)",
+            f"   the app's RSS with its RunAPI worker: idle {uploads['idle_rss_mb']:.0f} MB, peak "
+            f"{max(uploads['peak_rss_mb']):.0f} MB: +{uploads['peak_over_idle_mb']:.0f} MB "
+            "(target within +150 MB)",
+            f"   its time: {_spread(uploads['eight_seconds'], 's', 2)} vs a one-source remix "
+            f"{_spread(uploads['one_seconds'], 's', 2)}: {uploads['eight_over_one']:.2f}x",
+        ]
     return "\n".join(lines)
 
 

@@ -74,6 +74,7 @@ CSS = """
 .key-note { font-size: 0.9rem; padding: 0.3rem 0.2rem; }
 .key-bad { color: var(--error-text-color); }
 #cost { font-size: 0.9rem; color: var(--body-text-color-subdued); }
+#cost, #cost * { overflow: visible !important; max-height: none !important; }  /* it wraps */
 #results .caption-label, #history .caption-label { white-space: normal; overflow: visible;
   text-overflow: clip; }
 #results .caption-label { font-size: 0.8rem; padding: 2px 6px; }
