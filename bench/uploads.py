@@ -30,7 +30,7 @@ MB = 2**20
 
 def noise_jpeg(path: Path, target_bytes: int) -> Path:
     """A JPEG of random pixels of about `target_bytes` (noise defeats compression)."""
-    side = int((target_bytes / 0.9) ** 0.5)  # ~0.9 bytes a pixel at quality 95
+    side = int((target_bytes / 1.17) ** 0.5)  # ~1.17 bytes a pixel at quality 95
     Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(path, quality=95)
     return path
 
