@@ -280,7 +280,7 @@ def test_dropping_a_png_the_app_made_fills_every_control(page: Page, owl_png: Pa
     expect(page.get_by_label("Seed")).to_have_value("424242")
     expect(page.get_by_label("Negative prompt")).to_have_value("blurry, text")
     expect(page.get_by_label("Number of images").first).to_have_value("1")
-    assert form_state(page)["checked"] == ["imagen-4-fast", "9:16"]
+    assert form_state(page)["checked"] == ["Generate", "imagen-4-fast", "9:16"]  # mode too
     # The code panel follows the form it filled.
     expect(page.locator("#code-python")).to_contain_text('"seed": 424242', timeout=WAIT_MS)
     shot(page, "dropped")

@@ -184,6 +184,29 @@ def test_entries_stored_before_real_costs_still_read_as_estimates() -> None:
     assert hist.clean([forged]) == []
 
 
+async def test_the_daily_budget_counts_at_live_prices(make_simulator, tmp_path: Path) -> None:
+    # $0.17 a day: two imagen-4 images fit at the table's $0.08, not at RunAPI's $0.09.
+    live_server = make_simulator(api_keys=LIVE_KEYS, prices=OTHER_PRICES)
+    settings = Settings(
+        base_url=live_server.url,
+        api_key=ALICE,
+        data_dir=tmp_path,
+        images_per_hour=0,
+        daily_spend_cap_usd=0.17,
+    )
+    playground = Playground(
+        settings,
+        ImageStore(settings.image_dir),
+        None,
+        limits=limits_from(settings),
+        live_durations=fast_durations(),
+    )
+    await playground.prices(False).refresh()
+    with pytest.raises(LimitError, match=r"\$0\.18"):
+        await playground.start(prompt="a lighthouse", model="imagen-4", num_images=2)
+    assert creates(live_server) == []
+
+
 # --- in a browser: the launched app reads the prices by itself ---------------------------
 
 
@@ -297,26 +320,3 @@ def test_the_page_shows_what_runapi_charged_for_a_visitors_key(
     tile = page.locator("#history .thumbnail-item").first
     expect(tile).to_contain_text("$0.05 charged", timeout=WAIT_MS)
     assert len(creates(live_server)) == 1
-
-
-async def test_the_daily_budget_counts_at_live_prices(make_simulator, tmp_path: Path) -> None:
-    # $0.17 a day: two imagen-4 images fit at the table's $0.08, not at RunAPI's $0.09.
-    live_server = make_simulator(api_keys=LIVE_KEYS, prices=OTHER_PRICES)
-    settings = Settings(
-        base_url=live_server.url,
-        api_key=ALICE,
-        data_dir=tmp_path,
-        images_per_hour=0,
-        daily_spend_cap_usd=0.17,
-    )
-    playground = Playground(
-        settings,
-        ImageStore(settings.image_dir),
-        None,
-        limits=limits_from(settings),
-        live_durations=fast_durations(),
-    )
-    await playground.prices(False).refresh()
-    with pytest.raises(LimitError, match=r"\$0\.18"):
-        await playground.start(prompt="a lighthouse", model="imagen-4", num_images=2)
-    assert creates(live_server) == []
