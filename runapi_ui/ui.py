@@ -616,6 +616,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
             [api_key],
             [model],
             trigger_mode="always_last",
+            show_progress="hidden",  # no dimming while it answers: dimmed text fails 4.5:1
             **private,
         )
 
@@ -631,6 +632,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
             list(priced),
             [cost],
             trigger_mode="always_last",  # a key typed while the load's answer is on its way
+            show_progress="hidden",
             **private,
         )
 
