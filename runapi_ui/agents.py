@@ -24,7 +24,8 @@ import math
 import re
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -204,7 +205,7 @@ def add_agent_tools(playground: Playground) -> None:
         request: gr.Request | None = None,
     ) -> ToolOutputs:
         api_key = caller_key(request.headers if request is not None else {})
-        try:
+        with _refusals_as_tool_errors():
             check_login(playground, api_key)
             run = await playground.start(
                 prompt=prompt,
@@ -216,10 +217,7 @@ def add_agent_tools(playground: Playground) -> None:
                 api_key=api_key,
                 visitor=playground.visitor(request),
             )
-        except REFUSALS as refusal:
-            raise ToolError(refusal.message, print_exception=False) from None
-        await _follow(run, _mcp_progress_reporter())
-        return _tool_outputs(run)
+        return await _tool_answer(run)
 
     generate_image.__doc__ = _tool_arguments_doc()
     # Not queued: Gradio then hands MCP every output as its own content blocks, with or
@@ -247,7 +245,7 @@ def add_agent_tools(playground: Playground) -> None:
         request: gr.Request | None = None,
     ) -> ToolOutputs:
         api_key = caller_key(request.headers if request is not None else {})
-        try:
+        with _refusals_as_tool_errors():
             check_login(playground, api_key)
             with tempfile.TemporaryDirectory() as folder:  # kept (cleaned) before it goes
                 paths = await fetch_sources(images, Path(folder), public=playground.policy.public)
@@ -261,10 +259,7 @@ def add_agent_tools(playground: Playground) -> None:
                     api_key=api_key,
                     visitor=playground.visitor(request),
                 )
-        except REFUSALS as refusal:
-            raise ToolError(refusal.message, print_exception=False) from None
-        await _follow(run, _mcp_progress_reporter())
-        return _tool_outputs(run)
+        return await _tool_answer(run)
 
     remix_image.__doc__ = _remix_arguments_doc()
     gr.api(
@@ -318,6 +313,22 @@ async def _follow(run: Run, report: ProgressReporter | None) -> None:
     except asyncio.CancelledError:
         await run.stop()  # the caller went away: stop polling for good
         raise
+
+
+@contextmanager
+def _refusals_as_tool_errors() -> Iterator[None]:
+    """A run that may not start (bad input, no key, a limit): the page's message, as an
+    MCP tool error."""
+    try:
+        yield
+    except REFUSALS as refusal:
+        raise ToolError(refusal.message, print_exception=False) from None
+
+
+async def _tool_answer(run: Run) -> ToolOutputs:
+    """A started run followed to its end (progress to the MCP client), then its images."""
+    await _follow(run, _mcp_progress_reporter())
+    return _tool_outputs(run)
 
 
 def _tool_outputs(run: Run) -> tuple[ImageSlot | str, ...]:
