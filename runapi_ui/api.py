@@ -95,18 +95,41 @@ class ApiHandlers:
     ) -> GalleryItems:
         """Remix 1-8 source images (`handle_file`) into 1-4 images with Imagen 4 Pro."""
         run = await started(
-            self.playground.start_remix(
-                prompt=_text(prompt) or "",
-                sources=file_paths(images),
-                aspect_ratio=str(aspect_ratio),
-                output_resolution=str(output_resolution),
-                output_format=str(output_format),
-                num_images=num_images,
-                api_key=_text(api_key),
-                visitor=self.playground.visitor(request),
+            self.remix_run(
+                _text(prompt) or "",
+                images,
+                str(aspect_ratio),
+                str(output_resolution),
+                str(output_format),
+                num_images,
+                _text(api_key),
+                request,
             )
         )
         return await self._follow(run, progress)
+
+    def remix_run(
+        self,
+        prompt: str,
+        images: Any,
+        aspect_ratio: str,
+        output_resolution: str,
+        output_format: str,
+        num_images: Any,
+        api_key: str | None,
+        request: gr.Request | None,
+    ) -> Coroutine[Any, Any, Run]:
+        """A Remix's run, not yet started: the page checks its tab's caps first."""
+        return self.playground.start_remix(
+            prompt=prompt,
+            sources=file_paths(images),
+            aspect_ratio=aspect_ratio,
+            output_resolution=output_resolution,
+            output_format=output_format,
+            num_images=num_images,
+            api_key=api_key,
+            visitor=self.playground.visitor(request),
+        )
 
     def generate_run(
         self,

@@ -136,15 +136,15 @@ class PageHandlers:
     ) -> AsyncIterator[PageOutputs]:
         """Remix mode's button: the uploaded sources checked, kept, and remixed."""
         tab = self._tab(request)
-        start = self.playground.start_remix(
-            prompt=prompt,
-            sources=file_paths(sources),
-            aspect_ratio=aspect_ratio,
-            output_resolution=output_resolution,
-            output_format=output_format,
-            num_images=num_images,
-            api_key=api_key,
-            visitor=self.playground.visitor(request),
+        start = self.api.remix_run(
+            prompt,
+            sources,
+            aspect_ratio,
+            output_resolution,
+            output_format,
+            num_images,
+            api_key,
+            request,
         )
         run = await self._admitted(tab, lambda: checked_count(num_images), start)
         async for outputs in self._begin(tab, run, history):
