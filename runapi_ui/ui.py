@@ -11,7 +11,7 @@ from typing import Any
 
 import gradio as gr
 
-from . import links, page_scripts
+from . import links, page_scripts, translations
 from .access import KeyPolicy, KeyRequired, KeySource
 from .agents import add_agent_tools
 from .api import ApiHandlers
@@ -38,6 +38,7 @@ from .sources import MAX_SOURCE_BYTES
 MODES = [GENERATE_MODE, REMIX_MODE]
 HISTORY_STORAGE_KEY = "imagen-playground-history"
 REMOVED_STORAGE_KEY = "imagen-playground-removed"  # deleted entries' ids, for other tabs
+LANGUAGE_STORAGE_KEY = "imagen-playground-language"
 EXAMPLE_PROMPTS = [
     "A ceramic coffee mug on a wooden table in morning light, the word HELLO printed on "
     "its side in a serif font, photorealistic",
@@ -231,6 +232,13 @@ def show_mode(mode: str) -> tuple[Any, ...]:
     )
 
 
+def page_language_on_load(chosen: Any, request: gr.Request) -> str:
+    """The switch's choice if the browser kept one, else the best of its Accept-Language."""
+    if chosen in translations.LANGUAGES:
+        return chosen
+    return translations.language_for(request.headers.get("accept-language"))
+
+
 def _selected_index(evt: gr.SelectData) -> int | None:
     return evt.index if isinstance(evt.index, int) else None
 
@@ -248,6 +256,17 @@ def build_ui(playground: Playground) -> gr.Blocks:
         )
         policy = playground.policy
         gr.HTML(key_banner(playground))
+        # Issue 24: the page's language, chosen on load from the browser's languages unless
+        # the visitor picked one here (the browser keeps that choice).
+        language = gr.Radio(
+            [(name, code) for code, name in translations.LANGUAGES.items()],
+            value=translations.ENGLISH,
+            label=translations.text(translations.ENGLISH, "language.label"),
+            elem_id="language",
+        )
+        chosen_language = gr.BrowserState(
+            "", storage_key=LANGUAGE_STORAGE_KEY, secret=settings.history_secret
+        )
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=320, elem_id="form"):
@@ -635,6 +654,10 @@ def build_ui(playground: Playground) -> gr.Blocks:
             show_progress="hidden",
             **private,
         )
+
+        # The language: the visitor's own choice if they made one, else their browser's.
+        demo.load(page_language_on_load, [chosen_language], [language], **private)
+        language.input(lambda chosen: chosen, [language], [chosen_language], **private)
 
         # --- Faster hands (issue 22): links, remembered settings, notifications ----------
         # One load handler for both, so a link's values win over the remembered ones.
