@@ -466,14 +466,14 @@ def test_cost_before_and_after_a_run_and_the_history_total(page: Page) -> None:
     expect(page.locator("#summary")).to_contain_text("no charge (demo)", timeout=WAIT_MS)
 
     page.get_by_label("RunAPI key").fill(COST_KEY)
-    expect(cost).to_contain_text("Estimated cost: $0.04 (1 × $0.04, your key)")
-    expect(cost).to_contain_text("RunAPI's live prices (as of")
+    expect(cost).to_contain_text("Estimated cost: $0.04 (1 × $0.04, your key)", timeout=WAIT_MS)
+    expect(cost).to_contain_text("RunAPI's live prices (as of", timeout=WAIT_MS)
     choose(page, "imagen-4-ultra")
-    expect(cost).to_contain_text("Estimated cost: $0.12 (1 × $0.12")
+    expect(cost).to_contain_text("Estimated cost: $0.12 (1 × $0.12", timeout=WAIT_MS)
     count = page.get_by_label("Number of images").first
     count.fill("3")
     count.press("Enter")
-    expect(cost).to_contain_text("Estimated cost: $0.36 (3 × $0.12")
+    expect(cost).to_contain_text("Estimated cost: $0.36 (3 × $0.12", timeout=WAIT_MS)
     shot(page, "cost-before")
 
     page.get_by_role("button", name="Generate").click()
@@ -487,7 +487,7 @@ def test_cost_before_and_after_a_run_and_the_history_total(page: Page) -> None:
     choose(page, "imagen-4")
     count.fill("1")
     count.press("Enter")
-    expect(cost).to_contain_text("Estimated cost: $0.08 (1 × $0.08")
+    expect(cost).to_contain_text("Estimated cost: $0.08 (1 × $0.08", timeout=WAIT_MS)
     page.get_by_role("button", name="Generate").click()
     expect(page.locator("#history .thumbnail-item")).to_have_count(3, timeout=WAIT_MS)
     expect(tile).to_contain_text("$0.08", timeout=WAIT_MS)
