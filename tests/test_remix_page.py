@@ -216,47 +216,54 @@ def test_bad_input_is_a_clear_message_and_nothing_is_created(
 
 # --- Paste from the clipboard ---------------------------------------------------------------
 
-PASTED_SIZE = (97, 61)  # a size no other source in this module has
+PASTED_SIZES = [(97, 61), (45, 77)]  # sizes no other source in this module has
 
 
-def paste_image(page: Page, target: str, png: bytes) -> None:
-    """A paste of one PNG file onto `target`, as the browser raises it for Ctrl+V of an
-    image copied elsewhere (a ClipboardEvent carrying a DataTransfer with the File)."""
+def png_of_size(size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (250, 200, 0)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def paste_images(page: Page, target: str, pngs: list[bytes]) -> None:
+    """A paste of PNG files onto `target`, as the browser raises it for Ctrl+V of images
+    copied elsewhere (a ClipboardEvent carrying a DataTransfer with the Files)."""
     page.locator(target).evaluate(
-        """(target, bytes) => {
+        """(target, pngs) => {
           const clipboard = new DataTransfer();
-          clipboard.items.add(new File([new Uint8Array(bytes)], "image.png", {type: "image/png"}));
+          for (const bytes of pngs) {
+            const png = new File([new Uint8Array(bytes)], "image.png", {type: "image/png"});
+            clipboard.items.add(png);
+          }
           target.dispatchEvent(new ClipboardEvent("paste", {
             clipboardData: clipboard, bubbles: true, cancelable: true}));
         }""",
-        list(png),
+        [list(png) for png in pngs],
     )
 
 
-def test_pasted_image_becomes_a_source_beside_the_chosen_ones_and_is_remixed(
+def test_pasted_images_become_sources_beside_the_chosen_ones_and_are_remixed(
     page: Page, served: Served, files: dict[str, Path]
 ) -> None:
-    buffer = io.BytesIO()
-    Image.new("RGB", PASTED_SIZE, (250, 200, 0)).save(buffer, format="PNG")
     switch_to(page, "Remix")
     set_sources(page, [files["logo"]])
     switch_to(page, "Generate")
     uploads_before = len(simulator(served).uploads)
-    paste_image(page, "#results", buffer.getvalue())
-    # The form shows Remix mode, the pasted image added after the chosen logo.
+    paste_images(page, "#results", [png_of_size(size) for size in PASTED_SIZES])
+    # The form shows Remix mode, the pasted images added after the chosen logo.
     expect(page.locator("#remix")).to_be_visible(timeout=WAIT_MS)
     rows = page.locator("#remix-sources .file-preview tr.file")
-    expect(rows).to_have_count(2, timeout=WAIT_MS)
+    expect(rows).to_have_count(3, timeout=WAIT_MS)
     expect(rows.nth(0)).to_contain_text("logo")
-    remix(page, "the logo on a yellow square")
+    remix(page, "the logo on two yellow squares")
     expect(tiles(page).first).to_contain_text(
-        finished_caption("the logo on a yellow square"), timeout=WAIT_MS
+        finished_caption("the logo on two yellow squares"), timeout=WAIT_MS
     )
-    expect(tiles(page).first).to_contain_text("remix of 2")
+    expect(tiles(page).first).to_contain_text("remix of 3")
     expect(page.locator("#results img").first).to_be_visible()
     uploads = list(simulator(served).uploads.values())[uploads_before:]
     sizes = sorted(Image.open(io.BytesIO(upload.data)).size for upload in uploads)
-    assert sizes == sorted([PASTED_SIZE, (300, 200)])
+    assert sizes == sorted([*PASTED_SIZES, (300, 200)])
 
 
 def test_text_pasted_into_the_prompt_stays_text_and_adds_no_source(page: Page) -> None:
