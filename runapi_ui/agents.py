@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -637,12 +638,8 @@ class ImagesEndpoint:
             wanted = images_request(await _json_body(request))
         except InvalidRequest as invalid:
             return error_response(invalid)
-        api_key = caller_key(request.headers)
-        idempotency_key = request.headers.get("idempotency-key", "").strip()
-        # A different body under the same Idempotency-Key is a different generation.
-        key = (self._caller(api_key, request), wanted.fingerprint(), idempotency_key)
 
-        def start() -> Awaitable[Run]:
+        def start(api_key: str) -> Awaitable[Run]:
             return self.playground.start(
                 prompt=wanted.prompt,
                 model=wanted.model,
@@ -654,21 +651,7 @@ class ImagesEndpoint:
                 visitor=self.playground.visitor(request),
             )
 
-        try:
-            check_login(self.playground, api_key)
-            run = await self.shared.attach(key, start, explicit=bool(idempotency_key))
-        except REFUSALS as refusal:
-            return error_response(refusal)
-        answered = False
-        try:
-            if not await _finished_while_connected(run, request):
-                log.info("agent run %s: the caller disconnected while waiting", run.id[:6])
-                return Response(status_code=499)  # nobody reads it
-            response = await self._answer(run, wanted, request)
-            answered = response.status_code == 200
-            return response
-        finally:
-            self.shared.detach(key, run, answered=answered)
+        return await self._shared_answer(request, wanted, (wanted.fingerprint(),), start)
 
     async def edits(self, request: Request) -> Response:
         """`POST /v1/images/edits`: a remix of the uploaded images, answered when done."""
@@ -683,26 +666,67 @@ class ImagesEndpoint:
             wanted, resolution, files = await edits_request(request)
         except InvalidRequest as invalid:
             return error_response(invalid)
+        # The uploads are saved where the run's start reads them (it checks, cleans and
+        # keeps them before anything is sent). The start removes the folder once done; this
+        # request does if it never started (refused, or attached to an earlier attempt's run).
+        folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="edits-"))
+        started = False
+        try:
+            paths, sources_digest = await _saved_uploads(files, folder)
+
+            async def start(api_key: str) -> Run:
+                nonlocal started
+                started = True
+                try:
+                    return await self.playground.start_remix(
+                        prompt=wanted.prompt,
+                        sources=paths,
+                        aspect_ratio=wanted.aspect_ratio,
+                        output_resolution=resolution,
+                        num_images=wanted.n,
+                        api_key=api_key,
+                        visitor=self.playground.visitor(request),
+                    )
+                finally:
+                    await asyncio.to_thread(shutil.rmtree, folder, True)
+
+            what = (wanted.fingerprint(), resolution, sources_digest)
+            return await self._shared_answer(request, wanted, what, start)
+        finally:
+            if not started:
+                await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    async def _shared_answer(
+        self,
+        request: Request,
+        wanted: ImagesRequest,
+        what: tuple[str, ...],
+        start: Callable[[str], Awaitable[Run]],
+    ) -> Response:
+        """The answer of the run started by `start(api_key)`, or of the run a retry of the
+        same request (`what` it asks for, by the same caller) already started: the
+        `openai` package retries a dropped connection, and created tasks are paid."""
         api_key = caller_key(request.headers)
+        idempotency_key = request.headers.get("idempotency-key", "").strip()
+        # A different body under the same Idempotency-Key is a different run.
+        key = (self._caller(api_key, request), *what, idempotency_key)
         try:
             check_login(self.playground, api_key)
-            with tempfile.TemporaryDirectory() as folder:  # kept (cleaned) before it goes
-                paths = await _saved_uploads(files, Path(folder))
-                run = await self.playground.start_remix(
-                    prompt=wanted.prompt,
-                    sources=paths,
-                    aspect_ratio=wanted.aspect_ratio,
-                    output_resolution=resolution,
-                    num_images=wanted.n,
-                    api_key=api_key,
-                    visitor=self.playground.visitor(request),
-                )
+            run = await self.shared.attach(
+                key, lambda: start(api_key), explicit=bool(idempotency_key)
+            )
         except REFUSALS as refusal:
             return error_response(refusal)
-        if not await _finished_while_connected(run, request):
-            await run.stop()  # nobody waits for it any more
-            return Response(status_code=499)
-        return await self._answer(run, wanted, request)
+        answered = False
+        try:
+            if not await _finished_while_connected(run, request):
+                log.info("agent run %s: the caller disconnected while waiting", run.id[:6])
+                return Response(status_code=499)  # nobody reads it
+            response = await self._answer(run, wanted, request)
+            answered = response.status_code == 200
+            return response
+        finally:
+            self.shared.detach(key, run, answered=answered)
 
     def _caller(self, api_key: str, request: Request) -> str:
         """Who is asking, for sharing runs: their key's hash, or as the quotas know them."""
@@ -732,18 +756,22 @@ UNEXPECTED_AGENT_MESSAGE = (
 )
 
 
-async def _saved_uploads(files: list[UploadFile], folder: Path) -> list[Path]:
+async def _saved_uploads(files: list[UploadFile], folder: Path) -> tuple[list[Path], str]:
     """The uploaded files in `folder` (at most a byte over the source limit read of
-    each: the check refuses anything larger), named as the caller named them."""
+    each: the check refuses anything larger), named as the caller named them; and a hash
+    of their bytes in order, which a retry of the same request sends again."""
     paths = []
+    digest = hashlib.sha256()
     for index, file in enumerate(files):
         name = Path(file.filename or "").name or f"image[{index}]"
         path = folder / str(index) / name  # a folder each: two may share a name
         path.parent.mkdir()
         data = await file.read(MAX_SOURCE_BYTES + 1)
+        digest.update(len(data).to_bytes(8, "big"))  # with the lengths, no two lists alike
+        digest.update(data)
         await asyncio.to_thread(path.write_bytes, data)
         paths.append(path)
-    return paths
+    return paths, digest.hexdigest()
 
 
 async def _json_body(request: Request) -> Any:

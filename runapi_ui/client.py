@@ -49,8 +49,9 @@ from .polling import DurationStats, PollPlan, expected_finish
 from .remix import REMIX_PATH, RemixRequest, checked_prompt
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .files import UploadedFile
-    from .sources import SourceImage
 
 DEFAULT_BASE_URL = "https://runapi.ai"
 SDK_CREATE_PATH = "/api/v1/imagen_4/text_to_image"
@@ -508,11 +509,12 @@ class RunAPIClient:
         answer = await self._send(method, self.base_url + path, json=json, headers=headers)
         return answer.body
 
-    async def upload_sources(self, sources: Sequence[SourceImage]) -> tuple[UploadedFile, ...]:
-        """A remix's checked sources through RunAPI's file API, on this client's key."""
+    async def upload_kept(self, paths: Sequence[Path]) -> tuple[UploadedFile, ...]:
+        """A remix's kept sources (checked and cleaned) through RunAPI's file API, on this
+        client's key, each read from its file when its turn comes."""
         from .files import upload_sources  # files.py builds on this module
 
-        return await upload_sources(self, sources)
+        return await upload_sources(self, paths)
 
     async def balance(self) -> Balance:
         """The account's credit: a cheap way to check a key (a bad one is AuthenticationError)."""

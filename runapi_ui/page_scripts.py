@@ -39,6 +39,46 @@ HEAD = """
     generate.click();
   }, true);
 
+  // Images pasted anywhere on the page (Ctrl+V, Cmd+V) are added to Remix's sources, the
+  // form switching to Remix mode so the visitor sees where they went. Gradio's file
+  // component takes no paste, so they are handed to its own <input type=file>, whose
+  // upload adds to the files already there. Text pasted into a text field stays text.
+  const REMIX_SOURCES_INPUT = "#remix-sources input[type=file]";
+  const pastedImages = (event) => {
+    const clipboard = event.clipboardData;
+    if (!clipboard) return [];
+    const typing = event.target.closest?.("input, textarea, [contenteditable]");
+    if (typing && clipboard.types.includes("text/plain")) return [];
+    return [...clipboard.files].filter((file) => file.type.startsWith("image/"));
+  };
+
+  // The sources' input exists once Remix mode is shown, a server round trip after the switch.
+  const remixSourcesInput = async () => {
+    const remix = document.querySelector('#mode input[value="Remix"]');
+    if (remix && !remix.checked) remix.click();
+    for (let tries = 0; tries < 100; tries += 1) {
+      const input = document.querySelector(REMIX_SOURCES_INPUT);
+      if (input) return input;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return null;
+  };
+
+  document.addEventListener("paste", async (event) => {
+    const images = pastedImages(event);
+    if (!images.length) return;
+    event.preventDefault();
+    const input = await remixSourcesInput();
+    if (!input) {
+      toast("The pasted image could not be added: switch the Mode to Remix and paste again.");
+      return;
+    }
+    const files = new DataTransfer();
+    for (const image of images) files.items.add(image);
+    input.files = files.files;
+    input.dispatchEvent(new Event("change", {bubbles: true}));
+  });
+
   // A run that ends while the tab is hidden: "(N done)" before the title until the visitor
   // is back, and a notification if they opted in. Runs are the server's cards in
   // #runs-feed, <article class="run-card" data-run=ID data-state=... data-prompt=...>,

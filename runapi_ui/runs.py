@@ -30,7 +30,6 @@ from .files import UploadedFile
 from .images import ImageStore, SavedImage
 from .polling import DurationStats
 from .remixing import upload_kept, without_url_queries
-from .sources import SourceImage
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ class TaskClient(Protocol):
 
     async def submit(self, request: AnyRequest) -> Task: ...
 
-    async def upload_sources(self, sources: Sequence[SourceImage]) -> tuple[UploadedFile, ...]: ...
+    async def upload_kept(self, paths: Sequence[Path]) -> tuple[UploadedFile, ...]: ...
 
     async def wait(
         self, task: Task | str, *, on_update: UpdateCallback | None = None, model: str = ...

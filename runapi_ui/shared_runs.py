@@ -1,9 +1,10 @@
 """Runs that a retried request attaches to, so a client's retry does not pay twice.
 
 The `openai` package retries a request whose connection dropped; RunAPI's tasks, once
-created, are paid whether or not anyone waits for them. So the images endpoint keys
-each run by who asked and what they asked for, and a retry finds the run of its first
-attempt, still running or finished, instead of starting new tasks.
+created, are paid whether or not anyone waits for them. So the images endpoints
+(generations and edits) key each run by who asked and what they asked for (an edit's
+source files by a hash of their bytes), and a retry finds the run of its first attempt,
+still running or finished, instead of starting new tasks (or uploading again).
 """
 
 from __future__ import annotations

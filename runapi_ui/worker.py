@@ -31,6 +31,7 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,7 +41,6 @@ from .client import AnyRequest, GenerationResult, RunAPIClient, Task, UpdateCall
 from .errors import UNEXPECTED_MESSAGE, RunAPIError
 from .files import UploadedFile
 from .polling import DurationStats
-from .sources import SourceImage
 
 log = logging.getLogger(__name__)
 
@@ -263,9 +263,10 @@ class WorkerClient:
     async def submit(self, request: AnyRequest) -> Task:
         return await self._call("submit", request)
 
-    async def upload_sources(self, sources: Sequence[SourceImage]) -> tuple[UploadedFile, ...]:
-        """A remix's sources, uploaded by the child on this client's key."""
-        return await self._call("upload", tuple(sources))
+    async def upload_kept(self, paths: Sequence[Path]) -> tuple[UploadedFile, ...]:
+        """A remix's kept sources, read and uploaded by the child on this client's key:
+        only their paths cross over, not 8 sources' bytes in one message."""
+        return await self._call("upload", tuple(paths))
 
     async def wait(
         self,
@@ -351,8 +352,8 @@ class _Child:
             call_id, client_id, request = fields
             self._start(call_id, client_id, self._clients[client_id].submit(request))
         elif kind == "upload":
-            call_id, client_id, sources = fields
-            self._start(call_id, client_id, self._clients[client_id].upload_sources(sources))
+            call_id, client_id, paths = fields
+            self._start(call_id, client_id, self._clients[client_id].upload_kept(paths))
         elif kind == "wait":
             call_id, client_id, task, model = fields
 

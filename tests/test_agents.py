@@ -13,7 +13,7 @@ import base64
 import io
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -408,19 +408,39 @@ def test_a_failed_generation_is_not_retried_into_a_second_paid_task(agent_app, m
     assert agent_app.creates(agent_app.live) - before == 1
 
 
+def timing_out_client(agent_app: AgentApp) -> openai.OpenAI:
+    """A client whose every attempt gives up after 0.3 s, sooner than the task takes: the
+    package drops the connection and retries (up to 5 times)."""
+    return openai_client(agent_app, api_key=BOB, timeout=0.3, max_retries=5)
+
+
+def check_replays_by_idempotency_key(
+    call: Callable[..., str], paid: Callable[[], int], idempotency_key: str
+) -> None:
+    """`call(**kwargs)` makes the same request (kwargs for the client), answering its first
+    image's URL; `paid()` counts what was paid for so far. The same key gives the same
+    image and pays once; without a key, a repeat after its answer arrived is a new run."""
+    before = paid()
+    key = {"extra_headers": {"Idempotency-Key": idempotency_key}}
+    assert call(**key) == call(**key), "the same key must give the same image"
+    assert paid() - before == 1
+    assert call() != call(), "a delivered answer is not replayed without a key"
+    assert paid() - before == 3
+
+
 def test_the_openai_packages_retries_after_a_timeout_reuse_the_first_task(agent_app) -> None:
-    """Each attempt gives up after 0.3 s while the task takes ~0.65 s (ultra here), so the
-    package drops the connection and retries; every retry attaches to the first run."""
-    client = openai_client(agent_app, api_key=BOB, timeout=0.3, max_retries=5)
+    """Each attempt gives up while the task takes ~0.65 s (ultra here); every retry
+    attaches to the first run."""
     before = agent_app.creates(agent_app.live)
-    answer = client.images.generate(model="imagen-4-ultra", prompt="a call that times out")
+    answer = timing_out_client(agent_app).images.generate(
+        model="imagen-4-ultra", prompt="a call that times out"
+    )
     assert len(answer.data) == 1 and answer.data[0].b64_json
     assert agent_app.creates(agent_app.live) - before == 1, "a retry paid for a second task"
 
 
 def test_an_idempotency_key_replays_and_a_plain_repeat_is_a_new_generation(agent_app) -> None:
     client = openai_client(agent_app, api_key=BOB)
-    before = agent_app.creates(agent_app.live)
 
     def generate(**kwargs: Any) -> str:
         answer = client.images.generate(
@@ -428,11 +448,7 @@ def test_an_idempotency_key_replays_and_a_plain_repeat_is_a_new_generation(agent
         )
         return answer.data[0].url
 
-    key = {"extra_headers": {"Idempotency-Key": "cube-1"}}
-    assert generate(**key) == generate(**key), "the same key must give the same image"
-    assert agent_app.creates(agent_app.live) - before == 1
-    assert generate() != generate(), "a delivered answer is not replayed without a key"
-    assert agent_app.creates(agent_app.live) - before == 3
+    check_replays_by_idempotency_key(generate, lambda: agent_app.creates(agent_app.live), "cube-1")
 
 
 def test_a_caller_that_disconnects_stops_its_polling(agent_app, monkeypatch) -> None:

@@ -9,11 +9,13 @@ last UPLOAD_TTL seconds).
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
 from bench.processes import free_port
@@ -83,8 +85,7 @@ def page(browser: Browser, served: Served) -> Iterator[Page]:  # noqa: F811
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
     open_page(page, served.url)
-    page.locator("#mode").get_by_text("Remix", exact=True).click()
-    expect(page.locator("#remix")).to_be_visible(timeout=WAIT_MS)  # a server round trip
+    switch_to(page, "Remix")
     yield page
     context.close()
 
@@ -112,6 +113,12 @@ def set_sources(page: Page, paths: list[Path]) -> None:
     expect(page.locator("#remix-sources .file-preview tr.file")).to_have_count(
         len(paths), timeout=WAIT_MS
     )
+
+
+def switch_to(page: Page, mode: str) -> None:
+    """The form in `mode` ("Generate" or "Remix"), once the server has shown it."""
+    page.locator("#mode").get_by_text(mode, exact=True).click()
+    expect(page.locator(f"#{mode.lower()}")).to_be_visible(timeout=WAIT_MS)
 
 
 def remix(page: Page, prompt: str) -> None:
@@ -168,8 +175,7 @@ def test_run_again_after_the_upload_urls_expired_uploads_again(page: Page, serve
     before = len(remix_tasks(served))
     uploads_before = len(simulator(served).uploads)
     time.sleep(UPLOAD_TTL + 0.5)  # the run's upload URLs have expired by now
-    page.locator("#mode").get_by_text("Generate", exact=True).click()
-    expect(page.locator("#generate")).to_be_visible(timeout=WAIT_MS)
+    switch_to(page, "Generate")
     tiles(page).first.click()  # a remix's entry: the form goes back to Remix mode
     expect(page.locator("#remix")).to_be_visible(timeout=WAIT_MS)
     page.get_by_role("button", name="Run again").click()
@@ -206,3 +212,72 @@ def test_bad_input_is_a_clear_message_and_nothing_is_created(
     expect(page.locator(".toast-body").get_by_text(message).first).to_be_visible(timeout=WAIT_MS)
     time.sleep(0.5)
     assert (len(remix_tasks(served)), len(simulator(served).uploads)) == (tasks, uploads)
+
+
+# --- Paste from the clipboard ---------------------------------------------------------------
+
+PASTED_SIZES = [(97, 61), (45, 77)]  # sizes no other source in this module has
+
+
+def png_of_size(size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (250, 200, 0)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def paste_images(page: Page, target: str, pngs: list[bytes]) -> None:
+    """A paste of PNG files onto `target`, as the browser raises it for Ctrl+V of images
+    copied elsewhere (a ClipboardEvent carrying a DataTransfer with the Files)."""
+    page.locator(target).evaluate(
+        """(target, pngs) => {
+          const clipboard = new DataTransfer();
+          for (const bytes of pngs) {
+            const png = new File([new Uint8Array(bytes)], "image.png", {type: "image/png"});
+            clipboard.items.add(png);
+          }
+          target.dispatchEvent(new ClipboardEvent("paste", {
+            clipboardData: clipboard, bubbles: true, cancelable: true}));
+        }""",
+        [list(png) for png in pngs],
+    )
+
+
+def test_pasted_images_become_sources_beside_the_chosen_ones_and_are_remixed(
+    page: Page, served: Served, files: dict[str, Path]
+) -> None:
+    switch_to(page, "Remix")
+    set_sources(page, [files["logo"]])
+    switch_to(page, "Generate")
+    uploads_before = len(simulator(served).uploads)
+    paste_images(page, "#results", [png_of_size(size) for size in PASTED_SIZES])
+    # The form shows Remix mode, the pasted images added after the chosen logo.
+    expect(page.locator("#remix")).to_be_visible(timeout=WAIT_MS)
+    rows = page.locator("#remix-sources .file-preview tr.file")
+    expect(rows).to_have_count(3, timeout=WAIT_MS)
+    expect(rows.nth(0)).to_contain_text("logo")
+    remix(page, "the logo on two yellow squares")
+    expect(tiles(page).first).to_contain_text(
+        finished_caption("the logo on two yellow squares"), timeout=WAIT_MS
+    )
+    expect(tiles(page).first).to_contain_text("remix of 3")
+    expect(page.locator("#results img").first).to_be_visible()
+    uploads = list(simulator(served).uploads.values())[uploads_before:]
+    sizes = sorted(Image.open(io.BytesIO(upload.data)).size for upload in uploads)
+    assert sizes == sorted([*PASTED_SIZES, (300, 200)])
+
+
+def test_text_pasted_into_the_prompt_stays_text_and_adds_no_source(page: Page) -> None:
+    switch_to(page, "Remix")
+    clear_sources(page)
+    switch_to(page, "Generate")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.evaluate("text => navigator.clipboard.writeText(text)", "a lighthouse at dawn")
+    prompt = field(page, "Prompt")
+    prompt.fill("")
+    prompt.focus()
+    page.keyboard.press("ControlOrMeta+V")  # a real paste: the browser's own default action
+    expect(prompt).to_have_value("a lighthouse at dawn")
+    time.sleep(0.5)  # a wrongly taken paste would have switched the mode by now
+    expect(page.locator("#generate")).to_be_visible()
+    switch_to(page, "Remix")
+    expect(page.locator("#remix-sources .file-preview tr.file")).to_have_count(0)

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -24,11 +25,13 @@ from runapi_ui.pnginfo import read_settings
 from tests.test_agents import (
     ALICE,
     AgentApp,
+    check_replays_by_idempotency_key,
     images_of,
     mcp_session,
     openai_client,
     running_app,
     text_of,
+    timing_out_client,
 )
 from tests.test_remix import GPS_SECRET, logo_png, phone_photo
 
@@ -244,3 +247,33 @@ def test_openai_images_edit_errors_are_openai_shaped(agent_app: AgentApp, tmp_pa
     with pytest.raises(openai.AuthenticationError), logo.open("rb") as file:
         openai_client(agent_app, api_key="sk-wrong-key").images.edit(image=file, prompt="a cat")
     assert len(remix_tasks(agent_app.live)) == before
+
+
+def test_openai_images_edit_retries_after_a_timeout_reuse_the_first_remix(
+    agent_app: AgentApp, sources: list[Path]
+) -> None:
+    """Each attempt gives up while the remix (~1 s) runs; every retry attaches to the
+    first run: one remix, its sources uploaded once."""
+    tasks, uploads = len(remix_tasks(agent_app.live)), len(agent_app.live.simulator.uploads)
+    with sources[0].open("rb") as photo, sources[1].open("rb") as logo:
+        answer = timing_out_client(agent_app).images.edit(
+            image=[photo, logo], prompt="an edit that times out"
+        )
+    assert len(answer.data) == 1 and answer.data[0].b64_json
+    assert len(remix_tasks(agent_app.live)) - tasks == 1, "a retry paid for a second remix"
+    assert len(agent_app.live.simulator.uploads) - uploads == 2
+
+
+def test_openai_images_edit_idempotency_key_replays_and_a_plain_repeat_is_a_new_remix(
+    agent_app: AgentApp, sources: list[Path]
+) -> None:
+    client = openai_client(agent_app)
+
+    def edit(**kwargs: Any) -> str:
+        with sources[1].open("rb") as logo:
+            answer = client.images.edit(
+                image=logo, prompt="a logo in gold", response_format="url", **kwargs
+            )
+        return answer.data[0].url
+
+    check_replays_by_idempotency_key(edit, lambda: len(remix_tasks(agent_app.live)), "gold-1")

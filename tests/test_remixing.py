@@ -23,7 +23,7 @@ from runapi_ui.playground import Playground
 from runapi_ui.pnginfo import read_settings
 from runapi_ui.polling import DurationStats
 from runapi_ui.quota import limits_from
-from runapi_ui.remixing import kept_sources
+from runapi_ui.remixing import keep_sources, kept_sources, remix_requests
 from runapi_ui.runs import _without_frames
 from runapi_ui.settings import Settings
 from tests.conftest import FAST_PRIOR_SECONDS
@@ -171,6 +171,32 @@ async def test_bad_remix_input_is_refused_before_anything_is_sent(
 async def test_a_missing_kept_source_is_a_clear_refusal(playground) -> None:
     with pytest.raises(ValidationError, match="no longer on this server"):
         kept_sources(playground.store, [str(playground.store.folder / "source_1_gone.jpg")])
+
+
+async def test_one_bad_source_among_good_ones_keeps_none_of_them(
+    playground, tmp_path: Path
+) -> None:
+    bad = tmp_path / "notes.png"
+    bad.write_bytes(b"shopping list\n" * 40)
+    good = [logo_png(tmp_path / "a.png"), phone_photo(tmp_path / "b.jpg")]
+    with pytest.raises(ValidationError, match=r"notes\.png is not an image"):
+        await playground.start_remix(prompt="p", sources=[*good, bad], api_key=KEY)
+    assert not list(playground.store.folder.glob("source_*"))
+    assert not playground.server.simulator.uploads
+
+
+async def test_a_kept_source_gone_when_the_run_uploads_fails_the_run_clearly(
+    playground, tmp_path: Path
+) -> None:
+    """The sources are read where they are uploaded (the worker, if there is one)."""
+    kept = await keep_sources(playground.store, [logo_png(tmp_path / "a.png")])
+    kept[0].unlink()
+    requests = remix_requests("p", "auto", "1k", "png", count=1)
+    run = await playground.start_requests(requests, api_key=KEY, kind="remix", sources=kept)
+    await run.finished()
+    assert run.status.value == "failed"
+    assert any("no longer on this server" in failure for failure in run.failures())
+    assert not playground.server.simulator.tasks
 
 
 def test_an_error_a_run_keeps_quotes_no_url_query() -> None:
