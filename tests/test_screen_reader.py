@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from runapi_ui.playground import COMPARE_MODELS
 from runapi_ui.screen_reader import alt_text, results_alts
-from runapi_ui.simulator import SimulatorConfig
+from runapi_ui.simulator import SimulatorConfig, parse_faults
 from runapi_ui.translations import ENGLISH, TRADITIONAL, text
 from tests import test_accessibility as accessibility
 from tests.test_accessibility import open_page
@@ -110,6 +110,32 @@ def test_a_traditional_chinese_page_announces_in_traditional(browser: Browser, s
     expected = sentences(TRADITIONAL, HONG_KONG_PROMPT, 1)
     assert announced_until(page, expected[-1]) == expected
     assert "張" in expected[1]  # Traditional, as Hong Kong writes it (Simplified: 张)
+    page.context.close()
+
+
+@pytest.mark.browser
+def test_a_failed_and_a_stopped_run_are_announced_as_such(browser: Browser, served) -> None:
+    page = open_page(browser, served[1], 1366)
+    listen(page)
+    config = served[0].simulator.simulator.config
+    failing, stopped = "A run that fails", "A run that is stopped"
+    config.faults = parse_faults("task_fail")
+    try:
+        start_run(page, failing)
+        failed = [
+            text(ENGLISH, "announce.started", prompt=failing),
+            text(ENGLISH, "announce.failed", done=0, total=1, prompt=failing),
+        ]
+        assert announced_until(page, failed[-1]) == failed
+    finally:
+        config.faults = []
+    with slow_runs(config, 30.0):
+        start_run(page, stopped)
+        started = text(ENGLISH, "announce.started", prompt=stopped)
+        announced_until(page, started)
+        page.locator("#stop").click()
+        ended = text(ENGLISH, "announce.stopped", done=0, total=1, prompt=stopped)
+        assert announced_until(page, ended) == [*failed, started, ended]
     page.context.close()
 
 
