@@ -194,7 +194,7 @@ _SCRIPT = """
     document.body.append(log);
     new MutationObserver(update).observe(document.body, {
       subtree: true, childList: true, characterData: true, attributes: true,
-      attributeFilter: ["data-state", "data-done", "alt", "aria-label", "class", "aria-checked"],
+      attributeFilter: ["data-state", "data-done", "alt", "aria-label", "src", "aria-checked"],
     });
     update();
   };
