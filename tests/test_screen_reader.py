@@ -219,6 +219,10 @@ def test_results_and_history_images_have_alt_text(browser: Browser, served) -> N
     page.context.close()
 
 
+EXAMPLES_DRAWN = """() => [...document.querySelectorAll('#form .gallery-item')]
+  .every((example) => example.textContent.trim())"""
+
+
 def unnamed_buttons(page: Page) -> list[str]:
     """Buttons Chromium names with nothing, or with no word (an icon), or with an
     untranslated key ("common.upload"): each as its name and its element's attributes."""
@@ -246,7 +250,10 @@ def test_every_button_has_a_name(browser: Browser, served) -> None:
     found: dict[str, list[str]] = {}
     for scheme in ("light", "dark"):
         page = open_page(browser, served[1], 1366, scheme)
-        expect(page.locator("#history-listing")).to_contain_text("runs")  # loaded
+        # Loaded: the history listed, the examples drawn (their buttons are empty until
+        # Gradio has loaded the component that draws them).
+        expect(page.locator("#history-listing")).to_contain_text("runs")
+        page.wait_for_function(EXAMPLES_DRAWN)
         found[f"{scheme} fresh"] = unnamed_buttons(page)
         start_run(page, "A kite over the sea")
         expect(page.locator("#history .thumbnail-item")).to_have_count(1, timeout=WAIT_MS)
