@@ -36,6 +36,7 @@ from .history_view import HistoryView
 from .playground import Playground, checked_count
 from .remixing import file_paths, kept_sources
 from .runs import Run, RunStatus, change_events, milestone, next_change
+from .screen_reader import results_alts
 from .tabs import Tab, TabLimits, Tabs
 
 GalleryItems = list[tuple[str, str]]
@@ -553,14 +554,15 @@ class PageHandlers:
         return hist.gallery_items(entry, self.store)
 
     def _summary(self, entry: Entry, entries: list[Entry], *, dropped: int = 0) -> str:
+        alts = results_alts(entry)  # hidden: the results' alt text, written with them
         if entry["status"] == hist.STILL_RUNNING:
-            return ""  # its card in the feed says how it goes
-        return html_summary(entry, dropped=dropped, total=hist.total_cost(entries))
+            return alts  # its card in the feed says how it goes
+        return html_summary(entry, dropped=dropped, total=hist.total_cost(entries)) + alts
 
     def _feed(self, tab: Tab) -> str:
         runs = [run for run_id in tab.runs if (run := self.playground.runs.get(run_id))]
         durations = {demo: self.playground.durations(demo) for demo in (True, False)}
-        return render_feed(runs, self._shown_run(tab), durations)
+        return render_feed(runs, self._shown_run(tab), durations, opened=tab.opened)
 
     def _tiles(self, tab: Tab) -> GalleryItems:
         listed, _, _ = tab.view.listed(tab.index or [])

@@ -22,6 +22,7 @@ from .page_scripts import HEAD
 from .playground import Playground
 from .polling import DurationStats
 from .quota import LimitsUnavailable, limits_from
+from .screen_reader import HEAD as SCREEN_READER_HEAD
 from .settings import Settings
 from .simulator import SimulatorConfig, SimulatorServer
 from .theme import ARIA_FIXES, playground_theme
@@ -122,8 +123,9 @@ def launch(app: PlaygroundApp, settings: Settings, *, block: bool = True) -> str
             mcp_server=settings.mcp,
             theme=playground_theme(),
             css=CSS,
-            # Our icons, the accessibility fixes and the page's own scripts (page_scripts.py).
-            head=ICON_LINKS + ARIA_FIXES + HEAD,
+            # Our icons, the accessibility fixes, the page's own scripts (page_scripts.py)
+            # and what screen readers hear (screen_reader.py).
+            head=ICON_LINKS + ARIA_FIXES + HEAD + SCREEN_READER_HEAD,
             pwa=True,  # installable as an app: its manifest names the Blocks' title
             favicon_path=ICON,  # and takes its icons from here
             quiet=True,

@@ -11,6 +11,7 @@ run ends the watcher stops and that copy is dropped: the browser holds the truth
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,9 @@ class Tab:
     index: list[Entry] | None = None  # what the history's list and search need of it
     watched: bool = False  # an event is watching this tab's runs
     changed: asyncio.Event = field(default_factory=asyncio.Event)  # a run joined or stopped
+    # When its page loaded (its first event; monotonic): a run started before that is one
+    # the page found going, not one it started (screen readers are not told it started).
+    opened: float = field(default_factory=time.monotonic)
 
     def notify(self) -> None:
         changed, self.changed = self.changed, asyncio.Event()

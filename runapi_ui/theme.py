@@ -13,26 +13,27 @@ import gradio as gr
 # - an empty gallery's placeholder has an `aria-label` but no role, which ARIA forbids:
 #   it is an icon standing for "Empty value", so it gets role="img";
 # - the upload area's `aria-label` hides the words it shows ("Drop File Here - or -
-#   Click to Upload"), which voice control users say: its own text names it instead;
-# - a gallery thumbnail's `aria-label` ("Thumbnail 1 of 2") hides its caption, and its
-#   image's alt text repeats it: the caption alone names it.
+#   Click to Upload"), which voice control users say: its own text names it instead
+#   (not the small upload icon's, which shows no words);
+# - a gallery thumbnail's `aria-label` ("Thumbnail 1 of 2") hides its caption: its image
+#   and caption name it (their alt text: screen_reader.py).
 ARIA_FIXES = """<script>
 (() => {
   const fix = () => {
     for (const box of document.querySelectorAll("div.empty[aria-label]:not([role])")) {
       box.setAttribute("role", "img");
     }
-    for (const area of document.querySelectorAll("button.upload-container[aria-label]")) {
+    const areas = "button.upload-container[aria-label]:not(.icon-mode)";
+    for (const area of document.querySelectorAll(areas)) {
       area.removeAttribute("aria-label");
     }
     for (const thumbnail of document.querySelectorAll("button.thumbnail-item")) {
       if (!thumbnail.querySelector(".caption-label")?.textContent.trim()) continue;
       thumbnail.removeAttribute("aria-label");
-      thumbnail.querySelector("img:not([alt=''])")?.setAttribute("alt", "");
     }
   };
   new MutationObserver(fix).observe(document.documentElement, {
-    subtree: true, childList: true, characterData: true, attributeFilter: ["aria-label", "alt"],
+    subtree: true, childList: true, characterData: true, attributeFilter: ["aria-label"],
   });
 })();
 </script>"""
