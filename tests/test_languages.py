@@ -16,8 +16,9 @@ from bench.processes import CHROMIUM, CHROMIUM_FLAGS, free_port
 from runapi_ui.catalog import MODELS
 from runapi_ui.server import PlaygroundApp, create_app, launch
 from runapi_ui.settings import Settings
-from runapi_ui.translations import ENGLISH, SIMPLIFIED, TRADITIONAL, text
+from runapi_ui.translations import ENGLISH, SIMPLIFIED, TRADITIONAL, language_for, text
 from tests.conftest import fast_durations
+from tests.test_accessibility import audit
 from tests.test_browser import shot
 from tests.test_simulator import HONG_KONG_PROMPT
 
@@ -151,3 +152,13 @@ def test_a_chinese_page_still_selects_models_and_runs(browser: Browser, served, 
     assert "imagen-4-fast" in page.locator("#results").inner_text()
     shot(page, f"languages-zh-HK-run-{width}")
     page.context.close()
+
+
+@pytest.mark.parametrize("locale", ["zh-HK", "zh-CN"])
+def test_axe_finds_nothing_serious_on_a_chinese_page(browser: Browser, served, locale: str) -> None:
+    """The translated page keeps the English one's audit: names, contrast, a valid lang."""
+    page = open_page(browser, served[1], locale)
+    expect_language(page, language_for(HEADERS[locale]))
+    found = audit(page, f"{locale} fresh")
+    page.context.close()
+    assert found == [], "\n".join(found)
