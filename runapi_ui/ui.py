@@ -29,7 +29,7 @@ from .catalog import (
 from .extras import ExtrasHandlers
 from .history import MAX_BYTES, MAX_ENTRIES
 from .history_view import ALL
-from .page import REMIX_MODE, PageHandlers, PageOutputs
+from .page import GENERATE_MODE, REMIX_MODE, PageHandlers, PageOutputs
 from .page_text import PageText
 from .playground import COMPARE_MODELS, MAX_IMAGES, Playground
 from .prices import PriceBook
@@ -319,8 +319,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=320, elem_id="form"):
-                mode_words = texts.of("mode")
-                mode = gr.Radio(value=mode_words["choices"][0][1], elem_id="mode", **mode_words)
+                mode = gr.Radio(value=GENERATE_MODE, elem_id="mode", **texts.of("mode"))
                 prompt = gr.Textbox(lines=4, max_lines=12, **texts.of("prompt"))
                 # Right under the prompt: nothing above the buttons changes height while a
                 # visitor moves to them (a key check's message once moved Generate mid-click).
