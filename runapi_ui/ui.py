@@ -78,6 +78,9 @@ CSS = """
 .key-bad { color: var(--error-text-color); }
 /* The language switch, at the top right: each choice's name on one line. */
 #language label { white-space: nowrap; }
+/* Chinese breaks between any two characters: a label beside the slider's number box
+   shrank to one character a line on a phone. */
+#num-images [data-testid="block-info"] { white-space: nowrap; }
 #cost { font-size: 0.9rem; color: var(--body-text-color-subdued); }
 #cost, #cost * { overflow: visible !important; max-height: none !important; }  /* it wraps */
 #results .caption-label, #history .caption-label { white-space: normal; overflow: visible;
@@ -385,7 +388,13 @@ def build_ui(playground: Playground) -> gr.Blocks:
                     )
                 with gr.Row():
                     num_images = gr.Slider(
-                        1, MAX_IMAGES, value=1, step=1, min_width=160, **texts.of("num_images")
+                        1,
+                        MAX_IMAGES,
+                        value=1,
+                        step=1,
+                        min_width=160,
+                        elem_id="num-images",
+                        **texts.of("num_images"),
                     )
                     # A Textbox, not a Number: a Number cannot be empty, and empty means random.
                     seed = gr.Textbox(value="", max_lines=1, min_width=160, **texts.of("seed"))
