@@ -151,6 +151,29 @@ def test_a_chinese_page_still_selects_models_and_runs(browser: Browser, served, 
     expect(page.locator("#history .thumbnail-item").first).to_contain_text(HONG_KONG_PROMPT)
     assert "imagen-4-fast" in page.locator("#results").inner_text()
     shot(page, f"languages-zh-HK-run-{width}")
+    # The history's filters by their Chinese labels: the values behind them still filter.
+    history = page.locator("#history .thumbnail-item")
+    choose(page, "狀態", "失敗")
+    expect(history).to_have_count(0, timeout=WAIT)
+    choose(page, "狀態", "已完成")
+    expect(history).to_have_count(1, timeout=WAIT)
+    page.context.close()
+
+
+def choose(page: Page, dropdown: str, option: str) -> None:
+    page.get_by_label(dropdown, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_remix_mode_by_its_chinese_name_shows_its_own_settings(browser: Browser, served) -> None:
+    page = open_page(browser, served[1], "zh-CN")
+    expect_language(page, SIMPLIFIED)
+    page.get_by_role("radio", name="重混", exact=True).check()
+    expect(page.locator("#remix")).to_have_text("重混")
+    expect(page.locator("#generate")).to_be_hidden()
+    expect(page.get_by_text("源图片（1 到 8 张）")).to_be_visible()
+    expect(page.get_by_text("输出分辨率", exact=True)).to_be_visible()
+    expect(page.locator("#cost")).to_have_text("演示模式：不收费。")
     page.context.close()
 
 
