@@ -21,7 +21,8 @@ from .translations import ENGLISH, text
 Props = dict[str, Any]  # a component's translated properties: label, info, value, choices...
 
 # Component name -> property -> translation key. "choices" holds (label key, value) pairs;
-# a model's name stands for itself (it reads the same in every language).
+# a model's name stands for itself (it reads the same in every language). Not here: what
+# handlers write from the state (Star or Unstar, "Stop all 3"), in the page's language.
 TABLE: dict[str, dict[str, Any]] = {
     "title": {"value": "page.title"},
     "language": {"label": "language.label"},
@@ -34,7 +35,6 @@ TABLE: dict[str, dict[str, Any]] = {
     "compare": {"value": "form.compare"},
     "remix": {"value": "form.remix"},
     "stop": {"value": "form.stop"},
-    "stop_all": {"value": "form.stop_all"},
     "notify": {"label": "form.notify"},
     "remix_sources": {"label": "remix_form.sources"},
     "remix_note": {"value": "remix_form.note"},
@@ -78,7 +78,6 @@ TABLE: dict[str, dict[str, Any]] = {
     "older": {"value": "history_form.older"},
     "run_again": {"value": "history_form.run_again"},
     "wait_again": {"value": "history_form.wait_again"},
-    "star": {"value": "history_form.star"},
     "delete": {"value": "history_form.delete"},
     "clear": {"value": "history_form.clear"},
     "zip_run": {"value": "history_form.zip_run"},

@@ -341,12 +341,8 @@ def build_ui(playground: Playground) -> gr.Blocks:
                     stop_button = gr.Button(
                         variant="stop", scale=1, elem_id="stop", **texts.of("stop")
                     )
-                    stop_all_button = gr.Button(
-                        variant="stop",
-                        scale=1,
-                        visible=False,
-                        elem_id="stop-all",
-                        **texts.of("stop_all"),
+                    stop_all_button = gr.Button(  # the handlers write it, with the count
+                        "Stop all", variant="stop", scale=1, visible=False, elem_id="stop-all"
                     )
                 cost = gr.Markdown(cost_estimate(playground, DEFAULT_MODEL, 1, ""), elem_id="cost")
                 notify = gr.Checkbox(  # Faster hands (issue 22): a word when a run ends
@@ -495,8 +491,8 @@ def build_ui(playground: Playground) -> gr.Blocks:
                         wait_again_button = gr.Button(
                             size="sm", visible=False, elem_id="wait-again", **texts.of("wait_again")
                         )
-                        star_button = gr.Button(
-                            size="sm", interactive=False, elem_id="star", **texts.of("star")
+                        star_button = gr.Button(  # the handlers write Star or Unstar
+                            "☆ Star", size="sm", interactive=False, elem_id="star"
                         )
                         delete_button = gr.Button(
                             size="sm", elem_id="delete-entry", **texts.of("delete")
@@ -705,7 +701,6 @@ def build_ui(playground: Playground) -> gr.Blocks:
             "compare": compare_button,
             "remix": remix_button,
             "stop": stop_button,
-            "stop_all": stop_all_button,
             "notify": notify,
             "remix_sources": remix_sources,
             "remix_note": remix_note,
@@ -738,7 +733,6 @@ def build_ui(playground: Playground) -> gr.Blocks:
             "older": older_button,
             "run_again": run_again_button,
             "wait_again": wait_again_button,
-            "star": star_button,
             "delete": delete_button,
             "clear": clear_button,
             "zip_run": zip_run_button,
