@@ -89,9 +89,10 @@ TABLE: dict[str, dict[str, Any]] = {
 class PageText:
     """The table's words for one deployment.
 
-    `fields` fill the strings' `{names}` (limits from the settings); `keys` add or replace
-    entries chosen by the deployment (the key field's placeholder follows the key policy);
-    `computed` gives a component's properties from a function of the language (the banner).
+    `fields` fill the strings' `{names}` (limits from the settings); `keys` set a
+    component's properties to keys the deployment chooses (the key field's placeholder
+    follows the key policy); `computed` gives a component's properties from a function of
+    the language (the banner).
     """
 
     def __init__(
