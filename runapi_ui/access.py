@@ -15,6 +15,8 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .translations import ENGLISH, text
+
 if TYPE_CHECKING:  # settings pulls in the client; this module needs only the type
     from .settings import Settings
 
@@ -147,24 +149,17 @@ class KeyPolicy:
                 )
         return f"Key policy: {where}: {who}."
 
-    def page_note(self) -> str:
+    def page_note(self, language: str = ENGLISH) -> str:
         """What the page says about whose key pays (plain text: the caller escapes it)."""
         if self.demo_forced:
-            return "Demo mode: images come from the built-in simulator; no RunAPI key is used."
+            return text(language, "policy.demo_forced")
         if self.keyless_source is KeySource.SERVER:
             if not self.public:
-                return "Generations use this server's RunAPI key."
-            return (
-                "Without a key of your own, you generate on this server's RunAPI key, within "
-                "its limits. Enter your own key to generate on your account instead."
-            )
-        own = (
-            "Enter your RunAPI key to generate real images on your account; it is used only "
-            "for your requests."
-        )
+                return text(language, "policy.server_local")
+            return text(language, "policy.server_public")
         if self.keyless_source is KeySource.DEMO:
-            return f"{own} Without one you get the demo: placeholder images, no charge."
-        return f"{own} This server does not lend its own key."
+            return text(language, "policy.visitor_or_demo")
+        return text(language, "policy.visitor_only")
 
     def backend_for(self, typed_key: str | None, demo_url: str | None) -> Backend:
         """The backend for one request: the visitor's typed key, else what the policy

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .translations import ENGLISH, text
+
 PROMPT_MAX_CHARS = 5000  # RunAPI's limit for text to image
 SEED_MAX = 2**31 - 1
 
@@ -30,11 +32,19 @@ class ModelInfo:
     price_usd: float  # per image, RunAPI's published price
     typical_seconds: float  # a prior for polling; the client learns the real figure
     aspect_ratios: tuple[str, ...]
-    speed: str
+    speed_key: str  # its speed in words, a translation key ("form.model.fastest")
 
-    def label_at(self, price_usd: float) -> str:
+    @property
+    def speed(self) -> str:
+        """Its speed in English words, for agents' descriptions."""
+        return text(ENGLISH, self.speed_key)
+
+    def label_at(self, price_usd: float, language: str = ENGLISH) -> str:
         """The model's choice on the page at this price per image (the live one: prices.py)."""
-        return f"{self.name} · ${price_usd:.2f}/image · {self.speed}"
+        speed = text(language, self.speed_key)
+        return text(
+            language, "form.model.choice", name=self.name, price=f"{price_usd:.2f}", speed=speed
+        )
 
     @property
     def choice_label(self) -> str:
@@ -45,9 +55,18 @@ class ModelInfo:
 MODELS: dict[str, ModelInfo] = {
     info.name: info
     for info in (
-        ModelInfo("imagen-4-fast", "Imagen 4 Fast", 0.04, 6.0, (*ASPECT_RATIOS, "auto"), "fastest"),
-        ModelInfo("imagen-4", "Imagen 4", 0.08, 10.0, ASPECT_RATIOS, "balanced"),
-        ModelInfo("imagen-4-ultra", "Imagen 4 Ultra", 0.12, 16.0, ASPECT_RATIOS, "best quality"),
+        ModelInfo(
+            "imagen-4-fast",
+            "Imagen 4 Fast",
+            0.04,
+            6.0,
+            (*ASPECT_RATIOS, "auto"),
+            "form.model.fastest",
+        ),
+        ModelInfo("imagen-4", "Imagen 4", 0.08, 10.0, ASPECT_RATIOS, "form.model.balanced"),
+        ModelInfo(
+            "imagen-4-ultra", "Imagen 4 Ultra", 0.12, 16.0, ASPECT_RATIOS, "form.model.best_quality"
+        ),
     )
 }
 

@@ -21,17 +21,23 @@ KINDS = (COMPARE, REMIX)  # filtered by what kind of run, not by one model
 STARRED = "starred"
 PAGE_SIZE = 12  # three rows of four: a page that leaves the results in view
 
+# The filters' choices as (label, value): a label is a translation key (the page shows it
+# in its language), except a model's name, which reads the same in every language.
 MODEL_CHOICES: list[tuple[str, str]] = [
-    ("All models", ALL),
+    ("history_form.all_models", ALL),
     *((name, name) for name in MODELS),
-    ("Compare 3 models", COMPARE),
-    ("Remix", REMIX),
+    ("form.compare", COMPARE),
+    ("form.mode.remix", REMIX),
 ]
 STATUS_CHOICES: list[tuple[str, str]] = [
-    ("Any status", ALL),
-    ("Starred", STARRED),
-    *((status.value.capitalize(), status.value) for status in RunStatus),
-    ("Interrupted", INTERRUPTED),
+    ("history_form.any_status", ALL),
+    ("history_form.starred", STARRED),
+    ("history_form.status_running", RunStatus.RUNNING.value),
+    ("history_form.status_done", RunStatus.DONE.value),
+    ("history_form.status_partial", RunStatus.PARTIAL.value),
+    ("history_form.status_failed", RunStatus.FAILED.value),
+    ("history_form.status_stopped", RunStatus.STOPPED.value),
+    ("history_form.status_interrupted", INTERRUPTED),
 ]
 
 

@@ -169,3 +169,15 @@ COPY_LINK_JS = """(prompt, model, aspect_ratio, negative_prompt, num_images, see
     {prompt, model, aspect_ratio, negative_prompt, num_images, seed})"""
 NOTIFY_JS = "(on) => window.imagenPlayground.setNotify(on)"
 NOTIFY_WANTED_JS = "() => window.imagenPlayground.notifyWanted()"
+# The page's language on <html lang>, for screen readers' voices and the CJK glyphs'
+# regional forms (Gradio sets it from navigator.language alone: English for zh-HK). And
+# the switch named by its visible title: Gradio's radios are a <fieldset> without one.
+PAGE_LANGUAGE_JS = """(language) => {
+  document.documentElement.lang = language;
+  const title = document.querySelector("#language [data-testid='block-info']");
+  if (!title) return;
+  title.id = "language-title";
+  const group = document.getElementById("language");
+  group.setAttribute("role", "radiogroup");
+  group.setAttribute("aria-labelledby", title.id);
+}"""

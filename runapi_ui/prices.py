@@ -35,6 +35,7 @@ from .errors import (
     model_unavailable,
     unreadable_answer,
 )
+from .translations import ENGLISH, text
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,8 @@ REFRESH_SECONDS = 3600.0
 # RunAPI's contracts spell the service `imagen-4`, its routes `imagen_4`: either is ours.
 SERVICES = frozenset({"imagen-4", "imagen_4"})
 UNAVAILABLE = frozenset({"maintenance", "disabled"})
-_WORDS = {"maintenance": "under maintenance", "disabled": "disabled"}
+# A catalog status that keeps a model from being served, to its words' translation key.
+_WORDS = {"maintenance": "form.model.under_maintenance", "disabled": "form.model.disabled"}
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,12 @@ class ModelPrice:
     @property
     def status_words(self) -> str:
         """ "under maintenance" or "disabled" for a model RunAPI does not serve; else ""."""
-        return _WORDS.get(self.catalog_status, "")
+        return self.status_in(ENGLISH)
+
+    def status_in(self, language: str) -> str:
+        """`status_words` in `language`, for the page's model choices."""
+        key = _WORDS.get(self.catalog_status)
+        return text(language, key) if key else ""
 
     def cents(self, **params: str) -> int:
         """The price of one image with these request parameters."""
@@ -173,10 +180,14 @@ class PriceBook:
 
     @property
     def source(self) -> str:
-        """Where the prices shown come from, in words for the page."""
+        """Where the prices shown come from, in English words (agents' descriptions, errors)."""
+        return self.source_in(ENGLISH)
+
+    def source_in(self, language: str) -> str:
+        """Where the prices shown come from, in words for the page in `language`."""
         if self.table.live:
-            return f"RunAPI's live prices (as of {self.as_of})"
-        return f"RunAPI's published prices as of {self.as_of}"
+            return text(language, "cost.source_live", as_of=self.as_of)
+        return text(language, "cost.source_published", as_of=self.as_of)
 
     def price(self, model: str) -> ModelPrice:
         price = self.table.prices.get(model)

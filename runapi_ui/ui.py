@@ -28,17 +28,19 @@ from .catalog import (
 )
 from .extras import ExtrasHandlers
 from .history import MAX_BYTES, MAX_ENTRIES
-from .history_view import ALL, MODEL_CHOICES, STATUS_CHOICES
+from .history_view import ALL
 from .page import GENERATE_MODE, REMIX_MODE, PageHandlers, PageOutputs
+from .page_text import PageText
 from .playground import COMPARE_MODELS, MAX_IMAGES, Playground
 from .prices import PriceBook
 from .remix import RemixRequest
 from .sources import MAX_SOURCE_BYTES
 
-MODES = [GENERATE_MODE, REMIX_MODE]
 HISTORY_STORAGE_KEY = "imagen-playground-history"
 REMOVED_STORAGE_KEY = "imagen-playground-removed"  # deleted entries' ids, for other tabs
 LANGUAGE_STORAGE_KEY = "imagen-playground-language"
+# English in every language: Imagen 4 draws text in images best from English prompts, and
+# these show off that (HELLO on a mug, a poster's headline).
 EXAMPLE_PROMPTS = [
     "A ceramic coffee mug on a wooden table in morning light, the word HELLO printed on "
     "its side in a serif font, photorealistic",
@@ -74,6 +76,11 @@ CSS = """
   border: 1px solid color-mix(in srgb, var(--color-yellow-400) 60%, transparent); }
 .key-note { font-size: 0.9rem; padding: 0.3rem 0.2rem; }
 .key-bad { color: var(--error-text-color); }
+/* The language switch, at the top right: each choice's name on one line. */
+#language label { white-space: nowrap; }
+/* Chinese breaks between any two characters: a label beside the slider's number box
+   shrank to one character a line on a phone. */
+#num-images [data-testid="block-info"] { white-space: nowrap; }
 #cost { font-size: 0.9rem; color: var(--body-text-color-subdued); }
 #cost, #cost * { overflow: visible !important; max-height: none !important; }  /* it wraps */
 #results .caption-label, #history .caption-label { white-space: normal; overflow: visible;
@@ -130,23 +137,31 @@ SCROLL_TO_RESULTS_JS = """() => {
 }"""
 
 
-def model_choices(prices: PriceBook) -> list[tuple[str, str]]:
+def model_choices(prices: PriceBook, language: str = translations.ENGLISH) -> list[tuple[str, str]]:
     """Each model with its live price, and "under maintenance" while RunAPI says so."""
     choices = []
     for name, info in MODELS.items():
         price = prices.price(name)
-        label = info.label_at(price.cents() / 100)
-        choices.append((f"{label} · {price.status_words}" if price.status_words else label, name))
+        label = info.label_at(price.cents() / 100, language)
+        status = price.status_in(language)
+        choices.append((f"{label} · {status}" if status else label, name))
     return choices
 
 
-def model_radio(playground: Playground, api_key: str) -> gr.Radio:
+def model_radio(
+    playground: Playground, api_key: str, language: str = translations.ENGLISH
+) -> gr.Radio:
     """The model choices at the prices this key would pay, as they stand now."""
     try:
         prices = playground.prices(playground.backend_for(api_key).is_demo)
     except KeyRequired:
         prices = playground.shown_prices
-    return gr.Radio(choices=model_choices(prices), info=f"Per image: {prices.source}.")
+    return gr.Radio(choices=model_choices(prices, language), info=prices_info(prices, language))
+
+
+def prices_info(prices: PriceBook, language: str) -> str:
+    """The model choices' info: where their prices come from."""
+    return translations.text(language, "form.model.info", source=prices.source_in(language))
 
 
 def ratio_choices(model: str, current: str) -> gr.Radio:
@@ -161,60 +176,84 @@ def ratio_choices(model: str, current: str) -> gr.Radio:
     return gr.Radio(choices=ratios, value="1:1")
 
 
-def key_banner(playground: Playground) -> str:
+def key_banner(playground: Playground, language: str = translations.ENGLISH) -> str:
     """Whose key pays, as the policy in force says; the demo banner when there is a demo."""
-    note = html.escape(playground.policy.page_note())
+    note = html.escape(playground.policy.page_note(language))
     if not playground.policy.offers_demo:
         return f'<div class="key-banner">{note}</div>'
-    return (
-        '<div class="demo-banner"><b>Demo mode.</b> Images are placeholders drawn locally '
-        f"by the built-in RunAPI simulator, not by Imagen 4. {note}</div>"
-    )
+    title = html.escape(translations.text(language, "banner.demo_title"))
+    about = html.escape(translations.text(language, "banner.demo_text"))
+    return f'<div class="demo-banner"><b>{title}</b> {about} {note}</div>'
 
 
 def key_placeholder(policy: KeyPolicy) -> str:
-    """What an empty key field means on this deployment."""
+    """The key of what an empty key field means on this deployment."""
     if policy.keyless_source is KeySource.SERVER:
-        return "Paste your key to pay with it; leave empty to use this server's key"
+        return "form.api_key.placeholder_server"
     if policy.keyless_source is KeySource.DEMO:
-        return "Paste your key to use RunAPI; leave empty for the demo"
-    return "Paste your RunAPI key to generate"
+        return "form.api_key.placeholder_demo"
+    return "form.api_key.placeholder_own"
 
 
-def cost_estimate(playground: Playground, model: str, num_images: int, api_key: str) -> str:
+# Whose key pays, in the cost line (a demo run costs nothing and says so instead).
+PAYER_KEYS = {KeySource.VISITOR: "cost.payer_visitor", KeySource.SERVER: "cost.payer_server"}
+
+
+def cost_estimate(
+    playground: Playground,
+    model: str,
+    num_images: int,
+    api_key: str,
+    language: str = translations.ENGLISH,
+) -> str:
     """What Generate will cost, next to the button."""
     try:
         backend = playground.backend_for(api_key)
     except KeyRequired:
-        return "Enter your RunAPI key to generate."
+        return translations.text(language, "cost.enter_key_generate")
     if backend.is_demo or model not in MODELS:
-        return "Demo: no charge."
+        return translations.text(language, "cost.demo")
     prices = playground.prices(backend.is_demo)
     price, count = prices.price_usd(model), int(num_images or 1)
     compare = sum(prices.price_usd(name) for name in COMPARE_MODELS)
-    return (
-        f"Estimated cost: ${price * count:.2f} ({count} × ${price:.2f}, "
-        f"{html.escape(backend.source.value)}); Compare 3 models: ${compare:.2f}. "
-        f"{prices.source}; RunAPI says what it charged once an image is done."
+    return translations.text(
+        language,
+        "cost.generate",
+        total=f"{price * count:.2f}",
+        count=count,
+        price=f"{price:.2f}",
+        payer=translations.text(language, PAYER_KEYS[backend.source]),
+        compare=f"{compare:.2f}",
+        source=prices.source_in(language),
     )
 
 
 def remix_estimate(
-    playground: Playground, output_resolution: str, num_images: int, api_key: str
+    playground: Playground,
+    output_resolution: str,
+    num_images: int,
+    api_key: str,
+    language: str = translations.ENGLISH,
 ) -> str:
     """What Remix will cost, next to the button (priced by output resolution)."""
     try:
         backend = playground.backend_for(api_key)
     except KeyRequired:
-        return "Enter your RunAPI key to remix."
+        return translations.text(language, "cost.enter_key_remix")
     if backend.is_demo:
-        return "Demo: no charge."
+        return translations.text(language, "cost.demo")
     prices = playground.prices(backend.is_demo)
     price = prices.price_usd(REMIX_MODEL, output_resolution=output_resolution)
     count = int(num_images or 1)
-    return (
-        f"Estimated cost: ${price * count:.2f} ({count} × ${price:.2f} at {output_resolution}, "
-        f"{html.escape(backend.source.value)}). {prices.source}."
+    return translations.text(
+        language,
+        "cost.remix",
+        total=f"{price * count:.2f}",
+        count=count,
+        price=f"{price:.2f}",
+        resolution=output_resolution,
+        payer=translations.text(language, PAYER_KEYS[backend.source]),
+        source=prices.source_in(language),
     )
 
 
@@ -249,120 +288,120 @@ def build_ui(playground: Playground) -> gr.Blocks:
     extras = ExtrasHandlers(playground)
     api = ApiHandlers(playground)
     runs_at_once = {"concurrency_limit": settings.max_concurrent_runs, "concurrency_id": "runs"}
+    policy = playground.policy
+    texts = PageText(
+        fields={
+            "count": REMIX_MAX_SOURCES,
+            "megabytes": MAX_SOURCE_BYTES // 2**20,
+            "max": SEED_MAX,
+            "max_entries": MAX_ENTRIES,
+            "history_megabytes": f"{MAX_BYTES / 1e6:g}",
+            "days": f"{settings.image_max_age_days:g}",
+        },
+        keys={"api_key": {"placeholder": key_placeholder(policy)}},
+        computed={"banner": lambda language: {"value": key_banner(playground, language)}},
+    )
     with gr.Blocks(title="Imagen Playground", delete_cache=(3600, 86400)) as demo:
-        gr.Markdown(
-            "# Imagen Playground\nGoogle DeepMind's **Imagen 4** through RunAPI: "
-            "write a prompt, pick a model, get images."
-        )
-        policy = playground.policy
-        gr.HTML(key_banner(playground))
-        # Issue 24: the page's language, chosen on load from the browser's languages unless
-        # the visitor picked one here (the browser keeps that choice).
-        language = gr.Radio(
-            [(name, code) for code, name in translations.LANGUAGES.items()],
-            value=translations.ENGLISH,
-            label=translations.text(translations.ENGLISH, "language.label"),
-            elem_id="language",
-        )
+        # Issue 24: the page is built in English; `relabel` below puts it in the language
+        # picked on load (the browser's, or the switch's kept choice) or by the switch.
+        with gr.Row(equal_height=False, elem_id="page-head"):
+            with gr.Column(scale=1, min_width=300):  # on a phone the switch goes below
+                title = gr.Markdown(**texts.of("title"))
+            language = gr.Radio(
+                [(name, code) for code, name in translations.LANGUAGES.items()],
+                value=translations.ENGLISH,
+                elem_id="language",
+                scale=0,
+                min_width=360,
+                **texts.of("language"),
+            )
+        banner = gr.HTML(**texts.of("banner"))
         chosen_language = gr.BrowserState(
             "", storage_key=LANGUAGE_STORAGE_KEY, secret=settings.history_secret
         )
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=320, elem_id="form"):
-                mode = gr.Radio(MODES, value=MODES[0], label="Mode", elem_id="mode")
-                prompt = gr.Textbox(
-                    label="Prompt",
-                    placeholder="Describe the image: subject, setting, style, any text to render",
-                    lines=4,
-                    max_lines=12,
-                )
+                mode = gr.Radio(value=GENERATE_MODE, elem_id="mode", **texts.of("mode"))
+                prompt = gr.Textbox(lines=4, max_lines=12, **texts.of("prompt"))
                 # Right under the prompt: nothing above the buttons changes height while a
                 # visitor moves to them (a key check's message once moved Generate mid-click).
                 with gr.Row():
                     generate_button = gr.Button(
-                        "Generate", variant="primary", scale=2, elem_id="generate"
+                        variant="primary", scale=2, elem_id="generate", **texts.of("generate")
                     )
-                    compare_button = gr.Button("Compare 3 models", scale=2)
+                    compare_button = gr.Button(scale=2, **texts.of("compare"))
                     remix_button = gr.Button(
-                        "Remix", variant="primary", scale=2, visible=False, elem_id="remix"
+                        variant="primary",
+                        scale=2,
+                        visible=False,
+                        elem_id="remix",
+                        **texts.of("remix"),
                     )
-                    stop_button = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
-                    stop_all_button = gr.Button(
+                    stop_button = gr.Button(
+                        variant="stop", scale=1, elem_id="stop", **texts.of("stop")
+                    )
+                    stop_all_button = gr.Button(  # the handlers write it, with the count
                         "Stop all", variant="stop", scale=1, visible=False, elem_id="stop-all"
                     )
                 cost = gr.Markdown(cost_estimate(playground, DEFAULT_MODEL, 1, ""), elem_id="cost")
                 notify = gr.Checkbox(  # Faster hands (issue 22): a word when a run ends
-                    label="Notify me when a run finishes", elem_id="notify", container=False
+                    elem_id="notify", container=False, **texts.of("notify")
                 )
                 # --- Remix (issue 23): its own settings; no seed, no negative prompt ---------
                 with gr.Column(visible=False, elem_id="remix-settings") as remix_settings:
                     remix_sources = gr.File(
-                        label=f"Source images (1 to {REMIX_MAX_SOURCES})",
+                        **texts.of("remix_sources"),
                         file_count="multiple",
                         file_types=["image"],
                         type="filepath",
                         elem_id="remix-sources",
                     )
-                    gr.Markdown(
-                        f"JPEG, PNG or WebP, up to {MAX_SOURCE_BYTES // 2**20} MB each; add a "
-                        "result with *Remix this*. "
-                        "Each image is checked, turned upright and stripped of its metadata "
-                        "(GPS, camera, XMP), then uploaded through RunAPI's file API with the "
-                        "key that pays for the run.",
-                        elem_classes="key-note",
-                    )
+                    remix_note = gr.Markdown(elem_classes="key-note", **texts.of("remix_note"))
                     remix_ratio = gr.Dropdown(
                         list(REMIX_ASPECT_RATIOS),
                         value="auto",
-                        label="Aspect ratio",
-                        info="auto follows the sources",
+                        **texts.of("remix_ratio"),
                     )
                     with gr.Row():
                         remix_resolution = gr.Radio(
-                            list(REMIX_RESOLUTIONS), value="1k", label="Output resolution"
+                            list(REMIX_RESOLUTIONS), value="1k", **texts.of("remix_resolution")
                         )
                         remix_format = gr.Radio(
-                            list(REMIX_FORMATS), value="png", label="Output format"
+                            list(REMIX_FORMATS), value="png", **texts.of("remix_format")
                         )
                 with gr.Column(elem_id="generate-settings") as generate_settings:
                     model = gr.Radio(
                         model_choices(playground.shown_prices),
                         value=DEFAULT_MODEL,
-                        label="Model",
-                        info=f"Per image: {playground.shown_prices.source}.",
+                        info=prices_info(playground.shown_prices, translations.ENGLISH),
+                        **texts.of("model"),
                     )
                     aspect_ratio = gr.Radio(
                         list(MODELS[DEFAULT_MODEL].aspect_ratios),
                         value="1:1",
-                        label="Aspect ratio",
+                        **texts.of("aspect_ratio"),
                     )
                 with gr.Row():
                     num_images = gr.Slider(
-                        1, MAX_IMAGES, value=1, step=1, label="Number of images", min_width=160
+                        1,
+                        MAX_IMAGES,
+                        value=1,
+                        step=1,
+                        min_width=160,
+                        elem_id="num-images",
+                        **texts.of("num_images"),
                     )
                     # A Textbox, not a Number: a Number cannot be empty, and empty means random.
-                    seed = gr.Textbox(
-                        value="",
-                        label="Seed",
-                        placeholder="random",
-                        info=f"Empty means random; 0 to {SEED_MAX}",
-                        max_lines=1,
-                        min_width=160,
-                    )
-                negative_prompt = gr.Textbox(
-                    value="",
-                    label="Negative prompt",
-                    placeholder="What to leave out (optional)",
-                    info="Imagen 4 may ignore this: newer model versions do not take one.",
-                    lines=1,
-                )
+                    seed = gr.Textbox(value="", max_lines=1, min_width=160, **texts.of("seed"))
+                negative_prompt = gr.Textbox(value="", lines=1, **texts.of("negative_prompt"))
                 # Faster hands (issue 22): a link to the settings above, never the key below.
                 # Above the key: its check's message moves what is below it.
-                copy_link_button = gr.Button("Copy link", size="sm", elem_id="copy-link")
+                copy_link_button = gr.Button(
+                    size="sm", elem_id="copy-link", **texts.of("copy_link")
+                )
                 link_box = gr.Textbox(
-                    label="Link to these settings (never your key)",
-                    placeholder="Copy link shows it here too",
+                    **texts.of("link"),
                     interactive=False,
                     max_lines=1,
                     buttons=["copy"],
@@ -370,30 +409,24 @@ def build_ui(playground: Playground) -> gr.Blocks:
                 )
                 api_key = gr.Textbox(
                     value="",
-                    label="RunAPI key",
                     type="password",
-                    placeholder=key_placeholder(policy),
-                    info="Used only for your requests in this browser tab; never stored.",
+                    **texts.of("api_key"),
                     visible=policy.asks_for_visitor_keys,
                 )
                 with gr.Row(visible=policy.asks_for_visitor_keys):
-                    check_key_button = gr.Button("Check key", size="sm")
-                    forget_key_button = gr.Button("Forget key", size="sm")
+                    check_key_button = gr.Button(size="sm", **texts.of("check_key"))
+                    forget_key_button = gr.Button(size="sm", **texts.of("forget_key"))
                 key_status = gr.HTML(elem_id="key-status", padding=False, container=False)
-                gr.Examples(EXAMPLE_PROMPTS, inputs=[prompt], label="Example prompts")
+                examples = gr.Examples(EXAMPLE_PROMPTS, inputs=[prompt], **texts.of("examples"))
                 dropped = gr.File(
-                    label="Read settings from an image",
+                    **texts.of("read_settings"),
                     file_count="single",
                     type="filepath",
                     height=110,
                     elem_id="read-settings",
                 )
-                with gr.Accordion("Copy as code", open=False):
-                    gr.Markdown(
-                        "The request for the current settings, to run outside the page: create "
-                        "the task, poll it, download the image. Set `RUNAPI_API_KEY` first. In "
-                        "Remix mode it first uploads the image files you name when you run it."
-                    )
+                with gr.Accordion(open=False, **texts.of("code")) as code_accordion:
+                    code_note = gr.Markdown(**texts.of("code_note"))
                     curl_code = gr.Code(label="curl (bash)", language="shell", elem_id="code-curl")
                     python_code = gr.Code(
                         label="Python (httpx)", language="python", elem_id="code-python"
@@ -404,7 +437,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
                 feed = gr.HTML(elem_id="runs-feed", padding=False, container=False)
                 summary = gr.HTML(elem_id="summary", padding=False, container=False)
                 results = gr.Gallery(
-                    label="Results",
+                    **texts.of("results"),
                     show_label=False,
                     elem_id="results",
                     columns=2,
@@ -416,35 +449,27 @@ def build_ui(playground: Playground) -> gr.Blocks:
                 )
                 # The selected result (else the first) becomes a source in Remix mode.
                 remix_this_button = gr.Button(
-                    "Remix this", size="sm", elem_id="remix-this", min_width=120
+                    size="sm", elem_id="remix-this", min_width=120, **texts.of("remix_this")
                 )
-                with gr.Accordion("History", open=True):
-                    gr.Markdown(
-                        f"Kept in this browser: your last {MAX_ENTRIES} runs, newest first, and "
-                        f"every starred run, up to {MAX_BYTES / 1e6:g} MB in all (the oldest "
-                        "unstarred runs drop off first). Images stay on this server for "
-                        f"{settings.image_max_age_days:g} days; after that an entry shows a small "
-                        "preview, and *Run again* makes it anew. Select a run to see it and put "
-                        "its settings back in the form; select an image to reuse its seed."
-                    )
+                with gr.Accordion(open=True, **texts.of("history")) as history_accordion:
+                    history_note = gr.Markdown(**texts.of("history_note"))
                     with gr.Row(equal_height=True):
                         search = gr.Textbox(
-                            label="Search",
-                            placeholder="Words of a prompt or negative prompt",
+                            **texts.of("search"),
                             max_lines=1,
                             scale=3,
                             min_width=180,
                             elem_id="history-search",
                         )
                         model_filter = gr.Dropdown(
-                            MODEL_CHOICES, value=ALL, label="Model", scale=2, min_width=140
+                            value=ALL, scale=2, min_width=140, **texts.of("model_filter")
                         )
                         status_filter = gr.Dropdown(
-                            STATUS_CHOICES, value=ALL, label="Status", scale=2, min_width=140
+                            value=ALL, scale=2, min_width=140, **texts.of("status_filter")
                         )
                     listing = gr.Markdown(elem_id="history-listing")
                     tiles = gr.Gallery(
-                        label="Your runs",
+                        **texts.of("tiles"),
                         show_label=False,
                         elem_id="history",
                         columns=4,
@@ -455,22 +480,28 @@ def build_ui(playground: Playground) -> gr.Blocks:
                         interactive=False,
                     )
                     with gr.Row():
-                        newer_button = gr.Button("← Newer", size="sm", elem_id="history-newer")
-                        older_button = gr.Button("Older →", size="sm", elem_id="history-older")
-                    with gr.Row():
-                        run_again_button = gr.Button("Run again", size="sm")
-                        wait_again_button = gr.Button(
-                            "Wait again", size="sm", visible=False, elem_id="wait-again"
+                        newer_button = gr.Button(
+                            size="sm", elem_id="history-newer", **texts.of("newer")
                         )
-                        star_button = gr.Button(
+                        older_button = gr.Button(
+                            size="sm", elem_id="history-older", **texts.of("older")
+                        )
+                    with gr.Row():
+                        run_again_button = gr.Button(size="sm", **texts.of("run_again"))
+                        wait_again_button = gr.Button(
+                            size="sm", visible=False, elem_id="wait-again", **texts.of("wait_again")
+                        )
+                        star_button = gr.Button(  # the handlers write Star or Unstar
                             "☆ Star", size="sm", interactive=False, elem_id="star"
                         )
-                        delete_button = gr.Button("Delete", size="sm", elem_id="delete-entry")
-                        clear_button = gr.Button("Clear history", size="sm", variant="stop")
+                        delete_button = gr.Button(
+                            size="sm", elem_id="delete-entry", **texts.of("delete")
+                        )
+                        clear_button = gr.Button(size="sm", variant="stop", **texts.of("clear"))
                     with gr.Row():
-                        zip_run_button = gr.Button("Download this run (ZIP)", size="sm")
-                        zip_all_button = gr.Button("Download all history (ZIP)", size="sm")
-                    zip_file = gr.File(label="Your download", visible=False, elem_id="zip")
+                        zip_run_button = gr.Button(size="sm", **texts.of("zip_run"))
+                        zip_all_button = gr.Button(size="sm", **texts.of("zip_all"))
+                    zip_file = gr.File(visible=False, elem_id="zip", **texts.of("zip_file"))
 
         history = gr.BrowserState(
             [], storage_key=HISTORY_STORAGE_KEY, secret=settings.history_secret
@@ -630,21 +661,23 @@ def build_ui(playground: Playground) -> gr.Blocks:
         # Live prices: read in the background since start-up, shown from each page load
         # (the demo's to a visitor without a key, RunAPI's once they type one).
         gr.on(
-            [demo.load, api_key.change],
-            lambda k: model_radio(playground, k),
-            [api_key],
+            [demo.load, api_key.change, language.change],
+            lambda key, chosen: model_radio(playground, key, chosen),
+            [api_key, language],
             [model],
             trigger_mode="always_last",
             show_progress="hidden",  # no dimming while it answers: dimmed text fails 4.5:1
             **private,
         )
 
-        def estimate(mode: str, model: str, resolution: str, count: int, key: str) -> str:
+        def estimate(
+            mode: str, model: str, resolution: str, count: int, key: str, chosen: str
+        ) -> str:
             if mode == REMIX_MODE:
-                return remix_estimate(playground, resolution, count, key)
-            return cost_estimate(playground, model, count, key)
+                return remix_estimate(playground, resolution, count, key, chosen)
+            return cost_estimate(playground, model, count, key, chosen)
 
-        priced = (mode, model, remix_resolution, num_images, api_key)
+        priced = (mode, model, remix_resolution, num_images, api_key, language)
         gr.on(
             [demo.load, *(control.change for control in priced)],
             estimate,
@@ -658,6 +691,71 @@ def build_ui(playground: Playground) -> gr.Blocks:
         # The language: the visitor's own choice if they made one, else their browser's.
         demo.load(page_language_on_load, [chosen_language], [language], **private)
         language.input(lambda chosen: chosen, [language], [chosen_language], **private)
+        translated = {
+            "title": title,
+            "language": language,
+            "banner": banner,
+            "mode": mode,
+            "prompt": prompt,
+            "generate": generate_button,
+            "compare": compare_button,
+            "remix": remix_button,
+            "stop": stop_button,
+            "notify": notify,
+            "remix_sources": remix_sources,
+            "remix_note": remix_note,
+            "remix_ratio": remix_ratio,
+            "remix_resolution": remix_resolution,
+            "remix_format": remix_format,
+            "model": model,
+            "aspect_ratio": aspect_ratio,
+            "num_images": num_images,
+            "seed": seed,
+            "negative_prompt": negative_prompt,
+            "copy_link": copy_link_button,
+            "link": link_box,
+            "api_key": api_key,
+            "check_key": check_key_button,
+            "forget_key": forget_key_button,
+            "examples": examples.dataset,
+            "read_settings": dropped,
+            "code": code_accordion,
+            "code_note": code_note,
+            "results": results,
+            "remix_this": remix_this_button,
+            "history": history_accordion,
+            "history_note": history_note,
+            "search": search,
+            "model_filter": model_filter,
+            "status_filter": status_filter,
+            "tiles": tiles,
+            "newer": newer_button,
+            "older": older_button,
+            "run_again": run_again_button,
+            "wait_again": wait_again_button,
+            "delete": delete_button,
+            "clear": clear_button,
+            "zip_run": zip_run_button,
+            "zip_all": zip_all_button,
+            "zip_file": zip_file,
+        }
+        gr.on(
+            [demo.load, language.change],
+            None,
+            [language],
+            None,
+            js=page_scripts.PAGE_LANGUAGE_JS,
+            **private,
+        )
+        # An English page at load changes nothing (the switch starts at English), so
+        # English visitors pay no relabelling.
+        language.change(
+            texts.relabel,
+            [language],
+            [translated[name] for name in texts.names],
+            show_progress="hidden",
+            **private,
+        )
 
         # --- Faster hands (issue 22): links, remembered settings, notifications ----------
         # One load handler for both, so a link's values win over the remembered ones.
