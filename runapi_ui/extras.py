@@ -17,7 +17,7 @@ from .access import KeyRequired, KeySource
 from .catalog import MODELS
 from .client import AnyRequest, GenerationRequest
 from .errors import RunAPIError
-from .exports import EMPTY, TOO_LARGE, TOO_MANY, UNWRITABLE, ExportError, build_zip_async
+from .exports import ExportError, build_zip_async
 from .page_errors import page_message
 from .playground import Playground
 from .pnginfo import ImageSettingsError, read_settings
@@ -39,12 +39,6 @@ _BALANCE_KEYS = {
     KeySource.SERVER: "key.balance_server",
     KeySource.DEMO: "key.balance_demo",
 }
-_EXPORT_KEYS = {
-    EMPTY: "toast.zip_empty",
-    TOO_MANY: "toast.zip_too_many",
-    TOO_LARGE: "toast.zip_too_large",
-    UNWRITABLE: "toast.zip_unwritable",
-}
 
 
 class ExtrasHandlers:
@@ -62,8 +56,7 @@ class ExtrasHandlers:
         try:
             settings = await asyncio.to_thread(read_settings, Path(path))
         except ImageSettingsError as error:
-            # Its English says what the file is instead; the page's other languages, what to do.
-            said = str(error) if language == ENGLISH else text(language, "toast.no_settings")
+            said = page_message(language, error)
             gr.Warning(html.escape(said), title="No settings read", duration=15)
             return keep
         missing = [
@@ -126,11 +119,7 @@ class ExtrasHandlers:
                 images_root=self.playground.store.folder,
             )
         except ExportError as error:
-            said = (
-                error.message
-                if language == ENGLISH
-                else text(language, _EXPORT_KEYS[error.reason], limit=error.limit)
-            )
+            said = page_message(language, error)
             raise gr.Error(html.escape(said), title="No download") from None
         return gr.File(value=str(path), visible=True)
 

@@ -35,7 +35,9 @@ from .errors import (
     TaskTimeoutError,
     ValidationError,
 )
+from .exports import EMPTY, TOO_LARGE, TOO_MANY, UNWRITABLE, ExportError
 from .playground import MAX_IMAGES
+from .pnginfo import ImageSettingsError
 from .quota import LimitError, LimitsUnavailable, QuotaExceeded, ServerBusy
 from .tabs import TabFull
 from .translations import ENGLISH, date_time, text
@@ -69,6 +71,13 @@ _FIELDS: dict[str, str] = {
     "output_resolution": "error.output_resolution",
     "output_format": "error.output_format",
 }
+# Why a ZIP could not be built.
+_EXPORTS: dict[str, str] = {
+    EMPTY: "toast.zip_empty",
+    TOO_MANY: "toast.zip_too_many",
+    TOO_LARGE: "toast.zip_too_large",
+    UNWRITABLE: "toast.zip_unwritable",
+}
 # What those messages may name: the rule that was broken, not the value.
 _RULES: dict[str, object] = {
     "prompt_max": PROMPT_MAX_CHARS,
@@ -100,6 +109,11 @@ def _translated(language: str, error: BaseException) -> str | None:
     """The message in `language`, without the request id; None for an error not known."""
     if isinstance(error, (LimitError, KeyRequired, TabFull)):
         return _refusal(language, error)
+    if isinstance(error, ExportError):
+        return text(language, _EXPORTS[error.reason], limit=error.limit)
+    if isinstance(error, ImageSettingsError):
+        # Its English says what the file is instead; here, what to do.
+        return text(language, "toast.no_settings")
     if not isinstance(error, RunAPIError):
         return None
     if isinstance(error, ValidationError) and error.status is None:

@@ -9,7 +9,7 @@ demo simulator; errors come from a real simulator over loopback.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,10 +18,14 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from bench.processes import CHROMIUM, CHROMIUM_FLAGS, free_port
 from runapi_ui.client import GenerationRequest
 from runapi_ui.errors import AuthenticationError, TaskFailedError
+from runapi_ui.exports import build_zip
 from runapi_ui.page_errors import page_message
+from runapi_ui.playground import checked_count, pick_seed
+from runapi_ui.quota import QuotaExceeded
 from runapi_ui.server import PlaygroundApp, create_app, launch
 from runapi_ui.settings import Settings
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer
+from runapi_ui.tabs import TabLimits
 from runapi_ui.translations import ENGLISH, SIMPLIFIED, TRADITIONAL
 from tests.conftest import fast_durations
 
@@ -66,6 +70,38 @@ async def test_a_failed_task_keeps_runapis_reason_verbatim(make_simulator, make_
     assert said.startswith("RunAPI 表示任務失敗：")
     assert error.reason in said
     assert page_message(SIMPLIFIED, error).startswith("RunAPI 表示任务失败：")
+
+
+def refusal(act: Callable[[], object]) -> Exception:
+    """The error `act` raises."""
+    with pytest.raises(Exception) as caught:
+        act()
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("act", "traditional", "simplified"),
+    [
+        (lambda: pick_seed("forty-two"), "種子必須是 0 至 2147483647 的整數", "种子必须是 0 到"),
+        (lambda: checked_count(9), "圖片數量必須是 1 至 4 的整數", "图片数量必须是 1 到 4"),
+        (lambda: TabLimits(images=8).admit([], 9), "這個分頁已有 0 張圖片", "这个标签页已有 0 张"),
+        (lambda: build_zip([], Path("."), title="x"), "暫時沒有可下載的內容", "暂时没有可下载"),
+    ],
+    ids=["seed", "count", "tab-cap", "empty-zip"],
+)
+def test_the_playgrounds_own_refusals_are_said_in_each_script(
+    act: Callable[[], object], traditional: str, simplified: str
+) -> None:
+    error = refusal(act)
+    assert page_message(ENGLISH, error) == str(error), "English: the words scripts get"
+    assert page_message(TRADITIONAL, error).startswith(traditional)
+    assert page_message(SIMPLIFIED, error).startswith(simplified)
+
+
+def test_a_quota_says_when_in_the_languages_date() -> None:
+    error = QuotaExceeded("You have used this server's 2 images an hour.", 1_765_000_000)
+    assert "12月6日 05:46 UTC" in page_message(TRADITIONAL, error)
+    assert page_message(SIMPLIFIED, error).startswith("你已用完本服务器")
 
 
 # --- the page in Chromium ---------------------------------------------------------------
