@@ -35,10 +35,23 @@ from .errors import (
     TaskTimeoutError,
     ValidationError,
 )
-from .exports import EMPTY, TOO_LARGE, TOO_MANY, UNWRITABLE, ExportError
+from .exports import EMPTY, TOO_MANY, UNWRITABLE, ExportError
+from .exports import TOO_LARGE as ZIP_TOO_LARGE
 from .playground import MAX_IMAGES
 from .pnginfo import ImageSettingsError
 from .quota import LimitError, LimitsUnavailable, QuotaExceeded, ServerBusy
+from .sources import (
+    COUNT,
+    GONE,
+    MAX_SOURCE_BYTES,
+    MAX_SOURCE_PIXELS,
+    NOT_ACCEPTED,
+    NOT_AN_IMAGE,
+    TOO_LARGE,
+    TOO_MANY_PIXELS,
+    UNREADABLE,
+    SourceRefused,
+)
 from .tabs import TabFull
 from .translations import ENGLISH, date_time, text
 
@@ -75,8 +88,18 @@ _FIELDS: dict[str, str] = {
 _EXPORTS: dict[str, str] = {
     EMPTY: "toast.zip_empty",
     TOO_MANY: "toast.zip_too_many",
-    TOO_LARGE: "toast.zip_too_large",
+    ZIP_TOO_LARGE: "toast.zip_too_large",
     UNWRITABLE: "toast.zip_unwritable",
+}
+# Why a remix's source image was refused.
+_SOURCES: dict[str, str] = {
+    COUNT: "error.sources_count",
+    UNREADABLE: "error.source_unreadable",
+    TOO_LARGE: "error.source_too_large",
+    NOT_ACCEPTED: "error.source_format",
+    TOO_MANY_PIXELS: "error.source_pixels",
+    NOT_AN_IMAGE: "error.source_not_image",
+    GONE: "error.sources_gone",
 }
 # What those messages may name: the rule that was broken, not the value.
 _RULES: dict[str, object] = {
@@ -88,6 +111,8 @@ _RULES: dict[str, object] = {
     "models": ", ".join(MODELS),
     "resolutions": ", ".join(REMIX_RESOLUTIONS),
     "formats": ", ".join(REMIX_FORMATS),
+    "source_mb_max": MAX_SOURCE_BYTES // 2**20,
+    "source_mp_max": MAX_SOURCE_PIXELS // 1_000_000,
 }
 
 
@@ -109,6 +134,16 @@ def _translated(language: str, error: BaseException) -> str | None:
     """The message in `language`, without the request id; None for an error not known."""
     if isinstance(error, (LimitError, KeyRequired, TabFull)):
         return _refusal(language, error)
+    if isinstance(error, SourceRefused):
+        return text(
+            language,
+            _SOURCES[error.reason],
+            file=error.file_name,
+            count=error.count,
+            size_mb=error.size_mb,
+            image_format=error.image_format,
+            **_RULES,
+        )
     if isinstance(error, ExportError):
         return text(language, _EXPORTS[error.reason], limit=error.limit)
     if isinstance(error, ImageSettingsError):

@@ -25,6 +25,7 @@ from runapi_ui.quota import QuotaExceeded
 from runapi_ui.server import PlaygroundApp, create_app, launch
 from runapi_ui.settings import Settings
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer
+from runapi_ui.sources import check_source, check_sources
 from runapi_ui.tabs import TabLimits
 from runapi_ui.translations import ENGLISH, SIMPLIFIED, TRADITIONAL
 from tests.conftest import fast_durations
@@ -86,8 +87,14 @@ def refusal(act: Callable[[], object]) -> Exception:
         (lambda: checked_count(9), "圖片數量必須是 1 至 4 的整數", "图片数量必须是 1 到 4"),
         (lambda: TabLimits(images=8).admit([], 9), "這個分頁已有 0 張圖片", "这个标签页已有 0 张"),
         (lambda: build_zip([], Path("."), title="x"), "暫時沒有可下載的內容", "暂时没有可下载"),
+        (lambda: check_source(b"GIF89a", "貓.gif"), "貓.gif 不是可讀取的圖片", "貓.gif 不是可读取"),
+        (
+            lambda: check_sources([]),
+            "重混需要 1 至 8 張來源圖片，現在有 0 張",
+            "重混需要 1 到 8 张",
+        ),
     ],
-    ids=["seed", "count", "tab-cap", "empty-zip"],
+    ids=["seed", "count", "tab-cap", "empty-zip", "not-an-image", "no-sources"],
 )
 def test_the_playgrounds_own_refusals_are_said_in_each_script(
     act: Callable[[], object], traditional: str, simplified: str
