@@ -108,7 +108,7 @@ def test_the_playgrounds_own_refusals_are_said_in_each_script(
 def test_a_quota_says_when_in_the_languages_date() -> None:
     error = QuotaExceeded("You have used this server's 2 images an hour.", 1_765_000_000)
     assert "12月6日 05:46 UTC" in page_message(TRADITIONAL, error)
-    assert page_message(SIMPLIFIED, error).startswith("你已用完本服务器")
+    assert page_message(SIMPLIFIED, error).startswith("本服务器在其 RunAPI 密钥上给的额度")
 
 
 # --- the page in Chromium ---------------------------------------------------------------
