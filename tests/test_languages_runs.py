@@ -127,7 +127,9 @@ def browser() -> Iterator[Browser]:
 def served(tmp_path_factory) -> Iterator[tuple[PlaygroundApp, str]]:
     """The app in demo mode (runs of a few seconds); a simulator stands in for RunAPI's
     prices, so nothing leaves this machine."""
-    runapi = SimulatorServer(SimulatorConfig(time_scale=0.1)).start()
+    runapi = SimulatorServer(
+        SimulatorConfig(time_scale=0.1, api_keys=frozenset({"sk-the-right-one"}))
+    ).start()
     settings = Settings(
         base_url=runapi.url,
         port=free_port(),
@@ -209,6 +211,26 @@ def test_an_empty_prompts_toast_is_in_the_browsers_script(
     toast = page.locator(".toast-body").filter(has_text=said)
     expect(toast).to_be_visible(timeout=WAIT_MS)
     assert not_said not in toast.inner_text()
+    page.context.close()
+
+
+@pytest.mark.browser
+def test_a_failed_run_says_why_in_traditional_chinese(browser: Browser, served) -> None:
+    """RunAPI refuses a typed key: the toast, the summary and the key's line say so in
+    Traditional Chinese, with the status RunAPI answered."""
+    page = open_page(browser, served[1], HONG_KONG, "繁體中文")
+    prompt_box(page).fill("A red fox")
+    page.locator("#form input[type=password]").fill("sk-this-key-is-wrong")
+    page.locator("#generate").click()
+    toast = page.locator(".toast-body").filter(has_text="生成失敗：RunAPI 不接受這個 API 金鑰")
+    expect(toast).to_be_visible(timeout=WAIT_MS)
+    assert "HTTP 401" in toast.inner_text() and "請求編號" in toast.inner_text()
+    summary = page.locator("#summary")
+    expect(summary).to_contain_text("失敗：RunAPI 不接受這個 API 金鑰", timeout=WAIT_MS)
+    expect(page.locator("#key-status")).to_contain_text("RunAPI 不接受這個 API 金鑰")
+    assert "did not accept" not in summary.inner_text()
+    assert "sk-this-key-is-wrong" not in page.content()
+    shot(page, "languages-error-zh-HK")
     page.context.close()
 
 
