@@ -39,6 +39,10 @@ class KeyRequired(Exception):
         self.message = message
 
 
+class KeyMalformed(KeyRequired):
+    """The typed key holds spaces or characters no RunAPI key has."""
+
+
 class AuthConfigError(ValueError):
     """`RUNAPI_UI_AUTH` cannot be read; the message never contains a password."""
 
@@ -167,7 +171,7 @@ class KeyPolicy:
         typed = (typed_key or "").strip()
         if typed and not self.demo_forced:
             if not (typed.isascii() and typed.isprintable()) or any(c.isspace() for c in typed):
-                raise KeyRequired(
+                raise KeyMalformed(
                     "The RunAPI key field holds spaces or unusual characters inside the key. "
                     "Copy the key again from your RunAPI dashboard."
                 )

@@ -19,6 +19,7 @@ import gradio as gr
 
 from .access import KeyRequired
 from .catalog import DEFAULT_MODEL
+from .page_errors import page_message
 from .playground import Playground, Refusal
 from .quota import LimitError
 from .remixing import file_paths
@@ -191,13 +192,14 @@ class ApiHandlers:
         raise gr.Error(message, print_exception=False)  # to scripts: plain text
 
 
-async def started(start: Awaitable[Run], *, page: bool = False) -> Run:
-    """The run, or the reason it could not start as a gr.Error: a toast on the page
-    (escaped: the toast renders HTML), an AppError's plain text for gradio_client."""
+async def started(start: Awaitable[Run], *, language: str | None = None) -> Run:
+    """The run, or the reason it could not start as a gr.Error: with the page's
+    `language`, a toast in it (escaped: the toast renders HTML); without, an AppError's
+    plain English for gradio_client."""
     try:
         return await start
     except Refusal as error:
-        message = html.escape(error.message) if page else error.message
+        message = error.message if language is None else html.escape(page_message(language, error))
         raise gr.Error(message, title=_error_title(error), print_exception=False) from None
 
 

@@ -35,12 +35,18 @@ TITLE_SLUG_CHARS = 40
 MANIFEST_NAME = "manifest.json"
 
 
-class ExportError(Exception):
-    """A ZIP could not be built; the message says what to do."""
+# Why a ZIP could not be built (the page words each in the visitor's language).
+EMPTY, TOO_MANY, TOO_LARGE, UNWRITABLE = "empty", "too many", "too large", "unwritable"
 
-    def __init__(self, message: str) -> None:
+
+class ExportError(Exception):
+    """A ZIP could not be built; the message says what to do, `reason` why."""
+
+    def __init__(self, message: str, *, reason: str, limit: int = 0) -> None:
         super().__init__(message)
         self.message = message
+        self.reason = reason
+        self.limit = limit  # what TOO_MANY and TOO_LARGE passed: images, MiB
 
 
 @dataclass(frozen=True)
@@ -67,11 +73,15 @@ def build_zip(
     """
     items = list(items)
     if not items:
-        raise ExportError("There is nothing to download yet: generate an image first.")
+        raise ExportError(
+            "There is nothing to download yet: generate an image first.", reason=EMPTY
+        )
     if len(items) > MAX_EXPORT_IMAGES:
         raise ExportError(
             f"That is {len(items)} images; one download holds at most {MAX_EXPORT_IMAGES}. "
-            "Download the current run instead, or clear older history first."
+            "Download the current run instead, or clear older history first.",
+            reason=TOO_MANY,
+            limit=MAX_EXPORT_IMAGES,
         )
     root = images_root.resolve() if images_root is not None else None
     files = [_readable_file(Path(item.path), root) for item in items]
@@ -80,7 +90,9 @@ def build_zip(
         raise ExportError(
             f"These images come to {total / 2**20:.0f} MiB; one download holds at most "
             f"{MAX_EXPORT_BYTES // 2**20} MiB. Download the current run instead, or clear "
-            "older history first."
+            "older history first.",
+            reason=TOO_LARGE,
+            limit=MAX_EXPORT_BYTES // 2**20,
         )
 
     name = f"imagen-playground_{_slug(title, TITLE_SLUG_CHARS) or 'images'}"
@@ -115,7 +127,8 @@ def build_zip(
     except OSError as exc:
         raise ExportError(
             f"The download could not be written ({exc.strerror or type(exc).__name__}). "
-            "Try again; if it persists, the server's disk may be full."
+            "Try again; if it persists, the server's disk may be full.",
+            reason=UNWRITABLE,
         ) from None
     finally:
         with suppress(OSError):  # gone after the rename, or its folder was never made

@@ -18,13 +18,27 @@ from .catalog import MODELS
 from .client import AnyRequest, GenerationRequest
 from .errors import RunAPIError
 from .exports import ExportError, build_zip_async
+from .page_errors import page_message
 from .playground import Playground
 from .pnginfo import ImageSettingsError, read_settings
 from .remix import RemixRequest
 from .snippets import curl_snippet, python_snippet
+from .translations import ENGLISH, text
 
 ZIP_KEEP_SECONDS = 3600  # a prepared download waits this long for its click
 CODE_PLACEHOLDER_PROMPT = "Describe the image here"
+# The form's controls an image may not name, in the page's words.
+_SETTING_KEYS = {
+    "model": "toast.setting_model",
+    "aspect_ratio": "toast.setting_aspect_ratio",
+    "seed": "toast.setting_seed",
+}
+# Whose balance a key check shows.
+_BALANCE_KEYS = {
+    KeySource.VISITOR: "key.balance_yours",
+    KeySource.SERVER: "key.balance_server",
+    KeySource.DEMO: "key.balance_demo",
+}
 
 
 class ExtrasHandlers:
@@ -34,7 +48,7 @@ class ExtrasHandlers:
 
     # --- read settings from an image -----------------------------------------------------
 
-    async def on_image_dropped(self, path: str | None) -> tuple[Any, ...]:
+    async def on_image_dropped(self, path: str | None, language: str = ENGLISH) -> tuple[Any, ...]:
         """Fill the form from a PNG the playground saved; anything else changes nothing."""
         keep = (*(gr.skip() for _ in range(6)), None)  # the drop zone empties itself
         if not path:
@@ -42,15 +56,20 @@ class ExtrasHandlers:
         try:
             settings = await asyncio.to_thread(read_settings, Path(path))
         except ImageSettingsError as error:
-            gr.Warning(html.escape(str(error)), title="No settings read", duration=15)
+            said = page_message(language, error)
+            gr.Warning(html.escape(said), title="No settings read", duration=15)
             return keep
         missing = [
-            name.replace("_", " ")
-            for name in ("model", "aspect_ratio", "seed")
+            text(language, key)
+            for name, key in _SETTING_KEYS.items()
             if getattr(settings, name) is None
         ]
         note = (
-            f" It does not say its {', '.join(missing)}: those controls are unchanged."
+            text(
+                language,
+                "toast.settings_missing",
+                names=text(language, "toast.list_separator").join(missing),
+            )
             if missing
             else ""
         )
@@ -59,11 +78,13 @@ class ExtrasHandlers:
             takers = [
                 name for name, info in MODELS.items() if settings.aspect_ratio in info.aspect_ratios
             ]
-            note += (
-                f" Its aspect ratio {settings.aspect_ratio} is only for {' and '.join(takers)}: "
-                "the ratio is unchanged."
+            note += text(
+                language,
+                "toast.ratio_not_set",
+                ratio=settings.aspect_ratio,
+                models=text(language, "toast.list_and").join(takers),
             )
-        gr.Info(f"Settings read from the image.{html.escape(note)}")
+        gr.Info(html.escape(text(language, "toast.settings_read") + note))
         return (
             settings.prompt,
             settings.model or gr.skip(),
@@ -76,16 +97,19 @@ class ExtrasHandlers:
 
     # --- downloads -------------------------------------------------------------------------
 
-    async def on_download_run(self, history: Any, shown: str | None) -> Any:
+    async def on_download_run(
+        self, history: Any, shown: str | None, language: str = ENGLISH
+    ) -> Any:
         """A ZIP of the run shown, with a manifest of its settings."""
         entry = hist.entry_with(hist.clean(history), shown)
-        return await self._zip([entry] if entry else [], entry["prompt"] if entry else "run")
+        entries = [entry] if entry else []
+        return await self._zip(entries, entry["prompt"] if entry else "run", language)
 
-    async def on_download_all(self, history: Any) -> Any:
+    async def on_download_all(self, history: Any, language: str = ENGLISH) -> Any:
         """A ZIP of every run in the history."""
-        return await self._zip(hist.clean(history), "history")
+        return await self._zip(hist.clean(history), "history", language)
 
-    async def _zip(self, entries: list[hist.Entry], title: str) -> Any:
+    async def _zip(self, entries: list[hist.Entry], title: str, language: str) -> Any:
         self._sweep_exports()
         try:
             path = await build_zip_async(
@@ -95,7 +119,8 @@ class ExtrasHandlers:
                 images_root=self.playground.store.folder,
             )
         except ExportError as error:
-            raise gr.Error(html.escape(error.message), title="No download") from None
+            said = page_message(language, error)
+            raise gr.Error(html.escape(said), title="No download") from None
         return gr.File(value=str(path), visible=True)
 
     def _sweep_exports(self) -> None:
@@ -135,30 +160,29 @@ class ExtrasHandlers:
 
     # --- the key and the balance -------------------------------------------------------------
 
-    async def on_check_key(self, api_key: str) -> str:
+    async def on_check_key(self, api_key: str, language: str = ENGLISH) -> str:
         """The account's balance for the key that would pay, or why that key is refused."""
         typed = (api_key or "").strip()
         try:
             backend = self.playground.backend_for(api_key)
         except KeyRequired as error:
             # Nothing typed yet: the cost line already asks for a key; no red note on load.
-            return _note(error.message, ok=False) if typed else ""
+            return _note(page_message(language, error), ok=False) if typed else ""
         if backend.is_demo:
             return ""  # the cost line already says the demo is free
         if backend.source is KeySource.SERVER and self.playground.policy.public:
             # Strangers neither learn the operator's balance nor spend calls on it.
-            return _note("Without a key of your own, you generate on this server's key.")
+            return _note(text(language, "key.server_pays"))
         try:
             async with self.playground.client_for(backend) as client:
                 balance = await client.balance()
         except RunAPIError as error:
-            return _note(error.message, ok=False)
-        return _note(
-            f"{backend.source.value.capitalize()}: balance ${balance.balance_cents / 100:.2f}."
-        )
+            return _note(page_message(language, error), ok=False)
+        key = _BALANCE_KEYS[backend.source]
+        return _note(text(language, key, dollars=f"{balance.balance_cents / 100:.2f}"))
 
-    def on_forget_key(self) -> tuple[str, str]:
-        return "", _note("Key forgotten: it is gone from this page.")
+    def on_forget_key(self, language: str = ENGLISH) -> tuple[str, str]:
+        return "", _note(text(language, "key.forgotten"))
 
 
 def _ratio_control(model: str | None, ratio: str | None) -> gr.Radio | None:

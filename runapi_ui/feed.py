@@ -15,13 +15,28 @@ from __future__ import annotations
 import html
 import time
 
+from .client import Phase
 from .polling import DurationStats
-from .runs import Run
+from .runs import Run, RunStatus
 from .screen_reader import shortened
+from .translations import ENGLISH, text
 
 KEEP_ENDED_SECONDS = 20.0  # an ended run's card stays this long: its end is seen
 MAX_CARDS = 8
 PROMPT_CHARS = 80
+# A card's first word: where its run is, or how it ended.
+_PHASE_KEYS = {
+    Phase.SUBMITTED: "feed.queued",
+    Phase.QUEUED: "feed.queued",
+    Phase.PROCESSING: "feed.generating",
+    Phase.DOWNLOADING: "feed.downloading",
+}
+_ENDED_KEYS = {
+    RunStatus.DONE: "feed.done",
+    RunStatus.PARTIAL: "feed.partly_failed",
+    RunStatus.FAILED: "feed.failed",
+    RunStatus.STOPPED: "feed.stopped",
+}
 
 
 def render_feed(
@@ -30,6 +45,7 @@ def render_feed(
     durations: dict[bool, DurationStats],
     *,
     opened: float,
+    language: str = ENGLISH,
 ) -> str:
     """The feed's HTML for these runs (newest first); empty when there is nothing to show.
     Runs started before `opened` (monotonic), when the page loaded, are marked resumed."""
@@ -41,31 +57,48 @@ def render_feed(
         return ""
     going = sum(1 for run in cards if not run.is_finished)
     if going > 1:
-        head = (
-            f"{going} runs in flight. Stop stops the shown one (marked); "
-            f"Stop all stops all {going}."
-        )
+        head = text(language, "feed.head_many", count=going)
     elif going == 1:
-        head = "1 run in flight."
+        head = text(language, "feed.head_one")
     else:
-        head = "Recent runs."
+        head = text(language, "feed.head_ended")
     body = "".join(
-        _card(run, run.id == shown_run, durations[run.is_demo], run.started < opened)
+        _card(run, run.id == shown_run, durations[run.is_demo], run.started < opened, language)
         for run in cards
     )
     return f'<div class="runs-head">{html.escape(head)}</div><div class="run-cards">{body}</div>'
 
 
-def _card(run: Run, shown: bool, durations: DurationStats, resumed: bool) -> str:
+def progress_words(run: Run, language: str) -> str:
+    """The card's words: a phase (or how it ended), the seconds, N of M images done."""
+    phase = run.current_phase
+    if run.is_finished:
+        label = text(language, _ENDED_KEYS[run.status])
+    elif phase is not None:
+        label = text(language, _PHASE_KEYS[phase])
+    else:
+        label = text(language, "feed.finishing")
+    return text(
+        language,
+        "feed.progress",
+        phase=label,
+        seconds=f"{run.elapsed:.0f}",
+        done=len(run.images),
+        total=run.total,
+    )
+
+
+def _card(run: Run, shown: bool, durations: DurationStats, resumed: bool, language: str) -> str:
     first = run.jobs[0].request
     prompt = " ".join(first.prompt.split())
     short = shortened(prompt, PROMPT_CHARS)
-    what = "3 models" if run.kind == "compare" else first.model
+    what = text(language, "history.three_models") if run.kind == "compare" else first.model
     percent = round(run.fraction(durations) * 100)
     state = run.status.value
     classes = "run-card" + (" is-shown" if shown else "") + ("" if run.is_finished else " is-going")
-    words = run.describe()
-    marker = '<span class="run-card-shown">shown</span> ' if shown else ""
+    words = progress_words(run, language)
+    shown_word = html.escape(text(language, "feed.shown"))
+    marker = f'<span class="run-card-shown">{shown_word}</span> ' if shown else ""
     return (
         f'<article class="{classes}" data-run="{html.escape(run.id)}" '
         f'data-state="{html.escape(state)}" data-prompt="{html.escape(prompt)}" '

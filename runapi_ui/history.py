@@ -25,6 +25,7 @@ from .remix import RemixRequest
 from .remixing import price_usd as remix_price_usd
 from .remixing import remix_requests
 from .runs import Run, RunStatus
+from .translations import ENGLISH, date_time, text
 
 MAX_ENTRIES = 60  # recent runs; starred ones are kept past this, within MAX_BYTES
 MAX_READ = 1000  # entries looked at in what a browser sends (it may be forged)
@@ -38,6 +39,15 @@ Entry = dict[str, Any]
 # What a search or a filter looks at (history_view.py), besides an entry's id.
 SEARCHED = ("id", "prompt", "negative_prompt", "kind", "model", "status", "starred")
 FINAL_ERRORS = (TaskFailedError, ValidationError, AuthenticationError)
+# A status as captions and summaries say it (an entry's own status stays English).
+_STATUS_KEYS = {
+    RunStatus.RUNNING.value: "run.running",
+    RunStatus.DONE.value: "run.done",
+    RunStatus.PARTIAL.value: "run.partly_failed",
+    RunStatus.FAILED.value: "run.failed",
+    RunStatus.STOPPED.value: "run.stopped",
+    INTERRUPTED: "run.interrupted",
+}
 
 
 def entry_for(run: Run, *, thumbnails: dict[str, str] | None = None) -> Entry:
@@ -101,10 +111,22 @@ def run_cost(jobs: Sequence[dict[str, Any]], *, demo: bool) -> dict[str, Any]:
     return {"cost": round(sum(costs), 2), "charged": charged}
 
 
-def cost_text(cost: float, charged: Any) -> str:
+def cost_text(cost: float, charged: Any, language: str = ENGLISH) -> str:
     """A cost in words: "$0.16 charged" (RunAPI said so) or "≈$0.16 estimated" (live
     prices); an entry without the flag was stored before charges were read: estimated."""
-    return f"${cost:.2f} charged" if charged else f"≈${cost:.2f} estimated"
+    key = "history.charged" if charged else "history.estimated"
+    return text(language, key, dollars=f"{cost:.2f}")
+
+
+def status_words(status: str, language: str = ENGLISH) -> str:
+    """An entry's status in `language` (one a browser made up stays as it is)."""
+    key = _STATUS_KEYS.get(status)
+    return text(language, key) if key else status
+
+
+def seconds_text(seconds: float, language: str, *, digits: int = 1) -> str:
+    """A duration: "4.2 s"."""
+    return text(language, "history.seconds", seconds=f"{seconds:.{digits}f}")
 
 
 def _job_cost(job: dict[str, Any]) -> float:
@@ -276,66 +298,64 @@ def sources_of(entry: Entry) -> list[object]:
     return [source.get("path") for source in sources if isinstance(source, dict)]
 
 
-def gallery_items(entry: Entry, store: ImageStore) -> list[tuple[str, str]]:
+def gallery_items(
+    entry: Entry, store: ImageStore, language: str = ENGLISH
+) -> list[tuple[str, str]]:
     """The entry's images as (file, caption): the full image while it exists, else its
     thumbnail, captioned as such."""
-    return list(_gallery_items(entry, store))
+    return list(_gallery_items(entry, store, language))
 
 
 def cover(entry: Entry, store: ImageStore) -> tuple[str, str] | None:
     """The entry's first image, as `gallery_items` gives it; the others are not looked at
     (the history's tiles show one image each, and are redrawn at every step of a run)."""
-    return next(_gallery_items(entry, store), None)
+    return next(_gallery_items(entry, store, ENGLISH), None)
 
 
-def _gallery_items(entry: Entry, store: ImageStore) -> Iterator[tuple[str, str]]:
-    yield from _job_items(entry, store)
+def _gallery_items(entry: Entry, store: ImageStore, language: str) -> Iterator[tuple[str, str]]:
+    yield from _job_items(entry, store, language)
     sources = entry.get("sources") if isinstance(entry.get("sources"), list) else []
     for number, source in enumerate(sources, 1):  # a remix's: after its images
         if not isinstance(source, dict):
             continue
         path = store.resolve(source.get("path")) or store.thumbnail_file(source.get("thumb"))
         if path is not None:
-            yield str(path), f"Source {number} of this remix"
+            yield str(path), text(language, "history.source", number=number)
 
 
-def _job_items(entry: Entry, store: ImageStore) -> Iterator[tuple[str, str]]:
+def _job_items(entry: Entry, store: ImageStore, language: str) -> Iterator[tuple[str, str]]:
     for job in entry["jobs"]:
         image = job.get("image")
         if not isinstance(image, dict):
             continue
-        caption = _caption(entry, job)
+        caption = _caption(entry, job, language)
         path = store.resolve(image.get("path"))
         if path is not None:
             yield str(path), caption
             continue
         thumb = store.thumbnail_file(image.get("thumb"))
         if thumb is not None:
-            yield (
-                str(thumb),
-                f"{caption} · preview only: the full image is no longer on this server",
-            )
+            yield str(thumb), text(language, "history.preview_only", caption=caption)
 
 
-def tile_caption(entry: Entry) -> str:
+def tile_caption(entry: Entry, language: str = ENGLISH) -> str:
     """One line per history entry: what, with what, when, how long, how much, how it went."""
     prompt = " ".join(entry["prompt"].split())
     if len(prompt) > PROMPT_PREVIEW_CHARS:
         prompt = prompt[: PROMPT_PREVIEW_CHARS - 1] + "…"
-    model = "3 models" if entry["kind"] == "compare" else entry["model"]
+    model = text(language, "history.three_models") if entry["kind"] == "compare" else entry["model"]
     if entry["kind"] == "remix":
-        model = f"remix of {len(sources_of(entry))}"
-    when = time.strftime("%b %d %H:%M UTC", time.gmtime(entry["created"]))
-    parts = [prompt, model, when]
+        model = text(language, "history.remix_of", count=len(sources_of(entry)))
+    parts = [prompt, model, date_time(language, entry["created"])]
     if entry.get("duration") is not None:
-        parts.append(f"{entry['duration']:.0f} s")
+        parts.append(seconds_text(entry["duration"], language, digits=0))
     if entry["demo"]:
-        parts.append("no charge (demo)")
+        parts.append(text(language, "history.no_charge_demo"))
     elif entry["status"] not in (STILL_RUNNING, INTERRUPTED) or entry["cost"]:
         # (an unfinished run's cost is not known yet)
-        parts.append(cost_text(entry["cost"], entry.get("charged")))
+        parts.append(cost_text(entry["cost"], entry.get("charged"), language))
     if entry["status"] != RunStatus.DONE.value:
-        parts.append(entry["status"])
+        parts.append(status_words(entry["status"], language))
     return ("★ " if entry.get("starred") else "") + " · ".join(parts)
 
 
@@ -364,13 +384,20 @@ def _image_record(image: Any, thumbnails: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _caption(entry: Entry, job: dict[str, Any]) -> str:
-    last = entry.get("output_resolution") if entry["kind"] == "remix" else f"seed {job['seed']}"
+def _caption(entry: Entry, job: dict[str, Any], language: str) -> str:
+    if entry["kind"] == "remix":
+        last = entry.get("output_resolution")
+    else:
+        last = text(language, "history.seed", seed=job["seed"])
     caption = f"{job['model']} · {job['aspect_ratio']} · {last}"
     if entry["kind"] == "compare" and job.get("seconds") is not None:
-        price = "no charge" if entry["demo"] else cost_text(_job_cost(job), job.get("charged"))
-        caption += f" · {job['seconds']:.1f} s · {price}"
-    return f"Demo · {caption}" if entry["demo"] else caption
+        price = (
+            text(language, "history.no_charge")
+            if entry["demo"]
+            else cost_text(_job_cost(job), job.get("charged"), language)
+        )
+        caption += f" · {seconds_text(job['seconds'], language)} · {price}"
+    return text(language, "history.demo_caption", caption=caption) if entry["demo"] else caption
 
 
 def _well_formed(entry: object) -> bool:

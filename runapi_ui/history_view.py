@@ -13,6 +13,7 @@ from typing import Any
 from .catalog import MODELS
 from .history import INTERRUPTED, Entry
 from .runs import RunStatus
+from .translations import ENGLISH, text
 
 ALL = "all"
 COMPARE = "compare"
@@ -87,22 +88,23 @@ class HistoryView:
         page = min(self.page, pages - 1)
         return matching[page * PAGE_SIZE : (page + 1) * PAGE_SIZE], page, pages
 
-    def describe(self, entries: list[Entry]) -> str:
+    def describe(self, entries: list[Entry], language: str = ENGLISH) -> str:
         """How many entries match, and where in them this page is."""
         matching = sum(1 for entry in entries if self.matches(entry))
         _, page, pages = self.listed(entries)
-        runs = "run" if len(entries) == 1 else "runs"
-        text = (
-            f"{matching} of {len(entries)} {runs} match"
-            if self.filtering
-            else f"{len(entries)} {runs}"
-        )
+        one = len(entries) == 1
+        if self.filtering:
+            key = "history.matching_one" if one else "history.matching_many"
+            line = text(language, key, matching=matching, count=len(entries))
+        else:
+            key = "history.count_one" if one else "history.count_many"
+            line = text(language, key, count=len(entries))
         starred = sum(1 for entry in entries if entry.get("starred"))
         if starred:
-            text += f" · {starred} starred"
+            line += text(language, "history.starred", count=starred)
         if pages > 1:
-            text += f" · page {page + 1} of {pages}"
-        return text
+            line += text(language, "history.page", page=page + 1, pages=pages)
+        return line
 
     def turned(self, step: int, entries: list[Entry]) -> HistoryView:
         """The view `step` pages further (older), kept within the pages there are."""

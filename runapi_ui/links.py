@@ -17,7 +17,9 @@ import gradio as gr
 
 from .catalog import DEFAULT_MODEL, MODELS
 from .errors import ValidationError
+from .page_errors import page_message
 from .playground import checked_count, checked_request, nearest_ratio, pick_seed
+from .translations import ENGLISH, page_language, text
 
 SETTINGS_STORAGE_KEY = "imagen-playground-settings"
 # The form's fields a link may set, in the order of the page's `form` list.
@@ -28,7 +30,7 @@ _A_PROMPT = "x"  # stands in for the prompt when another field is checked on its
 
 
 def form_from_query(
-    params: Mapping[str, str], *, model: str = DEFAULT_MODEL
+    params: Mapping[str, str], *, model: str = DEFAULT_MODEL, language: str = ENGLISH
 ) -> tuple[dict[str, Any], list[str]]:
     """The form values `params` may set, and a note for each value left out (and why).
 
@@ -56,11 +58,13 @@ def form_from_query(
         try:
             accepted[name] = checks[name](value)
         except ValidationError as error:
-            notes.append(error.message)
+            notes.append(page_message(language, error))
     return accepted, notes
 
 
-def form_on_open(query: Mapping[str, str], remembered: Any) -> tuple[dict[str, Any], list[str]]:
+def form_on_open(
+    query: Mapping[str, str], remembered: Any, language: str = ENGLISH
+) -> tuple[dict[str, Any], list[str]]:
     """The form as the page opens: the remembered settings, then a link's values over them.
 
     Returns the values to set (a model and its ratio always together) and the link's notes.
@@ -68,7 +72,9 @@ def form_on_open(query: Mapping[str, str], remembered: Any) -> tuple[dict[str, A
     kept = remembered if isinstance(remembered, dict) else {}
     kept = {name: str(kept[name]) for name in REMEMBERED_FIELDS if name in kept}
     form, _ = form_from_query(kept)  # an edited value is dropped without a word
-    linked, notes = form_from_query(query, model=form.get("model", DEFAULT_MODEL))
+    linked, notes = form_from_query(
+        query, model=form.get("model", DEFAULT_MODEL), language=language
+    )
     form.update(linked)
     if "model" in form or "aspect_ratio" in form:
         # A remembered ratio may not suit the link's model: the nearest one that does.
@@ -77,11 +83,14 @@ def form_on_open(query: Mapping[str, str], remembered: Any) -> tuple[dict[str, A
     return form, notes
 
 
-def on_open(remembered: Any, request: gr.Request) -> tuple[Any, ...]:
+def on_open(remembered: Any, chosen_language: Any, request: gr.Request) -> tuple[Any, ...]:
     """On page load: fill the form (the FORM_FIELDS, in order); never start anything."""
-    form, notes = form_on_open(request.query_params, remembered)
+    # The language switch is set by another load event: its value is not here yet.
+    language = page_language(chosen_language, request.headers.get("accept-language"))
+    form, notes = form_on_open(request.query_params, remembered, language)
     if notes:
-        gr.Info(html.escape("Left out of the link: " + " ".join(notes)), duration=15)
+        left_out = text(language, "link.left_out", notes=" ".join(notes))
+        gr.Info(html.escape(left_out), duration=15)
     values = [form.get(name, gr.skip()) for name in FORM_FIELDS]
     if "model" in form:  # the radio must offer the model's ratios (`auto` is one model's)
         ratios = list(MODELS[form["model"]].aspect_ratios)

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import gradio as gr
 
 from . import history as hist
+from . import translations
 from .api import ApiHandlers, started
 from .browser_store import unseal
 from .catalog import (
@@ -33,11 +34,13 @@ from .errors import ValidationError
 from .feed import render_feed
 from .history import Entry
 from .history_view import HistoryView
+from .page_errors import page_message
 from .playground import Playground, checked_count
 from .remixing import file_paths, kept_sources
 from .runs import Run, RunStatus, change_events, milestone, next_change
 from .screen_reader import results_alts
 from .tabs import Tab, TabLimits, Tabs
+from .translations import text
 
 GalleryItems = list[tuple[str, str]]
 GENERATE_MODE, REMIX_MODE = "Generate", "Remix"  # the form's modes
@@ -93,8 +96,9 @@ class PageHandlers:
         api_key: str,
         history: Any,
         request: gr.Request,
+        language: str = translations.ENGLISH,
     ) -> AsyncIterator[PageOutputs]:
-        tab = self._tab(request)
+        tab = self._tab(request, language)
         start = self.api.generate_run(
             prompt, model, aspect_ratio, negative_prompt, num_images, seed, api_key, request
         )
@@ -111,15 +115,13 @@ class PageHandlers:
         api_key: str,
         history: Any,
         request: gr.Request,
+        language: str = translations.ENGLISH,
     ) -> AsyncIterator[PageOutputs]:
-        tab = self._tab(request)
+        tab = self._tab(request, language)
         start = self.api.compare_run(prompt, aspect_ratio, negative_prompt, seed, api_key, request)
         run = await self._admitted(tab, lambda: len(MODELS), start)
         if aspect_ratio not in MODELS["imagen-4"].aspect_ratios:
-            gr.Info(
-                f"imagen-4 and imagen-4-ultra do not take {html.escape(aspect_ratio)}: they draw "
-                "at 1:1, the nearest they take."
-            )
+            gr.Info(text(tab.language, "toast.compare_square", ratio=html.escape(aspect_ratio)))
         async for outputs in self._begin(tab, run, history):
             yield outputs
 
@@ -134,9 +136,10 @@ class PageHandlers:
         api_key: str,
         history: Any,
         request: gr.Request,
+        language: str = translations.ENGLISH,
     ) -> AsyncIterator[PageOutputs]:
         """Remix mode's button: the uploaded sources checked, kept, and remixed."""
-        tab = self._tab(request)
+        tab = self._tab(request, language)
         start = self.api.remix_run(
             prompt,
             sources,
@@ -152,43 +155,70 @@ class PageHandlers:
             yield outputs
 
     def on_remix_this(
-        self, history: Any, shown: str | None, picked: Any, sources: Any, request: gr.Request
+        self,
+        history: Any,
+        shown: str | None,
+        picked: Any,
+        sources: Any,
+        request: gr.Request,
+        language: str = translations.ENGLISH,
     ) -> tuple[Any, Any]:
         """The selected result (else the shown run's first image) as one more source, and
         the form in Remix mode."""
-        entry = _entry(self._entries(self._tab(request), history), shown)
-        images = [path for path, _ in self._results(entry)]
+        tab = self._tab(request, language)
+        entry = _entry(self._entries(tab, history), shown, tab.language)
+        images = [path for path, _ in self._results(entry, tab.language)]
         if not images:
-            raise gr.Error("This run has no image yet: wait for one, or select another run.")
+            raise gr.Error(text(tab.language, "toast.no_image_yet"))
         current = file_paths(sources)
         if len(current) >= REMIX_MAX_SOURCES:
-            raise gr.Error(
-                f"A remix takes at most {REMIX_MAX_SOURCES} source images: remove one first."
-            )
+            raise gr.Error(text(tab.language, "toast.sources_full", count=REMIX_MAX_SOURCES))
         index = picked if isinstance(picked, int) and 0 <= picked < len(images) else 0
-        gr.Info(f"Added as source {len(current) + 1} of the remix.")
+        gr.Info(text(tab.language, "toast.source_added", number=len(current) + 1))
         return [*current, images[index]], REMIX_MODE
 
     async def on_run_again(
-        self, history: Any, shown: str | None, api_key: str, request: gr.Request
+        self,
+        history: Any,
+        shown: str | None,
+        api_key: str,
+        request: gr.Request,
+        language: str = translations.ENGLISH,
     ) -> AsyncIterator[PageOutputs]:
         """The shown entry's exact requests (seeds included), as a new run."""
-        async for outputs in self._again(history, shown, api_key, request, wait=False):
+        tab = self._tab(request, language)
+        async for outputs in self._again(tab, history, shown, api_key, request, wait=False):
             yield outputs
 
     async def on_wait_again(
-        self, history: Any, shown: str | None, api_key: str, request: gr.Request
+        self,
+        history: Any,
+        shown: str | None,
+        api_key: str,
+        request: gr.Request,
+        language: str = translations.ENGLISH,
     ) -> AsyncIterator[PageOutputs]:
         """Wait on the shown entry's unfinished tasks by id: nothing is created or paid again."""
-        async for outputs in self._again(history, shown, api_key, request, wait=True):
+        tab = self._tab(request, language)
+        async for outputs in self._again(tab, history, shown, api_key, request, wait=True):
             yield outputs
 
     async def on_load(
-        self, history: Any, query: Any, model: Any, status: Any, request: gr.Request
+        self,
+        history: Any,
+        query: Any,
+        model: Any,
+        status: Any,
+        chosen_language: Any,
+        request: gr.Request,
     ) -> AsyncIterator[PageOutputs]:
         """On page load: show the history (its newest entry in the results), settle what
         ended meanwhile, and resume every run still going."""
-        tab = self._tab(request)
+        # The language switch is set by another load event: its value is not here yet.
+        language = translations.page_language(
+            chosen_language, request.headers.get("accept-language")
+        )
+        tab = self._tab(request, language)
         tab.view = HistoryView.of(query, model, status)
         stored = hist.clean(history)
         entries = [
@@ -216,26 +246,37 @@ class PageHandlers:
             async for outputs in self._watch(tab, running, entries):
                 yield outputs
 
-    async def on_stop(self, request: gr.Request) -> None:
+    def on_language(
+        self, history: Any, request: gr.Request, language: str = translations.ENGLISH
+    ) -> PageOutputs:
+        """The visitor switched languages: what the handlers wrote, written again in it
+        (a run's watcher writes in it from its next update on)."""
+        tab = self._tab(request, language)
+        return self._page(tab, self._entries(tab, history))._replace(history=gr.skip())
+
+    async def on_stop(self, request: gr.Request, language: str = translations.ENGLISH) -> None:
         """Stop the shown run (or, if it has ended, the newest still going)."""
-        tab = self._tab(request)
+        tab = self._tab(request, language)
         going = self.tabs.in_flight(tab)
         if not going:
-            gr.Info("Nothing is running in this tab.")
+            gr.Info(text(tab.language, "toast.nothing_running"))
             return
         run = next((run for run in going if run.id == self._shown_run(tab)), going[0])
         await run.stop()
         tab.notify()
         others = len(going) - 1
-        rest = f" {others} other run{'s' if others > 1 else ''} go on." if others else ""
-        gr.Info(f"Stopped “{html.escape(_short(run))}”. Its finished images are kept.{rest}")
+        stopped = text(tab.language, "toast.stopped", prompt=html.escape(_short(run)))
+        if others:
+            key = "toast.others_go_on_one" if others == 1 else "toast.others_go_on_many"
+            stopped += text(tab.language, key, count=others)
+        gr.Info(stopped)
 
-    async def on_stop_all(self, request: gr.Request) -> None:
-        tab = self._tab(request)
+    async def on_stop_all(self, request: gr.Request, language: str = translations.ENGLISH) -> None:
+        tab = self._tab(request, language)
         going = self.tabs.in_flight(tab)
         await asyncio.gather(*(run.stop() for run in going))
         tab.notify()
-        gr.Info(f"Stopped {len(going)} run(s). Finished images are kept.")
+        gr.Info(text(tab.language, "toast.stopped_all", count=len(going)))
 
     # --- the history -------------------------------------------------------------------
 
@@ -247,49 +288,67 @@ class PageHandlers:
         status: Any,
         evt: gr.SelectData,
         request: gr.Request,
+        language: str = translations.ENGLISH,
     ) -> tuple[Any, ...]:
         """A history tile was selected: show its images and put its settings in the form."""
-        tab = self._tab(request)
+        tab = self._tab(request, language)
         entries = self._entries(tab, history)
         tab.view = _same_page(tab.view, HistoryView.of(query, model, status))
         listed, _, _ = tab.view.listed(tab.index if tab.index is not None else entries)
         index = evt.index if isinstance(evt.index, int) else -1
         if not 0 <= index < len(listed):
-            raise gr.Error("Select a run in the history first.")
-        entry = _entry(entries, listed[index]["id"])
+            raise gr.Error(text(tab.language, "toast.select_first"))
+        entry = _entry(entries, listed[index]["id"], tab.language)
         tab.viewed = entry["id"]
         return (
-            self._results(entry),
-            self._summary(entry, entries),
+            self._results(entry, tab.language),
+            self._summary(entry, entries, tab.language),
             entry["id"],
             *_form_values(hist.controls_from(entry)),
             *_mode_values(entry),
             _wait_again_button(entry),
-            _star_button(entry),
+            _star_button(entry, tab.language),
         )
 
     def on_select_image(
-        self, history: Any, shown: str | None, evt: gr.SelectData, request: gr.Request
+        self,
+        history: Any,
+        shown: str | None,
+        evt: gr.SelectData,
+        request: gr.Request,
+        language: str = translations.ENGLISH,
     ) -> tuple[Any, ...]:
         """An image of the results was selected: its settings, its seed, in the form."""
-        entry = _entry(self._entries(self._tab(request), history), shown)
+        tab = self._tab(request, language)
+        entry = _entry(self._entries(tab, history), shown, tab.language)
         return _form_values(hist.controls_from(entry, image_index=evt.index))
 
-    def on_view(self, query: Any, model: Any, status: Any, request: gr.Request) -> tuple[Any, Any]:
+    def on_view(
+        self,
+        query: Any,
+        model: Any,
+        status: Any,
+        request: gr.Request,
+        language: str = translations.ENGLISH,
+    ) -> tuple[Any, Any]:
         """The search or a filter changed: the first page of what matches."""
-        tab = self._tab(request)
+        tab = self._tab(request, language)
         tab.view = HistoryView.of(query, model, status)
         return self._listing(tab)
 
-    def on_newer(self, request: gr.Request) -> tuple[Any, Any]:
-        return self._turn(-1, request)
+    def on_newer(
+        self, request: gr.Request, language: str = translations.ENGLISH
+    ) -> tuple[Any, Any]:
+        return self._turn(-1, request, language)
 
-    def on_older(self, request: gr.Request) -> tuple[Any, Any]:
-        return self._turn(1, request)
+    def on_older(
+        self, request: gr.Request, language: str = translations.ENGLISH
+    ) -> tuple[Any, Any]:
+        return self._turn(1, request, language)
 
-    def _turn(self, step: int, request: gr.Request) -> tuple[Any, Any]:
+    def _turn(self, step: int, request: gr.Request, language: str) -> tuple[Any, Any]:
         """A page of newer (-1) or older (+1) runs."""
-        tab = self._tab(request)
+        tab = self._tab(request, language)
         if tab.index is not None:
             tab.view = tab.view.turned(step, tab.index)
         return self._listing(tab)
@@ -298,34 +357,48 @@ class PageHandlers:
         """The tiles and the count line, from what the server knows of the tab's history:
         a search sends three words, not the history (up to 1.5 MB) it searches."""
         if tab.index is None:  # this server has not seen the tab's history (it restarted)
-            return gr.skip(), "Reload the page to search your history."
-        return self._tiles(tab), tab.view.describe(tab.index)
+            return gr.skip(), text(tab.language, "history.reload_to_search")
+        return self._tiles(tab), tab.view.describe(tab.index, tab.language)
 
-    def on_star(self, history: Any, shown: str | None, request: gr.Request) -> PageOutputs:
+    def on_star(
+        self,
+        history: Any,
+        shown: str | None,
+        request: gr.Request,
+        language: str = translations.ENGLISH,
+    ) -> PageOutputs:
         """Star the shown entry, or take its star away."""
-        tab = self._tab(request)
+        tab = self._tab(request, language)
         entries = self._entries(tab, history)
-        entry = _entry(entries, shown)
+        entry = _entry(entries, shown, tab.language)
         entries = hist.starred(entries, entry["id"], not entry.get("starred"))
         return self._write(tab, entries)
 
     def on_delete(
-        self, history: Any, removed: Any, shown: str | None, request: gr.Request
+        self,
+        history: Any,
+        removed: Any,
+        shown: str | None,
+        request: gr.Request,
+        language: str = translations.ENGLISH,
     ) -> tuple[Any, ...]:
         """Take the shown entry out of the history; the results then show the newest."""
-        tab = self._tab(request)
+        tab = self._tab(request, language)
         entries = self._entries(tab, history)
-        entry = _entry(entries, shown)
+        entry = _entry(entries, shown, tab.language)
         if entry["status"] == hist.STILL_RUNNING:
-            raise gr.Error("This run is still going: stop it first, then delete it.")
+            raise gr.Error(text(tab.language, "toast.delete_running"))
         entries = hist.without(entries, {entry["id"]})
         tab.viewed = entries[0]["id"] if entries else None
-        gr.Info(f"Deleted “{html.escape(_short_prompt(entry['prompt']))}” from the history.")
+        prompt = html.escape(_short_prompt(entry["prompt"]))
+        gr.Info(text(tab.language, "toast.deleted", prompt=prompt))
         return (*self._write(tab, entries), [*hist.removed_ids(removed), entry["id"]])
 
-    def on_clear(self, history: Any, removed: Any, request: gr.Request) -> tuple[Any, ...]:
+    def on_clear(
+        self, history: Any, removed: Any, request: gr.Request, language: str = translations.ENGLISH
+    ) -> tuple[Any, ...]:
         """Empty the history; runs still going stay in it, and in the results."""
-        tab = self._tab(request)
+        tab = self._tab(request, language)
         entries = self._entries(tab, history)
         running = [entry for entry in entries if entry["status"] == hist.STILL_RUNNING]
         gone = [entry["id"] for entry in entries if entry not in running]
@@ -334,11 +407,16 @@ class PageHandlers:
         return (*self._write(tab, running), [*hist.removed_ids(removed), *gone])
 
     def on_sync(
-        self, stored: Any, history: Any, removed: Any, request: gr.Request
+        self,
+        stored: Any,
+        history: Any,
+        removed: Any,
+        request: gr.Request,
+        language: str = translations.ENGLISH,
     ) -> tuple[Any, ...]:
         """Another tab of this browser wrote the history: merge what it stored into this
         tab's (its new runs, its stars, its deletions), so neither tab's write loses any."""
-        tab = self._tab(request)
+        tab = self._tab(request, language)
         secret = self.playground.settings.history_secret
         try:
             written = json.loads(stored) if isinstance(stored, str) else {}
@@ -380,28 +458,35 @@ class PageHandlers:
                 raise
             return await start
 
-        return await started(admitted(), page=True)
+        return await started(admitted(), language=tab.language)
 
     async def _again(
-        self, history: Any, shown: str | None, api_key: str, request: gr.Request, *, wait: bool
+        self,
+        tab: Tab,
+        history: Any,
+        shown: str | None,
+        api_key: str,
+        request: gr.Request,
+        *,
+        wait: bool,
     ) -> AsyncIterator[PageOutputs]:
-        tab = self._tab(request)
-        entry = _entry(self._entries(tab, history), shown)
+        entry = _entry(self._entries(tab, history), shown, tab.language)
         if wait:
             unfinished = hist.unfinished_tasks(entry)
             if not unfinished:
-                raise gr.Error("This run has no unfinished task to wait for: use Run again.")
+                raise gr.Error(text(tab.language, "toast.nothing_to_wait_for"))
             requests, task_ids = [r for r, _ in unfinished], [t for _, t in unfinished]
         else:
             requests, task_ids = hist.requests_of(entry), None
             if not requests:
-                raise gr.Error("That run cannot be run again: its settings are not valid.")
+                raise gr.Error(text(tab.language, "toast.cannot_run_again"))
         sources = ()
         if entry["kind"] == "remix" and not wait:  # its kept sources, uploaded anew
             try:
                 sources = kept_sources(self.store, hist.sources_of(entry))
             except ValidationError as error:
-                raise gr.Error(html.escape(error.message), print_exception=False) from None
+                message = html.escape(page_message(tab.language, error))
+                raise gr.Error(message, print_exception=False) from None
         start = self.playground.start_requests(
             requests,
             api_key=api_key,
@@ -460,7 +545,7 @@ class PageHandlers:
                     yield self._page(tab, entries, results=results, dropped=dropped, feed=feed)
                     for run in moved:
                         if run.is_finished:
-                            _announce(run)
+                            _announce(run, tab.language)
                 elif feed != said_feed:
                     yield SKIP._replace(feed=feed)
                 said_feed = feed
@@ -496,8 +581,12 @@ class PageHandlers:
 
     # --- outputs -------------------------------------------------------------------------
 
-    def _tab(self, request: Any) -> Tab:
-        return self.tabs.get(getattr(request, "session_hash", None))
+    def _tab(self, request: Any, language: object = None) -> Tab:
+        """The request's tab; with `language`, the page's language as this event sent it."""
+        tab = self.tabs.get(getattr(request, "session_hash", None))
+        if language is not None:
+            tab.language = translations.known(language)
+        return tab
 
     def _entries(self, tab: Tab, history: Any) -> list[Entry]:
         """The tab's history: as last written while its runs are watched (other events
@@ -528,61 +617,87 @@ class PageHandlers:
         tab's shown entry, else the newest."""
         entry = hist.entry_with(entries, tab.viewed) or (entries[0] if entries else None)
         tab.viewed = entry["id"] if entry else None
-        tab.index = self._indexed(entries)
+        tab.index = self._indexed(entries, tab.language)
         going = len(self.tabs.in_flight(tab))
+        language = tab.language
         outputs = PageOutputs(
-            results=self._results(entry) if entry else [],
+            results=self._results(entry, language) if entry else [],
             history=entries,
             tiles=self._tiles(tab),
-            listing=tab.view.describe(tab.index),
-            summary=self._summary(entry, entries, dropped=dropped) if entry else "",
+            listing=tab.view.describe(tab.index, language),
+            summary=self._summary(entry, entries, language, dropped=dropped) if entry else "",
             shown=tab.viewed,
             wait_again=_wait_again_button(entry),
-            star=_star_button(entry),
+            star=_star_button(entry, language),
             feed=self._feed(tab) if feed is None else feed,
-            stop_all=gr.Button(value=f"Stop all {going}", visible=going > 1),
+            stop_all=gr.Button(
+                value=text(language, "run.stop_all", count=going), visible=going > 1
+            ),
         )
         if results:
             return outputs
         return outputs._replace(results=gr.skip(), summary=gr.skip(), wait_again=gr.skip())
 
-    def _results(self, entry: Entry) -> GalleryItems:
+    def _results(self, entry: Entry, language: str) -> GalleryItems:
         run = self.playground.runs.get(entry.get("run"))
         if run is not None and not run.is_finished:
             # In request order, as the finished run shows them: nothing jumps at the end.
-            return [(str(job.image.path), job.image.caption) for job in run.jobs if job.image]
-        return hist.gallery_items(entry, self.store)
+            entry = hist.entry_for(run)
+        return hist.gallery_items(entry, self.store, language)
 
-    def _summary(self, entry: Entry, entries: list[Entry], *, dropped: int = 0) -> str:
+    def _summary(
+        self, entry: Entry, entries: list[Entry], language: str, *, dropped: int = 0
+    ) -> str:
         alts = results_alts(entry)  # hidden: the results' alt text, written with them
         if entry["status"] == hist.STILL_RUNNING:
             return alts  # its card in the feed says how it goes
-        return html_summary(entry, dropped=dropped, total=hist.total_cost(entries)) + alts
+        summary = html_summary(
+            entry,
+            dropped=dropped,
+            total=hist.total_cost(entries),
+            language=language,
+            message=self._failure_words(entry, language),
+        )
+        return summary + alts
+
+    def _failure_words(self, entry: Entry, language: str) -> str:
+        """What went wrong with the entry's run, in `language`: from its errors while this
+        server knows the run; else the entry's own (English) message, as it was stored."""
+        if entry["status"] == hist.INTERRUPTED:
+            return text(language, "summary.interrupted")
+        run = self.playground.runs.get(entry.get("run"))
+        if run is None or not run.errors:
+            return entry.get("message") or ""
+        return page_failures(run, language)[0]
 
     def _feed(self, tab: Tab) -> str:
         runs = [run for run_id in tab.runs if (run := self.playground.runs.get(run_id))]
         durations = {demo: self.playground.durations(demo) for demo in (True, False)}
-        return render_feed(runs, self._shown_run(tab), durations, opened=tab.opened)
+        return render_feed(
+            runs, self._shown_run(tab), durations, opened=tab.opened, language=tab.language
+        )
 
     def _tiles(self, tab: Tab) -> GalleryItems:
         listed, _, _ = tab.view.listed(tab.index or [])
         return [entry["tile"] for entry in listed]
 
-    def _indexed(self, entries: list[Entry]) -> list[Entry]:
+    def _indexed(self, entries: list[Entry], language: str) -> list[Entry]:
         """What the history's list and search need of each entry: its words, model, kind,
         status, star and tile, not its images' previews (most of an entry's bytes)."""
         return [
             {
                 **{key: entry.get(key) for key in hist.SEARCHED},
-                "tile": self._tile(entry),
+                "tile": self._tile(entry, language),
             }
             for entry in entries
         ]
 
-    def _tile(self, entry: Entry) -> tuple[str, str]:
-        """The entry's tile, made once for each state of it (a preview costs a decode)."""
+    def _tile(self, entry: Entry, language: str) -> tuple[str, str]:
+        """The entry's tile, made once for each state of it and language (a preview costs
+        a decode)."""
         key = json.dumps(
             [
+                language,
                 entry["id"],
                 entry["status"],
                 entry["cost"],
@@ -594,60 +709,92 @@ class PageHandlers:
         if tile is None:
             cover = hist.cover(entry, self.store)
             picture = cover[0] if cover else str(self.store.placeholder(entry["status"]))
-            tile = (picture, hist.tile_caption(entry))
+            tile = (picture, hist.tile_caption(entry, language))
             if len(self._tile_cache) >= TILES_KEPT:
                 self._tile_cache.pop(next(iter(self._tile_cache)))
             self._tile_cache[key] = tile
         return tile
 
 
-def html_summary(entry: Entry, *, dropped: int = 0, total: float = 0.0) -> str:
-    """The status line of an entry; its text is escaped (a prompt may hold HTML)."""
+def html_summary(
+    entry: Entry,
+    *,
+    dropped: int = 0,
+    total: float = 0.0,
+    language: str = translations.ENGLISH,
+    message: str | None = None,
+) -> str:
+    """The status line of an entry; its text is escaped (a prompt may hold HTML). What
+    went wrong is `message` if given (in `language`), else the entry's own."""
     images = sum(1 for job in entry["jobs"] if job.get("image"))
     seeds = sorted({job["seed"] for job in entry["jobs"] if job.get("seed") is not None})
     seed_text = ", ".join(map(str, seeds))
-    what = "3 models" if entry["kind"] == "compare" else entry["model"]
+    what = text(language, "history.three_models") if entry["kind"] == "compare" else entry["model"]
     cost = (
-        "no charge (demo)" if entry["demo"] else hist.cost_text(entry["cost"], entry.get("charged"))
+        text(language, "history.no_charge_demo")
+        if entry["demo"]
+        else hist.cost_text(entry["cost"], entry.get("charged"), language)
     )
     if entry["kind"] == "remix":  # no seed: its resolution and how many sources
-        last = f"{entry.get('output_resolution')} · from {len(hist.sources_of(entry))} sources"
+        last = text(
+            language,
+            "summary.remix",
+            resolution=entry.get("output_resolution"),
+            count=len(hist.sources_of(entry)),
+        )
     else:
-        last = f"seed{'s' if len(seeds) > 1 else ''} {seed_text}"
-    text = f"{images} of {len(entry['jobs'])} images · {what} · {entry['aspect_ratio']} · {last}"
+        seeds_key = "summary.seeds" if len(seeds) > 1 else "summary.seed"
+        last = text(language, seeds_key, seeds=seed_text)
+    images_done = text(language, "summary.images", done=images, total=len(entry["jobs"]))
+    line = f"{images_done} · {what} · {entry['aspect_ratio']} · {last}"
     if entry.get("duration") is not None:
-        text += f" · {entry['duration']:.1f} s"
-    text += f" · {cost}"
+        line += f" · {hist.seconds_text(entry['duration'], language)}"
+    line += f" · {cost}"
     ok = entry["status"] == RunStatus.DONE.value
     if not ok:
-        text += f" · {entry['status']}"
-        if entry.get("message"):
-            text += f": {entry['message']}"
+        line += f" · {hist.status_words(entry['status'], language)}"
+        said = entry.get("message") if message is None else message
+        if said:
+            line += text(language, "summary.because", message=said)
     if total:
-        text += f" · ${total:.2f} spent in your history"
+        line += text(language, "summary.spent", dollars=f"{total:.2f}")
     if dropped:
-        text += f" · the oldest {dropped} run(s) left the history (it keeps {hist.MAX_ENTRIES})"
+        line += text(language, "summary.dropped", count=dropped, kept=hist.MAX_ENTRIES)
     css_class = "run-ok" if ok else "run-failed"
-    return f'<div class="run-summary {css_class}">{html.escape(text)}</div>'
+    return f'<div class="run-summary {css_class}">{html.escape(line)}</div>'
 
 
-def _announce(run: Run) -> None:
+def page_failures(run: Run, language: str) -> list[str]:
+    """`run.failures()` as the page says them: each distinct one once, a compare's named
+    by model."""
+    messages = [
+        f"{job.request.model}: {page_message(language, job.error)}"
+        if run.kind == "compare"
+        else page_message(language, job.error)
+        for job in run.jobs
+        if job.error is not None
+    ]
+    return list(dict.fromkeys(messages))
+
+
+def _announce(run: Run, language: str) -> None:
     """Toasts for what went wrong; a run with no image at all stays until dismissed (the
     message says what to do). Not an exception: other runs of the tab go on."""
-    messages = run.failures()
+    messages = page_failures(run, language)
     if run.stopped or not messages:
         return
     if not run.images:
-        gr.Warning(f"Generation failed: {html.escape(messages[0])}", duration=None)
+        failed = text(language, "toast.generation_failed", message=html.escape(messages[0]))
+        gr.Warning(failed, duration=None)
         return
     for message in messages:
         gr.Warning(html.escape(message), duration=30)
 
 
-def _entry(entries: list[Entry], entry_id: Any) -> Entry:
+def _entry(entries: list[Entry], entry_id: Any, language: str) -> Entry:
     entry = hist.entry_with(entries, entry_id)
     if entry is None:
-        raise gr.Error("Select a run in the history first.")
+        raise gr.Error(text(language, "toast.select_first"))
     return entry
 
 
@@ -702,7 +849,8 @@ def _wait_again_button(entry: Entry | None) -> gr.Button:
     return gr.Button(visible=waitable and bool(hist.unfinished_tasks(entry)))
 
 
-def _star_button(entry: Entry | None) -> gr.Button:
+def _star_button(entry: Entry | None, language: str) -> gr.Button:
     if entry is None:
-        return gr.Button(value="☆ Star", interactive=False)
-    return gr.Button(value="★ Unstar" if entry.get("starred") else "☆ Star", interactive=True)
+        return gr.Button(value=text(language, "history.star"), interactive=False)
+    label = text(language, "history.unstar" if entry.get("starred") else "history.star")
+    return gr.Button(value=label, interactive=True)

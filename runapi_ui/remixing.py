@@ -31,7 +31,7 @@ from .errors import ValidationError
 from .files import UploadedFile
 from .images import ImageStore
 from .remix import RemixRequest
-from .sources import MAX_SOURCE_BYTES, check_source_count, read_source
+from .sources import GONE, MAX_SOURCE_BYTES, SourceRefused, check_source_count, read_source
 
 # Stands in for the sources while the settings are checked: the run sets the real URLs.
 _NOT_YET_UPLOADED = ("https://runapi.invalid/not-yet-uploaded",)
@@ -86,10 +86,10 @@ def kept_sources(store: ImageStore, untrusted: Sequence[object]) -> tuple[Path, 
     """A history entry's sources as our own files, or a ValidationError if any is gone."""
     paths = tuple(store.resolve(path) for path in untrusted)
     if not paths or any(path is None for path in paths):
-        raise ValidationError(
+        raise SourceRefused(
             "This remix's source images are no longer on this server: add them again in "
             "Remix mode.",
-            field="source_image_urls",
+            reason=GONE,
         )
     return tuple(path for path in paths if path is not None)
 

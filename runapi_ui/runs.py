@@ -155,15 +155,21 @@ class Run:
 
     def describe(self, *, seconds: bool = True) -> str:
         """The progress bar's words: a phase, the seconds (unless not), N of M done."""
-        waiting = [job.phase for job in self.jobs if job.phase not in _FINAL]
+        phase = self.current_phase
         if self.is_finished:
             label = self.status.value.capitalize()
-        elif waiting:
-            label = _PHASE_LABELS[min(waiting, key=list(Phase).index)]
+        elif phase is not None:
+            label = _PHASE_LABELS[phase]
         else:
             label = "Finishing"
         elapsed = f" · {self.elapsed:.0f} s" if seconds else ""
         return f"{label}{elapsed} · {len(self.images)} of {self.total} images done"
+
+    @property
+    def current_phase(self) -> Phase | None:
+        """The earliest phase an image of the run is still in; None once all have ended."""
+        waiting = [job.phase for job in self.jobs if job.phase not in _FINAL]
+        return min(waiting, key=list(Phase).index) if waiting else None
 
     def fraction(self, durations: DurationStats | None = None) -> float:
         """Share of the run done, never going backwards."""

@@ -28,6 +28,38 @@ MAX_SIDE = 4096  # Imagen 4 Pro draws at most 4k: more pixels only cost upload t
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
 JPEG_QUALITY = 92
 _SRGB = ImageCms.createProfile("sRGB")
+# Why a source was refused (the page words each in the visitor's language).
+COUNT, UNREADABLE, TOO_LARGE, NOT_ACCEPTED, TOO_MANY_PIXELS, NOT_AN_IMAGE, GONE = (
+    "count",
+    "unreadable",
+    "too large",
+    "not accepted",
+    "too many pixels",
+    "not an image",
+    "gone",
+)
+
+
+class SourceRefused(ValidationError):
+    """A remix's source image refused: `reason` says why, `file_name` which one, and
+    `size_mb` or `image_format` what was wrong where the reason has one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        file_name: str = "",
+        count: int = 0,
+        size_mb: str = "",
+        image_format: str = "",
+    ) -> None:
+        super().__init__(message, field="source_image_urls")
+        self.reason = reason
+        self.file_name = file_name
+        self.count = count
+        self.size_mb = size_mb
+        self.image_format = image_format
 
 
 @dataclass(frozen=True)
@@ -54,10 +86,11 @@ def check_sources(paths: Sequence[str | Path]) -> tuple[SourceImage, ...]:
 def check_source_count(paths: Sequence[object]) -> None:
     """A ValidationError unless there are 1 to REMIX_MAX_SOURCES sources."""
     if not 1 <= len(paths) <= REMIX_MAX_SOURCES:
-        raise ValidationError(
+        raise SourceRefused(
             f"A remix takes 1 to {REMIX_MAX_SOURCES} source images; {len(paths)} given. "
             + ("Add at least one image." if not paths else "Remove some images."),
-            field="source_image_urls",
+            reason=COUNT,
+            count=len(paths),
         )
 
 
@@ -69,8 +102,10 @@ def read_source(path: Path) -> SourceImage:
             raise _too_large(path.name, size)
         data = path.read_bytes()
     except OSError:
-        raise ValidationError(
-            f"{path.name} could not be read. Choose the file again.", field="source_image_urls"
+        raise SourceRefused(
+            f"{path.name} could not be read. Choose the file again.",
+            reason=UNREADABLE,
+            file_name=path.name,
         ) from None
     return check_source(data, path.name)
 
@@ -86,9 +121,12 @@ def check_source(data: bytes, file_name: str) -> SourceImage:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 if image.format not in ACCEPTED_FORMATS:
-                    raise _refused(
-                        file_name,
-                        f"is a {image.format} image; save it as JPEG, PNG or WebP and add it again",
+                    raise SourceRefused(
+                        f"{file_name} is a {image.format} image; save it as JPEG, PNG or WebP "
+                        "and add it again.",
+                        reason=NOT_ACCEPTED,
+                        file_name=file_name,
+                        image_format=str(image.format),
                     )
                 width, height = image.size
                 if width * height > MAX_SOURCE_PIXELS:
@@ -98,10 +136,11 @@ def check_source(data: bytes, file_name: str) -> SourceImage:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _bomb(file_name, "a hundred megapixels or more") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise _refused(
-            file_name,
-            "is not an image that can be read (or it is damaged); choose a JPEG, PNG or WebP "
-            "picture instead",
+        raise SourceRefused(
+            f"{file_name} is not an image that can be read (or it is damaged); choose a JPEG, "
+            "PNG or WebP picture instead.",
+            reason=NOT_AN_IMAGE,
+            file_name=file_name,
         ) from None
 
 
@@ -146,23 +185,23 @@ def _cleaned(image: Image.Image, file_name: str) -> SourceImage:
     )
 
 
-def _refused(file_name: str, problem: str) -> ValidationError:
-    return ValidationError(f"{file_name} {problem}.", field="source_image_urls")
-
-
-def _too_large(file_name: str, size: int, *, cleaned: bool = False) -> ValidationError:
+def _too_large(file_name: str, size: int, *, cleaned: bool = False) -> SourceRefused:
     what = "Even re-encoded, it is" if cleaned else "It is"
-    return _refused(
-        file_name,
-        f"is too large to remix. {what} {size / 2**20:.1f} MB; the limit is "
+    size_mb = f"{size / 2**20:.1f}"
+    return SourceRefused(
+        f"{file_name} is too large to remix. {what} {size_mb} MB; the limit is "
         f"{MAX_SOURCE_BYTES // 2**20} MB: save a smaller copy (fewer pixels, or JPEG) and add "
-        "it again",
+        "it again.",
+        reason=TOO_LARGE,
+        file_name=file_name,
+        size_mb=size_mb,
     )
 
 
-def _bomb(file_name: str, declared: str) -> ValidationError:
-    return _refused(
-        file_name,
-        f"declares {declared}, more than the {MAX_SOURCE_PIXELS // 1_000_000} MP a "
-        "source may have, so it was not opened; save a smaller copy and add it again",
+def _bomb(file_name: str, declared: str) -> SourceRefused:
+    return SourceRefused(
+        f"{file_name} declares {declared}, more than the {MAX_SOURCE_PIXELS // 1_000_000} MP "
+        "a source may have, so it was not opened; save a smaller copy and add it again.",
+        reason=TOO_MANY_PIXELS,
+        file_name=file_name,
     )

@@ -19,6 +19,7 @@ from typing import Any
 from .errors import ValidationError
 from .history_view import HistoryView
 from .runs import Run, RunRegistry
+from .translations import ENGLISH
 
 Entry = dict[str, Any]
 
@@ -35,10 +36,21 @@ class Tab:
     # When its page loaded (its first event; monotonic): a run started before that is one
     # the page found going, not one it started (screen readers are not told it started).
     opened: float = field(default_factory=time.monotonic)
+    # The page's language as its last event sent it: the watcher writes in it.
+    language: str = ENGLISH
 
     def notify(self) -> None:
         changed, self.changed = self.changed, asyncio.Event()
         changed.set()
+
+
+class TabFull(ValidationError):
+    """The tab's images in flight, with this run's, would pass its cap."""
+
+    def __init__(self, message: str, *, busy: int, cap: int) -> None:
+        super().__init__(message, field="num_images")
+        self.busy = busy
+        self.cap = cap
 
 
 @dataclass(frozen=True)
@@ -58,10 +70,11 @@ class TabLimits:
             )
         busy = sum(run.total for run in in_flight)
         if busy + images > self.images:
-            raise ValidationError(
+            raise TabFull(
                 f"{busy} images already generating in this tab, and this tab may have "
                 f"{self.images} at once: wait for a run to finish, stop one, or ask for fewer.",
-                field="num_images",
+                busy=busy,
+                cap=self.images,
             )
 
 

@@ -121,12 +121,12 @@ HISTORY_SYNC_JS = f"""() => {{
     document.getElementById("history-sync")?.click();
   }});
 }}"""
-TAKE_SYNC_JS = """(stored, history, removed) => {
+TAKE_SYNC_JS = """(stored, history, removed, language) => {
   const sync = window.imagenHistorySync || {history: [], removed: []};
   const taken = JSON.stringify(sync);
   sync.history = [];
   sync.removed = [];
-  return [taken, history, removed];
+  return [taken, history, removed, language];
 }"""
 
 # On a narrow screen the results sit below the form: bring the runs' feed into view.
@@ -273,9 +273,7 @@ def show_mode(mode: str) -> tuple[Any, ...]:
 
 def page_language_on_load(chosen: Any, request: gr.Request) -> str:
     """The switch's choice if the browser kept one, else the best of its Accept-Language."""
-    if chosen in translations.LANGUAGES:
-        return chosen
-    return translations.language_for(request.headers.get("accept-language"))
+    return translations.page_language(chosen, request.headers.get("accept-language"))
 
 
 def _selected_index(evt: gr.SelectData) -> int | None:
@@ -543,21 +541,31 @@ def build_ui(playground: Playground) -> gr.Blocks:
             **private,
         }
         runs = [
-            generate_button.click(page.on_generate, [*form, api_key, history], **side_by_side),
+            generate_button.click(
+                page.on_generate, [*form, api_key, history, language], **side_by_side
+            ),
             compare_button.click(
                 page.on_compare,
-                [prompt, aspect_ratio, negative_prompt, seed, api_key, history],
+                [prompt, aspect_ratio, negative_prompt, seed, api_key, history, language],
                 **side_by_side,
             ),
-            run_again_button.click(page.on_run_again, [history, shown, api_key], **side_by_side),
-            wait_again_button.click(page.on_wait_again, [history, shown, api_key], **side_by_side),
+            run_again_button.click(
+                page.on_run_again, [history, shown, api_key, language], **side_by_side
+            ),
+            wait_again_button.click(
+                page.on_wait_again, [history, shown, api_key, language], **side_by_side
+            ),
             remix_button.click(
                 page.on_remix,
-                [prompt, remix_sources, *remix_form, num_images, api_key, history],
+                [prompt, remix_sources, *remix_form, num_images, api_key, history, language],
                 **side_by_side,
             ),
         ]
-        demo.load(page.on_load, [history, *view], **{**side_by_side, "trigger_mode": "once"})
+        demo.load(
+            page.on_load,
+            [history, *view, chosen_language],
+            **{**side_by_side, "trigger_mode": "once"},
+        )
         run_buttons = (
             generate_button,
             compare_button,
@@ -571,21 +579,21 @@ def build_ui(playground: Playground) -> gr.Blocks:
             # own later write to it (the summary stayed empty). The run clears it instead.
             button.click(None, None, None, js=SCROLL_TO_RESULTS_JS, **private)
         for run_event in runs:
-            run_event.then(extras.on_check_key, [api_key], [key_status], **private)
-        stop_button.click(page.on_stop, None, None, **private)
-        stop_all_button.click(page.on_stop_all, None, None, **private)
+            run_event.then(extras.on_check_key, [api_key, language], [key_status], **private)
+        stop_button.click(page.on_stop, [language], None, **private)
+        stop_all_button.click(page.on_stop_all, [language], None, **private)
 
         tiles.select(
             page.on_select_entry,
-            [history, *view],
+            [history, *view, language],
             [results, summary, shown, *form, mode, *remix_form, wait_again_button, star_button],
             **private,
         )
-        results.select(page.on_select_image, [history, shown], form, **private)
+        results.select(page.on_select_image, [history, shown, language], form, **private)
         results.select(_selected_index, None, [picked], **private)
         remix_this_button.click(
             page.on_remix_this,
-            [history, shown, picked, remix_sources],
+            [history, shown, picked, remix_sources, language],
             [remix_sources, mode],
             **private,
         )
@@ -607,30 +615,34 @@ def build_ui(playground: Playground) -> gr.Blocks:
         gr.on(
             [search.change, model_filter.change, status_filter.change],
             page.on_view,
-            view,
+            [*view, language],
             **listed,
         )
-        newer_button.click(page.on_newer, None, **listed)
-        older_button.click(page.on_older, None, **listed)
+        newer_button.click(page.on_newer, [language], **listed)
+        older_button.click(page.on_older, [language], **listed)
         quietly = {"show_progress": "hidden", **private}  # quick: no spinner over the page
-        star_button.click(page.on_star, [history, shown], outputs, **quietly)
+        star_button.click(page.on_star, [history, shown, language], outputs, **quietly)
         delete_button.click(
-            page.on_delete, [history, removed, shown], [*outputs, removed], **private
+            page.on_delete, [history, removed, shown, language], [*outputs, removed], **private
         )
-        clear_button.click(page.on_clear, [history, removed], [*outputs, removed], **private)
+        clear_button.click(
+            page.on_clear, [history, removed, language], [*outputs, removed], **private
+        )
         demo.load(None, None, None, js=HISTORY_SYNC_JS, **private)
         sync_button.click(
             page.on_sync,
-            [sync_box, history, removed],
+            [sync_box, history, removed, language],
             [*outputs, removed],
             js=TAKE_SYNC_JS,
             trigger_mode="multiple",
             **quietly,
         )
 
-        dropped.upload(extras.on_image_dropped, [dropped], [*form, dropped], **private)
-        zip_run_button.click(extras.on_download_run, [history, shown], [zip_file], **private)
-        zip_all_button.click(extras.on_download_all, [history], [zip_file], **private)
+        dropped.upload(extras.on_image_dropped, [dropped, language], [*form, dropped], **private)
+        zip_run_button.click(
+            extras.on_download_run, [history, shown, language], [zip_file], **private
+        )
+        zip_all_button.click(extras.on_download_all, [history, language], [zip_file], **private)
         code_inputs = [prompt, model, aspect_ratio, negative_prompt, seed, mode, *remix_form]
 
         def code_for(*values: Any) -> tuple[str, str]:
@@ -654,8 +666,8 @@ def build_ui(playground: Playground) -> gr.Blocks:
             **private,
         )
         for key_event in (demo.load, check_key_button.click, api_key.submit, api_key.blur):
-            key_event(extras.on_check_key, [api_key], [key_status], **private)
-        forget_key_button.click(extras.on_forget_key, None, [api_key, key_status], **private)
+            key_event(extras.on_check_key, [api_key, language], [key_status], **private)
+        forget_key_button.click(extras.on_forget_key, [language], [api_key, key_status], **private)
 
         model.change(ratio_choices, [model, aspect_ratio], [aspect_ratio], **private)
         # Live prices: read in the background since start-up, shown from each page load
@@ -756,13 +768,15 @@ def build_ui(playground: Playground) -> gr.Blocks:
             show_progress="hidden",
             **private,
         )
+        # What the handlers wrote (the feed, the summary, the history's captions), anew.
+        language.input(page.on_language, [history, language], outputs, **quietly)
 
         # --- Faster hands (issue 22): links, remembered settings, notifications ----------
         # One load handler for both, so a link's values win over the remembered ones.
         remembered = gr.BrowserState(
             {}, storage_key=links.SETTINGS_STORAGE_KEY, secret=settings.history_secret
         )
-        demo.load(links.on_open, [remembered], form, **private)
+        demo.load(links.on_open, [remembered, chosen_language], form, **private)
         remembered_controls = [model, aspect_ratio, num_images, negative_prompt]
         gr.on(
             [control.change for control in remembered_controls],

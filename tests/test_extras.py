@@ -172,7 +172,7 @@ def set_form(
 def form_state(page: Page) -> dict[str, Any]:
     return {
         "prompt": page.get_by_label("Prompt", exact=True).input_value(),
-        "checked": page.locator("input[type=radio]:checked").evaluate_all(
+        "checked": page.locator("#form input[type=radio]:checked").evaluate_all(
             "radios => radios.map(radio => radio.value)"
         ),
         "images": page.get_by_label("Number of images").first.input_value(),

@@ -99,3 +99,10 @@ def date_time(language: str, timestamp: float) -> str:
         day=moment.tm_mday,
         time=time.strftime("%H:%M", moment),
     )
+
+
+def page_language(chosen: object, accept_language: str | None) -> str:
+    """The page's language on load: the visitor's kept choice, else their browser's."""
+    if isinstance(chosen, str) and chosen in LANGUAGES:
+        return chosen
+    return language_for(accept_language)
