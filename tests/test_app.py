@@ -39,7 +39,7 @@ from runapi_ui.server import PlaygroundApp, create_app, launch
 from runapi_ui.settings import Settings, settings_from
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer
 from runapi_ui.ui import ratio_choices
-from tests.conftest import fast_durations
+from tests.conftest import fast_durations, launched_app
 
 ALICE = "sk-alice-7f3a9c21d4"
 BOB = "sk-bob-0b8e62f5aa"
@@ -327,19 +327,16 @@ def test_the_ratio_list_follows_the_model(model, current, offered, sent_value) -
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory) -> Iterator[tuple[PlaygroundApp, str, SimulatorServer]]:
     """The real app on a real port; its demo tasks take ~1 s (imagen-4-fast)."""
-    live = SimulatorServer(SimulatorConfig(time_scale=0.05, api_keys=LIVE_KEYS)).start()
-    settings = Settings(
-        base_url=live.url,
-        port=free_port(),
-        simulator_time_scale=0.25,
-        deadline=60,
-        data_dir=tmp_path_factory.mktemp("launched"),
-    )
-    app = create_app(settings, live_durations=fast_durations())
-    url = launch(app, settings, block=False)
-    yield app, url, live
-    app.close()
-    live.stop()
+    with SimulatorServer(SimulatorConfig(time_scale=0.05, api_keys=LIVE_KEYS)) as live:
+        settings = Settings(
+            base_url=live.url,
+            port=free_port(),
+            simulator_time_scale=0.25,
+            deadline=60,
+            data_dir=tmp_path_factory.mktemp("launched"),
+        )
+        with launched_app(settings) as app:
+            yield app.app, app.url, live
 
 
 def test_the_api_takes_keywords_and_returns_captioned_images(launched) -> None:
