@@ -22,7 +22,7 @@ mid-run. At the end, it checks:
   than when idle;
 - the app's RSS came back near its idle level;
 - with `--rounds N`, from round 2 on the app's RSS after each round stays within 10% of
-  round 2's (round 1 fills what is bounded: Gradio's sessions, the page's tabs).
+  round 2's (round 1 fills what is bounded: Gradio's sessions, the finished runs kept).
 
 The last lines are the soak's part of the benchmark's table (`bench/report.py`).
 Exit status 0 when every check passes, 1 otherwise.
