@@ -1,4 +1,5 @@
-"""Shared fixtures: a real RunAPI simulator on loopback, and fast clients for it.
+"""Shared fixtures and helpers: a real RunAPI simulator on loopback, fast clients for it,
+the launched app, and Chromium.
 
 - `make_simulator(**config)` starts a `SimulatorServer` and stops it after the test.
   Keyword arguments are `SimulatorConfig` fields; the defaults here are test-friendly
