@@ -1,5 +1,5 @@
 """`python -m bench [--quick] [--only FIGURE ...]`, and
-`python -m bench soak [--quick] [--rounds N]`."""
+`python -m bench soak [--quick] [--rounds N] [--tracemalloc]`."""
 
 from __future__ import annotations
 
@@ -44,8 +44,13 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument(
             "--rounds", type=int, default=1, help="soak the same app this many times"
         )
+        parser.add_argument(
+            "--tracemalloc",
+            action="store_true",
+            help="print where the app's Python allocations grew over each round (slower)",
+        )
         args = parser.parse_args(argv[1:])
-        sys.exit(soak.main(quick=args.quick, rounds=args.rounds))
+        sys.exit(soak.main(quick=args.quick, rounds=args.rounds, tracemalloc=args.tracemalloc))
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Every speed figure, side by side with its reference in the same run.",

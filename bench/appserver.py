@@ -7,8 +7,9 @@ benchmark's simulator), every visitor typing a key of their own, no demo simulat
 no per-visitor quota, so its memory and its event loop hold the app alone. Beside it, a
 probe answers `GET /` on `--probe-port` with what only this process can see: its RSS,
 threads, the tasks on Gradio's event loop, and its open connections to RunAPI (RSS and
-connections with those of its RunAPI worker process). Prints
-one `ready <app url> <probe url>` line, then serves until stdin closes.
+connections with those of its RunAPI worker process). With `--tracemalloc`, `GET
+/?growth` also names the allocation sites that grew most since the last such call.
+Prints one `ready <app url> <probe url>` line, then serves until stdin closes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -58,6 +60,7 @@ def snapshot(app: PlaygroundApp, app_port: int, backend_port: int, collect: bool
     # Visitors' connections, by state: a CLOSE_WAIT is one the visitor closed and the app not.
     visitors = Counter(c.status for c in tcp if c.raddr and c.laddr.port == app_port)
     loop = app.blocks.server.servers[0].get_loop()  # Gradio's: where every run lives
+    queues = dict(app.blocks._queue.pending_messages_per_session)  # a session's SSE messages
 
     async def tasks() -> list[str]:
         return [_kind(task) for task in asyncio.all_tasks()]
@@ -73,8 +76,38 @@ def snapshot(app: PlaygroundApp, app_port: int, backend_port: int, collect: bool
         "connections_to_runapi": len(connections),
         "calls_waiting_on_the_worker": worker.pending if worker is not None else 0,
         "gradio_sessions": len(app.blocks.state_holder.session_data),
+        # What else grows with sessions and runs, each to a bound of its own.
+        "gradio_message_queues": len(queues),
+        "gradio_messages_waiting": sum(queue.qsize() for queue in queues.values()),
+        "runs_kept": len(app.playground.runs),
         "visitor_connections": dict(visitors),
     }
+
+
+class Growth:
+    """Where Python's allocations grew between two probes (tracemalloc snapshots): the
+    sites that hold more at the second, by the bytes they added."""
+
+    SITES = 12
+    # Our own bookkeeping, not the app's.
+    IGNORED = (tracemalloc.__file__, "<frozen importlib._bootstrap>", "<unknown>")
+
+    def __init__(self) -> None:
+        self._last: tracemalloc.Snapshot | None = None
+
+    def since_last(self) -> list[str]:
+        snapshot = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, pattern) for pattern in self.IGNORED]
+        )
+        last, self._last = self._last, snapshot
+        if last is None:
+            return []  # the first snapshot: what the next one is compared with
+        grown = [s for s in snapshot.compare_to(last, "lineno") if s.size_diff > 0]
+        return [
+            f"{s.size_diff / 1024:+,.0f} KB in {s.count_diff:+,} blocks at "
+            f"{s.traceback[0].filename}:{s.traceback[0].lineno}"
+            for s in grown[: self.SITES]
+        ]
 
 
 def _kind(task: asyncio.Task) -> str:
@@ -86,9 +119,13 @@ def _kind(task: asyncio.Task) -> str:
 def serve_probe(
     app: PlaygroundApp, port: int, app_port: int, backend_port: int
 ) -> ThreadingHTTPServer:
+    growth = Growth()
+
     class Probe(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             figures = snapshot(app, app_port, backend_port, "collect" in self.path)
+            if "growth" in self.path and tracemalloc.is_tracing():
+                figures["python_growth"] = growth.since_last()
             body = json.dumps(figures).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -117,7 +154,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--deadline", type=float, default=Settings.deadline)
     parser.add_argument("--sessions-kept", type=int, default=Settings.sessions_kept)
+    parser.add_argument("--runs-kept", type=int, default=Settings.runs_kept)
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="trace Python's allocations (slows the app)"
+    )
     args = parser.parse_args(argv)
+    if args.tracemalloc:
+        tracemalloc.start()
     with tempfile.TemporaryDirectory(prefix="bench-app-") as data_dir:
         settings = Settings(
             base_url=args.base_url,
@@ -125,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
             max_concurrent_runs=args.max_concurrent_runs,
             deadline=args.deadline,
             sessions_kept=args.sessions_kept,
+            runs_kept=args.runs_kept,
             data_dir=Path(data_dir),
             images_per_hour=0,
             no_demo=True,  # every visitor brings a key: no idle demo simulator in this process

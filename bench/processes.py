@@ -182,6 +182,8 @@ class AppProcess(ChildServer):
         max_concurrent_runs: int | None = None,
         deadline: float | None = None,
         sessions_kept: int | None = None,
+        runs_kept: int | None = None,
+        tracemalloc: bool = False,
     ) -> None:
         command = [sys.executable, "-m", "bench.appserver", "--base-url", backend_url]
         command += ["--port", str(free_port()), "--probe-port", str(free_port())]
@@ -191,6 +193,10 @@ class AppProcess(ChildServer):
             command += ["--deadline", str(deadline)]
         if sessions_kept is not None:
             command += ["--sessions-kept", str(sessions_kept)]
+        if runs_kept is not None:
+            command += ["--runs-kept", str(runs_kept)]
+        if tracemalloc:
+            command.append("--tracemalloc")
         super().__init__(command)
 
     @contextmanager
@@ -217,9 +223,13 @@ class AppProcess(ChildServer):
             done.set()
             sampler.join()
 
-    def probe(self, *, collect: bool = False) -> dict[str, Any]:
-        url = self.addresses[1] + ("?collect" if collect else "")
-        return json.loads(httpx.get(url, timeout=30).text)
+    def probe(self, *, collect: bool = False, growth: bool = False) -> dict[str, Any]:
+        """`collect`: after a full garbage collection; `growth` (with `tracemalloc`): also
+        the allocation sites that grew most since the last such probe."""
+        asked = [name for name, wanted in (("collect", collect), ("growth", growth)) if wanted]
+        url = self.addresses[1] + ("?" + "&".join(asked) if asked else "")
+        # Comparing two snapshots of the whole heap takes minutes on a busy machine.
+        return json.loads(httpx.get(url, timeout=600 if growth else 60).text)
 
 
 def seconds_to_first_page(command: list[str], port: int) -> float:

@@ -155,7 +155,27 @@ def table(results: dict[str, Any]) -> str:
             f"   its time: {_spread(uploads['eight_seconds'], 's', 2)} vs a one-source remix "
             f"{_spread(uploads['one_seconds'], 's', 2)}: {uploads['eight_over_one']:.2f}x",
         ]
+    soak = results.get("soak")
+    if soak:
+        lines += ["", *_soak_lines(soak)]
     return "\n".join(lines)
+
+
+def _soak_lines(soak: dict[str, Any]) -> list[str]:
+    """The soak's memory: one app's RSS after each round, and whether it settled."""
+    rounds = soak["rss_mb_after_rounds"]
+    start, within = soak["steady_from_round"], soak["within"]
+    verdict = {
+        True: "PASS",
+        False: "FAIL",
+        None: f"not judged: it takes {start + 1} rounds or more",
+    }[soak["steady"]]
+    return [
+        f"8. The soak, one app over {len(rounds)} round{'s' if len(rounds) != 1 else ''}: its "
+        f"RSS (with its RunAPI worker) idle {soak['idle_rss_mb']} MB, after each round "
+        f"{', '.join(str(mb) for mb in rounds)} MB",
+        f"   from round {start} on, within {within - 1:.0%} of round {start}'s: {verdict}",
+    ]
 
 
 def _seconds(values: list[float]) -> str:

@@ -2,7 +2,8 @@
 
     python -m bench soak          # 50 visitors, 1000 generations (~2.5 min)
     python -m bench soak --quick  # 50 visitors for about a minute, ~400 generations (CI)
-    python -m bench soak --rounds 3  # the same app soaked three times: does its memory settle?
+    python -m bench soak --rounds 5  # the same app soaked five times: does its memory settle?
+    python -m bench soak --quick --rounds 3 --tracemalloc  # and where Python's heap grew
 
 RunAPI is a simulator in this process that faults about one request in ten, across
 every fault class it has; the app runs in a process of its own (`bench.appserver`) with
@@ -19,8 +20,11 @@ mid-run. At the end, it checks:
 - nothing outlived its run: once every deadline has passed, no status request reaches
   RunAPI, the app holds no connection to it, and its event loop holds no more tasks
   than when idle;
-- the app's RSS came back near its idle level.
+- the app's RSS came back near its idle level;
+- with `--rounds N`, from round 2 on the app's RSS after each round stays within 10% of
+  round 2's (round 1 fills what is bounded: Gradio's sessions, the finished runs kept).
 
+The last lines are the soak's part of the benchmark's table (`bench/report.py`).
 Exit status 0 when every check passes, 1 otherwise.
 """
 
@@ -49,6 +53,7 @@ from runapi_ui.simulator import (
 )
 
 from .processes import AppProcess
+from .report import machine, table
 from .visitors import Outcome, Visitor, close_all, make_visitors, outcome
 
 VISITORS = 50
@@ -81,14 +86,19 @@ CLEAR_STARTS = (
 # finished runs (not their images) for an hour so a visitor can come back to them.
 RSS_SLACK = 1.25
 MB = 2**20
-# Across rounds against one app, its RSS after each round stays within 10% of the first's:
-# a leak of what each generation leaves behind grows with every round.
+# Across rounds against one app, its RSS after each round from the second on stays within
+# 10% of the second's: a leak of what each generation leaves behind grows with every round,
+# while the first round still fills what is bounded (sessions, tabs, the allocator's pools).
 ROUND_GROWTH = 1.10
+STEADY_FROM = 2  # the round whose RSS the later ones are held to
 # Gradio keeps a copy of the page's config for each of the last `sessions_kept` sessions
-# (~100 KB each; 1000 by default). Every round brings ~80 new sessions (visitors, closed
-# tabs): kept to 100 here, that bound is reached in the first round, so what grows after
-# is something else.
+# (~100 KB each; 1000 by default), and their streams' unread messages. Every round brings
+# ~50-80 new sessions (visitors, closed tabs): kept to 100 here, that bound is reached in
+# the first round, so what grows after is something else.
 SESSIONS_KEPT = 100
+# Finished runs wait for their visitor (2000 at most by default), ~200-330 more each quick
+# round: kept to 200 here, that bound too is reached in the first round.
+RUNS_KEPT = 200
 EVENT_LOOP_SLACK = 2  # tasks Gradio may keep for a moment after the last request
 # A stream a visitor itself still holds open (gradio_client keeps one now and then after
 # close()) is served by Gradio with four tasks: its request cycle, the queue's read, the
@@ -165,8 +175,9 @@ def visit(visitor: Visitor, index: int, until: float, count: int, tally: Tally) 
         done += 1
 
 
-def warm_up(app: AppProcess) -> dict[str, Any]:
-    """One wave of every visitor, then nobody: the app's idle figures, past its first use."""
+def warm_up(app: AppProcess, *, growth: bool) -> dict[str, Any]:
+    """One wave of every visitor, then nobody: the app's idle figures, past its first use
+    (`growth`: and tracemalloc's first snapshot, which each round's end is compared with)."""
     visitors = make_visitors(app.url, VISITORS, "warm")
     jobs = [
         v.submit(prompt="warm up", model="imagen-4-fast", seed=i) for i, v in enumerate(visitors)
@@ -175,7 +186,7 @@ def warm_up(app: AppProcess) -> dict[str, Any]:
         outcome(job, time.monotonic())
     close_all(visitors)
     time.sleep(SETTLE)  # as long as the soak's end waits: like is compared with like
-    return app.probe(collect=True)
+    return app.probe(collect=True, growth=growth)
 
 
 def is_clear(message: str) -> bool:
@@ -257,7 +268,7 @@ def log(message: str, since: float) -> None:
     print(f"  · {time.monotonic() - since:5.1f} s  {message}", flush=True)
 
 
-def main(*, quick: bool, rounds: int = 1) -> int:
+def main(*, quick: bool, rounds: int = 1, tracemalloc: bool = False) -> int:
     seconds, per_visitor = (25.0, 10**6) if quick else (600.0, 20)
     config = SimulatorConfig(
         durations=DURATIONS,
@@ -276,22 +287,39 @@ def main(*, quick: bool, rounds: int = 1) -> int:
     )
     with (
         SimulatorServer(config) as server,
-        AppProcess(server.url, deadline=DEADLINE, sessions_kept=SESSIONS_KEPT) as app,
+        AppProcess(
+            server.url,
+            deadline=DEADLINE,
+            sessions_kept=SESSIONS_KEPT,
+            runs_kept=RUNS_KEPT,
+            tracemalloc=tracemalloc,
+        ) as app,
     ):
         log("the app is up; a warm-up wave, then its idle figures", began)
-        idle = warm_up(app)
+        idle = warm_up(app, growth=tracemalloc)
         status = 0
         after_rounds: list[int] = []  # the app's RSS after each round has settled
         for number in range(1, rounds + 1):
             if rounds > 1:
                 log(f"round {number} of {rounds}", began)
-            failed, end = one_round(app, server, idle, seconds, per_visitor, began, number)
+            failed, end = one_round(
+                app, server, idle, seconds, per_visitor, began, number, tracemalloc
+            )
             status |= failed
             after_rounds.append(end["rss_bytes"])
-            log(f"Gradio keeps {end['gradio_sessions']} sessions", began)
-    if rounds > 1:
-        status |= report_rounds(after_rounds)
-    return status
+            log(f"RSS after round {number}: {end['rss_bytes'] / MB:.0f} MB", began)
+            log(
+                f"Gradio keeps {end['gradio_sessions']} sessions' state and "
+                f"{end['gradio_message_queues']} message queues ({end['gradio_messages_waiting']} "
+                f"messages waiting); the app keeps {end['runs_kept']} runs",
+                began,
+            )
+            print_growth(end.get("python_growth", []), number)
+    figures = rounds_figures(idle["rss_bytes"], after_rounds)
+    print(
+        "\n" + table({"mode": "quick" if quick else "full", "machine": machine(), "soak": figures})
+    )
+    return status | (0 if figures["steady"] is not False else 1)
 
 
 def one_round(
@@ -302,6 +330,7 @@ def one_round(
     per_visitor: int,
     began: float,
     number: int,
+    growth: bool,
 ) -> tuple[int, dict[str, Any]]:
     """Every visitor generating until `seconds` or `per_visitor` run out, then the checks
     on what they got and on what the app still holds: 0 when every check passes, and the
@@ -326,7 +355,7 @@ def one_round(
     log("visitors done; waiting out every deadline", began)
     time.sleep(SETTLE)  # every run still going (a closed tab's) has hit its deadline
     stray_polls = quiet_status_requests(server, 3.0)
-    end = app.probe(collect=True)
+    end = app.probe(collect=True, growth=growth)
     end["held_by_the_bench"] = held_connections(app.url)
     end["peak_rss_bytes"] = max(rss)
     problems = check_deliveries(tally, server)
@@ -335,12 +364,26 @@ def one_round(
     return report(tally, requests, idle, end, stray_polls, problems, elapsed), end
 
 
-def report_rounds(after_rounds: list[int]) -> int:
-    """Whether the app's memory settled: each round ends within ROUND_GROWTH of the first."""
-    figures = ", ".join(f"{rss / MB:.0f}" for rss in after_rounds)
-    steady = max(after_rounds) <= ROUND_GROWTH * after_rounds[0]
-    print(f"  {'PASS' if steady else 'FAIL'}  RSS steady from round to round ({figures} MB)")
-    return 0 if steady else 1
+def rounds_figures(idle: int, after_rounds: list[int]) -> dict[str, Any]:
+    """The app's RSS idle and after each round, and whether it settled: from round
+    STEADY_FROM on, each within ROUND_GROWTH of that round's (None: too few rounds to say)."""
+    settled = after_rounds[STEADY_FROM - 1 :]
+    steady = max(settled) <= ROUND_GROWTH * settled[0] if len(settled) > 1 else None
+    return {
+        "idle_rss_mb": round(idle / MB),
+        "rss_mb_after_rounds": [round(rss / MB) for rss in after_rounds],
+        "steady_from_round": STEADY_FROM,
+        "within": ROUND_GROWTH,
+        "steady": steady,
+    }
+
+
+def print_growth(sites: list[str], number: int) -> None:
+    """tracemalloc's sites that grew most over round `number` (with `--tracemalloc`)."""
+    if sites:
+        print(f"  Python's allocations that grew most over round {number}:")
+        for site in sites:
+            print(f"        {site}")
 
 
 def report(

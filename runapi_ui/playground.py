@@ -56,7 +56,12 @@ class Playground:
         self.demo_url = demo_url
         self.policy = KeyPolicy.from_settings(settings)
         self.limits = limits
-        self.runs = RunRegistry(store, self.task_client_for, keep_seconds=settings.run_keep_seconds)
+        self.runs = RunRegistry(
+            store,
+            self.task_client_for,
+            keep_seconds=settings.run_keep_seconds,
+            max_finished=settings.runs_kept,
+        )
         self._ssl_context = httpx.create_ssl_context()  # shared by every run's client
         scale = settings.simulator_time_scale
         demo_priors = {model: seconds * scale for model, seconds in SIMULATED_SECONDS.items()}

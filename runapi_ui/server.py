@@ -7,8 +7,10 @@ import gc
 import io
 import logging
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import gradio as gr
@@ -91,6 +93,7 @@ def create_app(
 def launch(app: PlaygroundApp, settings: Settings, *, block: bool = True) -> str:
     """Serve the page; return its local URL. A share link that fails is one line, not a crash."""
     app.blocks.queue(default_concurrency_limit=settings.max_concurrent_runs)
+    bound_message_queues(app.blocks._queue, settings.sessions_kept)
     # Our images are served from where they are, as static files: otherwise Gradio hashes
     # and copies each one into its cache on the event loop (CPU every visitor waits on),
     # and the disk holds every image twice. Only our own unguessable names live there.
@@ -150,6 +153,41 @@ def launch(app: PlaygroundApp, settings: Settings, *, block: bool = True) -> str
         freeze_start_up()
         app.blocks.block_thread()
     return url
+
+
+class IdleFirstQueues(OrderedDict[str, Any]):
+    """Gradio's queues of stream messages, one per session, kept for at most `capacity`
+    sessions, the least recently read first, never one with an event queued or running.
+
+    Gradio keeps them for its last 2000 sessions, and a tab or script gone mid-run
+    leaves its messages there unread, its events pending forever (the soak counted
+    ~1,000 more messages a round). Gradio's own bound drops the first session to join,
+    even one whose stream is open; an open stream reads its queue at least every 10 s,
+    so here it stays among the recent ones, and a session's next event makes it a new
+    queue."""
+
+    def __init__(self, capacity: int, running: dict[str, Any]) -> None:
+        super().__init__()
+        self.capacity = capacity
+        self._running = running  # Gradio's events queued or running, by id
+
+    def __getitem__(self, session: str) -> Any:
+        self.move_to_end(session)  # read by its stream: in use
+        return super().__getitem__(session)
+
+    def __setitem__(self, session: str, messages: Any) -> None:
+        super().__setitem__(session, messages)
+        if len(self) > self.capacity:
+            busy = {event.session_hash for event in self._running.values()}
+            idle = [key for key in self if key != session and key not in busy]
+            for key in idle[: len(self) - self.capacity]:
+                del self[key]
+
+
+def bound_message_queues(queue: Any, capacity: int) -> None:
+    """Swap Gradio's queue's per-session messages for `IdleFirstQueues` (before any
+    session joins)."""
+    queue.pending_messages_per_session = IdleFirstQueues(capacity, queue.event_ids_to_events)
 
 
 def freeze_start_up() -> None:

@@ -46,6 +46,7 @@ class Settings:
     image_max_age_days: float = 7.0  # RunAPI keeps its image links about this long too
     history_secret: str = "imagen-playground-history"  # obfuscation only: it is in /config
     run_keep_seconds: float = 3600.0  # a finished run waits this long for its visitor
+    runs_kept: int = 2000  # and at most this many finished runs wait, the oldest go first
     # Agents.
     mcp: bool = False  # serve the MCP tool at /gradio_api/mcp/
     # Public deployments.

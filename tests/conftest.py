@@ -1,4 +1,5 @@
-"""Shared fixtures: a real RunAPI simulator on loopback, and fast clients for it.
+"""Shared fixtures and helpers: a real RunAPI simulator on loopback, fast clients for it,
+the launched app, and Chromium.
 
 - `make_simulator(**config)` starts a `SimulatorServer` and stops it after the test.
   Keyword arguments are `SimulatorConfig` fields; the defaults here are test-friendly
@@ -10,6 +11,15 @@
   `RunAPIClient` that polls and retries fast: `fast_durations()` priors (0.05 s per
   model) and `retry_base_delay=0.01`; other keyword arguments go to `RunAPIClient`.
   Every client it made is closed after the test.
+- `start(settings, **options)` launches the real app on `settings.port` (pick it with
+  `bench.processes.free_port`) and returns a `Served`; `launched_app(...)` does the same as
+  a context manager that closes it. `options` go to `create_app`; polling is fast.
+- `browser`: Debian's Chromium (`bench.processes.CHROMIUM` and its flags), one per test
+  module. `visitor_page(browser, url)` is a fresh profile's tab with the form loaded;
+  `shot(page, name)` saves a screenshot into test-artifacts/.
+
+Every test that uses `browser` (directly or through a fixture) is marked `browser`:
+`python -m pytest -m "not browser"` runs the rest, the fast part.
 """
 
 from __future__ import annotations
@@ -20,17 +30,26 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
+from bench.processes import CHROMIUM, CHROMIUM_FLAGS
 from runapi_ui.catalog import MODELS
 from runapi_ui.client import RunAPIClient
 from runapi_ui.polling import DurationStats
+from runapi_ui.server import PlaygroundApp, create_app, launch
+from runapi_ui.settings import Settings
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer, parse_faults
 
 TEST_KEY = "sk-test-0123456789"
 FAST_PRIOR_SECONDS = 0.05
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"  # git ignores it
+DESKTOP = {"width": 1280, "height": 1000}
 
 _TEST_DEFAULTS: dict[str, Any] = {"time_scale": 0.0, "jitter": 0.0, "retry_after_seconds": 0}
 
@@ -76,3 +95,92 @@ async def make_client(make_simulator: object) -> AsyncIterator[Callable[..., Run
     yield make
     for client in clients:
         await client.aclose()
+
+
+# --- a launched app ---------------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    """A launched app and how it was started (a restart starts it the same way)."""
+
+    app: PlaygroundApp
+    url: str
+    settings: Settings
+    options: dict[str, Any] = field(default_factory=dict)  # create_app's other arguments
+
+    @property
+    def image_dir(self) -> Path:
+        return self.app.playground.store.folder
+
+    def restart(self) -> None:
+        self.app.close()
+        self.app, self.url = _launch(self.settings, self.options)
+
+
+def _launch(settings: Settings, options: dict[str, Any]) -> tuple[PlaygroundApp, str]:
+    app = create_app(settings, **{"live_durations": fast_durations(), **options})
+    return app, launch(app, settings, block=False)
+
+
+def start(settings: Settings, **options: Any) -> Served:
+    """The real app served on `settings.port`, not blocking; `options` go to `create_app`
+    (live polling is fast unless `live_durations` says otherwise). Close its `.app`."""
+    return Served(*_launch(settings, options), settings, options)
+
+
+@contextmanager
+def launched_app(settings: Settings, **options: Any) -> Iterator[Served]:
+    """`start`, closed when the block ends."""
+    served = start(settings, **options)
+    try:
+        yield served
+    finally:
+        served.app.close()
+
+
+# --- Chromium ---------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that drives Chromium, so `-m "not browser"` leaves them out."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, one per test module. Sync Playwright runs an event loop of its
+    own in the test thread while it lives, where pytest-asyncio's tests would then fail:
+    in a module with both, its async tests come before its first browser test."""
+    assert Path(CHROMIUM).exists(), "install Chromium first: apt-get install -y chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+def open_page(page: Page, url: str) -> None:
+    """`url` in `page`, once its form is there to use."""
+    page.goto(url)
+    page.get_by_label("Prompt", exact=True).wait_for()
+
+
+@contextmanager
+def visitor_page(browser: Browser, url: str, **context_options: Any) -> Iterator[Page]:
+    """A fresh browser profile (an empty localStorage) at `url`, desktop-sized unless
+    `context_options` say otherwise; closed when the block ends."""
+    context = browser.new_context(**{"viewport": DESKTOP, **context_options})
+    try:
+        page = context.new_page()
+        open_page(page, url)
+        yield page
+    finally:
+        context.close()
+
+
+def shot(page: Page, name: str, *, full_page: bool = True) -> None:
+    """A screenshot of `page` as test-artifacts/`name`.png."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=full_page)

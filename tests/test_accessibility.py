@@ -15,17 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from bench.processes import free_port
-from runapi_ui.server import ICON, PlaygroundApp, create_app, launch
+from runapi_ui.server import ICON, PlaygroundApp
 from runapi_ui.settings import Settings
 from runapi_ui.simulator import SimulatorServer, image_digest, parse_faults, render_image
-from tests.conftest import fast_durations
-from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, shot
+from tests.conftest import launched_app, shot
 from tests.test_simulator import HONG_KONG_PROMPT
-
-pytestmark = pytest.mark.browser
 
 AXE = Path(__file__).resolve().parent.parent / ".ci/node/node_modules/axe-core/axe.min.js"
 WIDTHS = (1366, 390)
@@ -63,13 +60,9 @@ FOCUS_RING = """(el) => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+@pytest.fixture(scope="module", autouse=True)
+def axe_core() -> None:
     assert AXE.exists(), "install axe-core first: npm install --prefix .ci/node axe-core@4"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +74,8 @@ def served(tmp_path_factory) -> Iterator[tuple[PlaygroundApp, str]]:
         simulator_time_scale=0.05,
         data_dir=tmp_path_factory.mktemp("access"),
     )
-    app = create_app(settings, live_durations=fast_durations())
-    yield app, launch(app, settings, block=False)
-    app.close()
+    with launched_app(settings) as app:
+        yield app.app, app.url
 
 
 def open_page(browser: Browser, url: str, width: int, scheme: str = "light") -> Page:

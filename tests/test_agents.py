@@ -38,10 +38,10 @@ from runapi_ui.agents import (
     ratio_for_size,
 )
 from runapi_ui.catalog import MODELS
-from runapi_ui.server import PlaygroundApp, create_app, launch
+from runapi_ui.server import PlaygroundApp
 from runapi_ui.settings import Settings
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer, parse_faults
-from tests.conftest import fast_durations
+from tests.conftest import launched_app
 
 ALICE = "sk-alice-7f3a9c21d4"
 BOB = "sk-bob-0b8e62f5aa"
@@ -76,23 +76,18 @@ class AgentApp:
 def running_app(data_dir: Path, **overrides: Any) -> Iterator[AgentApp]:
     """The real app with MCP on; demo tasks take ~1 s (imagen-4-fast), live ones less.
     `overrides` are more Settings."""
-    live = SimulatorServer(SimulatorConfig(time_scale=0.05, api_keys=LIVE_KEYS)).start()
-    settings = Settings(
-        base_url=live.url,
-        port=free_port(),
-        simulator_time_scale=0.25,
-        deadline=60,
-        mcp=True,
-        data_dir=data_dir,
-        **overrides,
-    )
-    app = create_app(settings, live_durations=fast_durations())
-    try:
-        url = launch(app, settings, block=False)
-        yield AgentApp(app, url.rstrip("/"), live)
-    finally:
-        app.close()
-        live.stop()
+    with SimulatorServer(SimulatorConfig(time_scale=0.05, api_keys=LIVE_KEYS)) as live:
+        settings = Settings(
+            base_url=live.url,
+            port=free_port(),
+            simulator_time_scale=0.25,
+            deadline=60,
+            mcp=True,
+            data_dir=data_dir,
+            **overrides,
+        )
+        with launched_app(settings) as app:
+            yield AgentApp(app.app, app.url.rstrip("/"), live)
 
 
 @pytest.fixture(scope="module")

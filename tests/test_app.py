@@ -35,11 +35,11 @@ from runapi_ui.playground import Playground
 from runapi_ui.pnginfo import read_settings
 from runapi_ui.quota import limits_from
 from runapi_ui.runs import Run
-from runapi_ui.server import PlaygroundApp, create_app, launch
+from runapi_ui.server import IdleFirstQueues, PlaygroundApp, create_app, launch
 from runapi_ui.settings import Settings, settings_from
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer
 from runapi_ui.ui import ratio_choices
-from tests.conftest import fast_durations
+from tests.conftest import fast_durations, launched_app
 
 ALICE = "sk-alice-7f3a9c21d4"
 BOB = "sk-bob-0b8e62f5aa"
@@ -327,19 +327,16 @@ def test_the_ratio_list_follows_the_model(model, current, offered, sent_value) -
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory) -> Iterator[tuple[PlaygroundApp, str, SimulatorServer]]:
     """The real app on a real port; its demo tasks take ~1 s (imagen-4-fast)."""
-    live = SimulatorServer(SimulatorConfig(time_scale=0.05, api_keys=LIVE_KEYS)).start()
-    settings = Settings(
-        base_url=live.url,
-        port=free_port(),
-        simulator_time_scale=0.25,
-        deadline=60,
-        data_dir=tmp_path_factory.mktemp("launched"),
-    )
-    app = create_app(settings, live_durations=fast_durations())
-    url = launch(app, settings, block=False)
-    yield app, url, live
-    app.close()
-    live.stop()
+    with SimulatorServer(SimulatorConfig(time_scale=0.05, api_keys=LIVE_KEYS)) as live:
+        settings = Settings(
+            base_url=live.url,
+            port=free_port(),
+            simulator_time_scale=0.25,
+            deadline=60,
+            data_dir=tmp_path_factory.mktemp("launched"),
+        )
+        with launched_app(settings) as app:
+            yield app.app, app.url, live
 
 
 def test_the_api_takes_keywords_and_returns_captioned_images(launched) -> None:
@@ -425,7 +422,8 @@ def test_a_script_sees_progress_then_one_answer_with_every_image(launched) -> No
 
 def test_gradio_keeps_only_the_last_sessions_kept_sessions(tmp_path) -> None:
     """Gradio holds a copy of the page's config per session (~100 KB here), 10,000
-    sessions by default; `sessions_kept` (RUNAPI_UI_SESSIONS_KEPT) bounds them."""
+    sessions by default, and their streams' messages, 2000; `sessions_kept`
+    (RUNAPI_UI_SESSIONS_KEPT) bounds both."""
     settings = settings_from([], {"RUNAPI_UI_SESSIONS_KEPT": "3"})
     settings = replace(settings, port=free_port(), data_dir=tmp_path, simulator_time_scale=0)
     app = create_app(settings)
@@ -436,8 +434,19 @@ def test_gradio_keeps_only_the_last_sessions_kept_sessions(tmp_path) -> None:
             client.predict(prompt=f"visitor {visitor}", model="imagen-4-fast", api_name="/generate")
             client.close()
         assert len(app.blocks.state_holder.session_data) == 3
+        assert len(app.blocks._queue.pending_messages_per_session) == 3
     finally:
         app.close()
+
+
+def test_a_sessions_messages_go_when_least_recently_read_and_none_of_its_events_runs() -> None:
+    running = {"an event": SimpleNamespace(session_hash="running")}  # Gradio's, by id
+    queues = IdleFirstQueues(3, running)
+    for session in ("running", "streaming", "gone"):
+        queues[session] = []
+    queues["streaming"]  # its stream reads it
+    queues["joining"] = []
+    assert list(queues) == ["running", "streaming", "joining"]
 
 
 def test_api_failures_arrive_with_the_pages_message(launched) -> None:

@@ -13,66 +13,40 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from bench.processes import CHROMIUM, CHROMIUM_FLAGS, free_port
+from bench.processes import free_port
 from runapi_ui.catalog import MODELS
-from runapi_ui.server import PlaygroundApp, create_app, launch
+from runapi_ui.server import PlaygroundApp
 from runapi_ui.settings import Settings
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer, parse_faults
 from runapi_ui.ui import HISTORY_STORAGE_KEY
-from tests.conftest import fast_durations
+from tests.conftest import launched_app, shot, visitor_page
 from tests.test_app import ALICE, BOB, LIVE_KEYS
-
-pytestmark = pytest.mark.browser
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "install Chromium first: apt-get install -y chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[tuple[PlaygroundApp, str, SimulatorServer]]:
     """The app in demo mode, its tasks ~2-4 s so the progress bar can be watched,
     and a second simulator standing in for RunAPI for visitors who type a key."""
-    live = SimulatorServer(SimulatorConfig(time_scale=0.1, api_keys=LIVE_KEYS)).start()
-    settings = Settings(
-        base_url=live.url,
-        port=free_port(),
-        simulator_time_scale=0.5,
-        data_dir=tmp_path_factory.mktemp("served"),
-    )
-    app = create_app(settings, live_durations=fast_durations())
-    url = launch(app, settings, block=False)
-    yield app, url, live
-    app.close()
-    live.stop()
+    with SimulatorServer(SimulatorConfig(time_scale=0.1, api_keys=LIVE_KEYS)) as live:
+        settings = Settings(
+            base_url=live.url,
+            port=free_port(),
+            simulator_time_scale=0.5,
+            data_dir=tmp_path_factory.mktemp("served"),
+        )
+        with launched_app(settings) as app:
+            yield app.app, app.url, live
 
 
 @pytest.fixture
 def page(browser: Browser, served) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.goto(served[1])
-    page.get_by_label("Prompt", exact=True).wait_for()
-    yield page
-    context.close()
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+    with visitor_page(browser, served[1]) as page:
+        yield page
 
 
 def fill_form(page: Page, prompt: str, model: str, ratio: str, images: int) -> None:

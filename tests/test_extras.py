@@ -25,14 +25,14 @@ import gradio as gr
 import pytest
 from gradio_client import Client
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from bench.processes import CHROMIUM, CHROMIUM_FLAGS, free_port
+from bench.processes import free_port
 from runapi_ui.access import DEMO_KEY
 from runapi_ui.exports import MANIFEST_NAME
 from runapi_ui.extras import ExtrasHandlers
 from runapi_ui.pnginfo import JSON_KEY, PARAMETERS_KEY, read_settings
-from runapi_ui.server import PlaygroundApp, create_app, launch
+from runapi_ui.server import PlaygroundApp
 from runapi_ui.settings import Settings
 from runapi_ui.simulator import (
     RecordedRequest,
@@ -41,9 +41,9 @@ from runapi_ui.simulator import (
     SimulatorServer,
     parse_faults,
 )
-from tests.conftest import fast_durations
+from tests.conftest import launched_app, visitor_page
+from tests.conftest import shot as conftest_shot
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 WAIT_MS = 20_000  # for a run to land: generous, never a measure of speed
 
 # RunAPI (the `live` simulator) knows these keys; one per test, so balances stay apart.
@@ -66,7 +66,6 @@ OWL = {
 }
 SIMULATED_FAILURE = "blocked by the safety filter (simulated)"
 
-browser_test = pytest.mark.browser
 T = TypeVar("T")
 
 
@@ -100,10 +99,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     demo_config = SimulatorConfig(
         time_scale=0.05, jitter=0.0, api_keys=frozenset({DEMO_KEY}), starting_balance_cents=10**9
     )
-    app = create_app(settings, simulator_config=demo_config, live_durations=fast_durations())
-    url = launch(app, settings, block=False)
-    yield Served(app, url, live, data_dir)
-    app.close()
+    with launched_app(settings, simulator_config=demo_config) as app:
+        yield Served(app.app, app.url, live, data_dir)
     live.stop()
 
 
@@ -116,32 +113,18 @@ def owl_png(served: Served) -> Path:
     return Path(items[0]["image"])
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "install Chromium first: apt-get install -y chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def page(browser: Browser, served: Served) -> Iterator[Page]:
     """A fresh visitor (empty history) at desktop width."""
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.goto(served.url)
-    page.get_by_label("Prompt", exact=True).wait_for()
-    yield page
-    context.close()
+    with visitor_page(browser, served.url) as page:
+        yield page
 
 
 # --- helpers -------------------------------------------------------------------------
 
 
 def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / f"extras-{name}.png", full_page=True)
+    conftest_shot(page, f"extras-{name}")  # this module's screenshots side by side
 
 
 def choose(page: Page, value: str) -> None:
@@ -267,7 +250,6 @@ def test_saved_images_are_pngs_that_carry_their_settings(served: Served, owl_png
 # --- read settings from an image ---------------------------------------------------------
 
 
-@browser_test
 def test_dropping_a_png_the_app_made_fills_every_control(page: Page, owl_png: Path) -> None:
     set_form(page, "something else entirely", "imagen-4-ultra", "1:1", images=3, seed="12")
     page.get_by_text("Copy as code").click()
@@ -286,7 +268,6 @@ def test_dropping_a_png_the_app_made_fills_every_control(page: Page, owl_png: Pa
     shot(page, "dropped")
 
 
-@browser_test
 def test_a_dropped_file_without_our_settings_says_why_and_changes_nothing(
     page: Page, tmp_path: Path
 ) -> None:
@@ -310,7 +291,6 @@ def test_a_dropped_file_without_our_settings_says_why_and_changes_nothing(
     shot(page, "dropped-wrong-files")
 
 
-@browser_test
 def test_a_dropped_auto_ratio_png_brings_its_model_and_the_form_still_works(
     page: Page, served: Served
 ) -> None:
@@ -337,7 +317,6 @@ def test_a_dropped_auto_ratio_png_brings_its_model_and_the_form_still_works(
 # --- ZIP downloads -----------------------------------------------------------------------
 
 
-@browser_test
 def test_zip_of_the_run_and_of_the_whole_history(page: Page, tmp_path: Path) -> None:
     set_form(page, "A glass lighthouse in fog", "imagen-4", "16:9", images=2, seed="77")
     page.get_by_role("button", name="Generate").click()
@@ -402,7 +381,6 @@ def test_zip_of_the_run_and_of_the_whole_history(page: Page, tmp_path: Path) -> 
 # --- copy as code ------------------------------------------------------------------------
 
 
-@browser_test
 def test_copy_as_code_follows_the_form_never_shows_the_key_and_runs(
     page: Page, served: Served, tmp_path: Path
 ) -> None:
@@ -455,7 +433,6 @@ def test_copy_as_code_follows_the_form_never_shows_the_key_and_runs(
 # --- cost and balance --------------------------------------------------------------------
 
 
-@browser_test
 def test_cost_before_and_after_a_run_and_the_history_total(page: Page) -> None:
     cost = page.locator("#cost")
     expect(cost).to_have_text("Demo: no charge.")
@@ -496,7 +473,6 @@ def test_cost_before_and_after_a_run_and_the_history_total(page: Page) -> None:
     shot(page, "cost-after")
 
 
-@browser_test
 def test_balance_for_a_typed_key_and_a_rejected_key_before_any_create(
     page: Page, served: Served
 ) -> None:
@@ -524,7 +500,6 @@ def test_balance_for_a_typed_key_and_a_rejected_key_before_any_create(
 # --- compare -----------------------------------------------------------------------------
 
 
-@browser_test
 def test_compare_shows_three_labelled_images_side_by_side(page: Page, served: Served) -> None:
     page.get_by_label("RunAPI key").fill(COMPARE_KEY)
     set_form(page, "A red bicycle against a blue wall", "imagen-4", "16:9", seed="5")
@@ -553,7 +528,6 @@ def test_compare_shows_three_labelled_images_side_by_side(page: Page, served: Se
     assert len(tops) == 1, f"the three images are not on one row: {boxes}"
 
 
-@browser_test
 def test_compare_with_one_model_failing_still_shows_the_other_two(
     page: Page, served: Served
 ) -> None:
@@ -624,7 +598,6 @@ def test_compare_through_gradio_client_with_a_ratio_only_one_model_takes(served:
 # --- at a phone's width ------------------------------------------------------------------
 
 
-@browser_test
 def test_compare_and_the_panels_at_a_phones_width(browser: Browser, served: Served) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page = context.new_page()

@@ -19,28 +19,13 @@ from playwright.sync_api import Browser, Page, expect
 from bench.processes import free_port
 from runapi_ui.catalog import MODELS
 from runapi_ui.links import SETTINGS_STORAGE_KEY
-from runapi_ui.server import PlaygroundApp, create_app, launch
+from runapi_ui.server import PlaygroundApp
 from runapi_ui.settings import Settings
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer
-from tests.conftest import fast_durations
+from tests.conftest import launched_app, open_page, shot, visitor_page
 from tests.test_app import ALICE, LIVE_KEYS
-from tests.test_browser import (
-    browser,  # noqa: F401 - the module's Chromium, a fixture
-    fill_form,
-    read_browser_state,
-)
-from tests.test_history import (
-    DESKTOP,
-    PHONE,
-    WAIT_MS,
-    creates,
-    eventually,
-    field,
-    open_page,
-    shot,
-)
-
-pytestmark = pytest.mark.browser
+from tests.test_browser import fill_form, read_browser_state
+from tests.test_history import PHONE, WAIT_MS, creates, eventually, field
 
 KEY = ALICE
 
@@ -49,29 +34,24 @@ KEY = ALICE
 def served(tmp_path_factory) -> Iterator[tuple[PlaygroundApp, str]]:
     """The app in demo mode, its tasks quick (imagen-4-fast ~0.5 s); a second simulator
     stands in for RunAPI, where a typed key is checked."""
-    live = SimulatorServer(SimulatorConfig(time_scale=0.1, api_keys=LIVE_KEYS)).start()
-    settings = Settings(
-        base_url=live.url,
-        port=free_port(),
-        data_dir=tmp_path_factory.mktemp("hands"),
-        simulator_time_scale=0.1,
-    )
-    app = create_app(settings, live_durations=fast_durations())
-    url = launch(app, settings, block=False)
-    yield app, url
-    app.close()
-    live.stop()
+    with SimulatorServer(SimulatorConfig(time_scale=0.1, api_keys=LIVE_KEYS)) as live:
+        settings = Settings(
+            base_url=live.url,
+            port=free_port(),
+            data_dir=tmp_path_factory.mktemp("hands"),
+            simulator_time_scale=0.1,
+        )
+        with launched_app(settings) as app:
+            yield app.app, app.url
 
 
 @pytest.fixture
-def page(browser: Browser, served) -> Iterator[Page]:  # noqa: F811
+def page(browser: Browser, served) -> Iterator[Page]:
     """A fresh profile that may use the clipboard and show notifications."""
-    context = browser.new_context(viewport=DESKTOP)
-    context.grant_permissions(["clipboard-read", "clipboard-write", "notifications"])
-    page = context.new_page()
-    open_page(page, served[1])
-    yield page
-    context.close()
+    with visitor_page(
+        browser, served[1], permissions=["clipboard-read", "clipboard-write", "notifications"]
+    ) as page:
+        yield page
 
 
 def made(served) -> int:

@@ -14,7 +14,6 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -25,50 +24,21 @@ from playwright.sync_api import Browser, Page, expect
 
 from bench.processes import free_port
 from runapi_ui.catalog import MODELS
-from runapi_ui.server import PlaygroundApp, create_app, launch
 from runapi_ui.settings import Settings
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer
 from runapi_ui.ui import HISTORY_STORAGE_KEY
-from tests.conftest import fast_durations
+from tests.conftest import DESKTOP, Served, launched_app, open_page, shot, start, visitor_page
 from tests.test_app import ALICE, LIVE_KEYS
 from tests.test_browser import (
-    ARTIFACTS,
     STORED_IN_BROWSER,
-    browser,  # noqa: F401 - the module's Chromium, a fixture
     fill_form,
     read_browser_state,
     write_browser_state,
 )
 
-pytestmark = pytest.mark.browser
-
-DESKTOP = {"width": 1280, "height": 1000}
 PHONE = {"width": 390, "height": 844}
 WAIT_MS = 30_000  # generous: the machine is shared
 FILE_URL = "/gradio_api/file="
-
-
-@dataclass
-class Served:
-    """A running app and the settings it was started with (restart = same settings)."""
-
-    app: PlaygroundApp
-    url: str
-    settings: Settings
-
-    @property
-    def image_dir(self) -> Path:
-        return self.app.playground.store.folder
-
-    def restart(self) -> None:
-        self.app.close()
-        self.app = create_app(self.settings, live_durations=fast_durations())
-        self.url = launch(self.app, self.settings, block=False)
-
-
-def start(settings: Settings) -> Served:
-    app = create_app(settings, live_durations=fast_durations())
-    return Served(app, launch(app, settings, block=False), settings)
 
 
 @pytest.fixture(scope="module")
@@ -88,37 +58,23 @@ def demo(tmp_path_factory, live: SimulatorServer) -> Iterator[Served]:
         data_dir=tmp_path_factory.mktemp("history"),
         simulator_time_scale=0.1,
     )
-    served = start(settings)
-    yield served
-    served.app.close()
+    with launched_app(settings) as served:
+        yield served
 
 
 @pytest.fixture
-def page(browser: Browser, demo: Served) -> Iterator[Page]:  # noqa: F811
+def page(browser: Browser, demo: Served) -> Iterator[Page]:
     """A fresh browser profile (an empty localStorage) on the demo app."""
-    context = browser.new_context(viewport=DESKTOP)
-    page = context.new_page()
-    open_page(page, demo.url)
-    yield page
-    context.close()
+    with visitor_page(browser, demo.url) as page:
+        yield page
 
 
 # --- helpers ---------------------------------------------------------------------------
 
 
-def open_page(page: Page, url: str) -> None:
-    page.goto(url)
-    page.get_by_label("Prompt", exact=True).wait_for()
-
-
 def field(page: Page, label: str):
     """A text field by its label (Gradio's label holds the field's info text too)."""
     return page.get_by_role("textbox", name=re.compile(rf"^{re.escape(label)}\b"))
-
-
-def shot(page: Page, name: str, *, full_page: bool = True) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=full_page)
 
 
 def tiles(page: Page):
@@ -231,7 +187,7 @@ def test_two_runs_and_their_images_survive_a_reload(page: Page) -> None:
 
 
 def test_the_history_survives_a_server_restart_and_a_lost_disk(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     tmp_path: Path,
 ) -> None:
     served = start(Settings(port=free_port(), data_dir=tmp_path, simulator_time_scale=0.1))
@@ -371,7 +327,7 @@ def test_a_reload_mid_run_gets_its_four_images_without_a_new_task(page: Page, de
 
 
 def test_wait_again_after_a_server_restart_mid_run_fetches_without_a_new_task(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     make_simulator: Callable[..., SimulatorServer],
     tmp_path: Path,
 ) -> None:
@@ -557,7 +513,7 @@ IN_VIEW = """(selector) => {
 
 
 def test_on_a_phone_generate_brings_the_progress_and_results_into_view(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     demo: Served,
 ) -> None:
     context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)

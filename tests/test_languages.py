@@ -10,19 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from bench.processes import CHROMIUM, CHROMIUM_FLAGS, free_port
+from bench.processes import free_port
 from runapi_ui.catalog import MODELS
-from runapi_ui.server import PlaygroundApp, create_app, launch
+from runapi_ui.server import PlaygroundApp
 from runapi_ui.settings import Settings
 from runapi_ui.translations import ENGLISH, SIMPLIFIED, TRADITIONAL, language_for, text
-from tests.conftest import fast_durations
+from tests.conftest import launched_app, shot
 from tests.test_accessibility import audit
-from tests.test_browser import shot
 from tests.test_simulator import HONG_KONG_PROMPT
-
-pytestmark = pytest.mark.browser
 
 # The same words in one script and not the other (图/圖 picture, 词/詞 word, 设/設 set,
 # 历/歷 history, 录/錄 record, 选/選 choose, 载/載 load): a page in one script shows none
@@ -44,14 +41,6 @@ WAIT = 20000  # ms: a relabel or a run on a busy machine; a wait, not a timed as
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[tuple[PlaygroundApp, str]]:
     """The app in demo mode, its placeholders quick to come."""
     settings = Settings(
@@ -60,9 +49,8 @@ def served(tmp_path_factory) -> Iterator[tuple[PlaygroundApp, str]]:
         simulator_time_scale=0.05,
         data_dir=tmp_path_factory.mktemp("languages"),
     )
-    app = create_app(settings, live_durations=fast_durations())
-    yield app, launch(app, settings, block=False)
-    app.close()
+    with launched_app(settings) as app:
+        yield app.app, app.url
 
 
 def open_page(browser: Browser, url: str, locale: str, width: int = 1366) -> Page:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import gradio as gr
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from bench.processes import free_port
 from runapi_ui import history as hist
@@ -26,18 +27,16 @@ from runapi_ui.images import ImageStore
 from runapi_ui.page import html_summary
 from runapi_ui.playground import Playground
 from runapi_ui.quota import LimitError, limits_from
-from runapi_ui.server import PlaygroundApp, create_app, launch
+from runapi_ui.server import PlaygroundApp
 from runapi_ui.settings import Settings
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer, parse_faults
 from runapi_ui.ui import cost_estimate, model_choices
 from tests import test_app
-from tests.conftest import fast_durations
+from tests.conftest import fast_durations, start, visitor_page
 from tests.test_app import ALICE, LIVE_KEYS, click_generate, generated
 
 make_playground = test_app.make_playground  # a fixture: a Playground and its demo simulator
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 WAIT_MS = 20_000
 # Not the built-in table's ($0.04, $0.08, $0.12): what shows must have come from RunAPI.
 OTHER_PRICES = {"imagen-4-fast": 5, "imagen-4": 9, "imagen-4-ultra": 15}
@@ -229,9 +228,9 @@ class Launched:
         config = SimulatorConfig(time_scale=0.0, jitter=0.0, api_keys=frozenset({DEMO_KEY}))
         for name, value in demo_config.items():
             setattr(config, name, parse_faults(value) if name == "faults" else value)
-        app = create_app(settings, simulator_config=config, live_durations=fast_durations())
-        self.apps.append(app)
-        return launch(app, settings, block=False)
+        served = start(settings, simulator_config=config)
+        self.apps.append(served.app)
+        return served.url
 
     @property
     def demo(self) -> SimulatorServer:
@@ -248,21 +247,11 @@ def launched(tmp_path: Path) -> Iterator[Launched]:
         app.close()
 
 
-@pytest.fixture(scope="module")
-def page_at() -> Iterator[Callable[[str], Page]]:
-    """A fresh browser tab at a URL, the page's form loaded."""
-    assert Path(CHROMIUM).exists(), "install Chromium first: apt-get install -y chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-
-        def open_page(url: str) -> Page:
-            page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
-            page.goto(url)
-            page.get_by_label("Prompt", exact=True).wait_for()
-            return page
-
-        yield open_page
-        browser.close()
+@pytest.fixture
+def page_at(browser: Browser) -> Iterator[Callable[[str], Page]]:
+    """A fresh browser profile's tab at a URL, the page's form loaded; closed after the test."""
+    with ExitStack() as pages:
+        yield lambda url: pages.enter_context(visitor_page(browser, url))
 
 
 def model_label(model: str, cents: int, *, status: str = "") -> str:
@@ -270,7 +259,6 @@ def model_label(model: str, cents: int, *, status: str = "") -> str:
     return f"{label} · {status}" if status else label
 
 
-@pytest.mark.browser
 def test_the_page_shows_live_prices_and_refuses_a_model_under_maintenance(
     launched, page_at
 ) -> None:
@@ -291,7 +279,6 @@ def test_the_page_shows_live_prices_and_refuses_a_model_under_maintenance(
     assert creates(launched.demo) == []
 
 
-@pytest.mark.browser
 def test_the_page_says_published_prices_as_of_when_the_schedule_cannot_be_read(
     launched, page_at
 ) -> None:
@@ -302,7 +289,6 @@ def test_the_page_says_published_prices_as_of_when_the_schedule_cannot_be_read(
     expect(page.get_by_label(MODELS["imagen-4"].choice_label, exact=True)).to_be_visible()
 
 
-@pytest.mark.browser
 def test_the_page_shows_what_runapi_charged_for_a_visitors_key(
     launched, page_at, make_simulator
 ) -> None:

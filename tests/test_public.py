@@ -40,12 +40,12 @@ from runapi_ui.catalog import PROMPT_MAX_CHARS
 from runapi_ui.pnginfo import read_settings
 from runapi_ui.prices import SCHEDULES_PATH
 from runapi_ui.quota import HOUR
-from runapi_ui.server import PlaygroundApp, create_app, launch
+from runapi_ui.server import PlaygroundApp
 from runapi_ui.settings import Settings
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer, parse_faults
 from runapi_ui.ui import HISTORY_STORAGE_KEY
-from tests.conftest import fast_durations
-from tests.test_browser import ARTIFACTS, STORED_IN_BROWSER, browser, read_browser_state, shot
+from tests.conftest import ARTIFACTS, shot, start
+from tests.test_browser import STORED_IN_BROWSER, read_browser_state
 from tests.test_quota import redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +67,7 @@ BUSY = (
     "Try again in a minute."
 )
 
-__all__ = ["browser", "redis_server"]  # fixtures from other test modules, used here
+__all__ = ["redis_server"]  # a fixture from another test module, used here
 
 # --- serving the app ------------------------------------------------------------------
 
@@ -113,9 +113,7 @@ def _launched(live: SimulatorServer, data_dir: Path, **settings: Any) -> Served:
             **settings,
         }
     )
-    app = create_app(config, live_durations=fast_durations())
-    launch(app, config, block=False)
-    return Served(app, f"http://127.0.0.1:{config.port}", live)
+    return Served(start(config).app, f"http://127.0.0.1:{config.port}", live)
 
 
 @pytest.fixture
@@ -250,7 +248,6 @@ DEMO = "Without one you get the demo: placeholder images, no charge."
 ASKED = "This server does not lend its own key."
 
 
-@pytest.mark.browser
 @pytest.mark.parametrize(
     ("where", "opt_in", "no_demo", "keyless", "banner", "screenshot"),
     [
@@ -341,7 +338,6 @@ def _clock_times(earliest: float, latest: float) -> set[str]:
     }
 
 
-@pytest.mark.browser
 def test_past_the_hourly_quota_a_visitor_is_told_when_to_come_back(serve, open_page) -> None:
     served = serve(public=True, share_server_key=True, images_per_hour=2)
     client = served.client()
@@ -565,7 +561,6 @@ def mcp_call(url: str, method: str, params: dict[str, Any], api_key: str | None 
     return json.loads(events[-1])
 
 
-@pytest.mark.browser
 def test_keys_stay_out_of_logs_pages_answers_and_the_browser(
     serve, open_page, caplog, capfd
 ) -> None:
@@ -636,7 +631,6 @@ SCRIPT = "<script>window.__pwned=1</script>"
 IMG = '<img src=x onerror="window.__pwned=1">'
 
 
-@pytest.mark.browser
 def test_html_in_a_prompt_or_an_error_is_shown_as_text(serve, open_page) -> None:
     served = serve(api_key=None)  # the demo: the simulator's failure reason is ours to set
     assert served.demo is not None
@@ -841,7 +835,6 @@ def test_a_body_that_is_not_json_is_400(guarded) -> None:
 # --- login -------------------------------------------------------------------------------
 
 
-@pytest.mark.browser
 def test_with_a_login_the_page_asks_for_it_and_quotas_count_per_user(serve, open_page) -> None:
     served = serve(
         auth="alice:pw-alice,bob:pw-bob",

@@ -21,26 +21,12 @@ from playwright.sync_api import Browser, Page, expect
 from bench.processes import free_port
 from runapi_ui.access import DEMO_KEY
 from runapi_ui.catalog import REMIX_MODEL
-from runapi_ui.server import create_app, launch
 from runapi_ui.settings import Settings
 from runapi_ui.simulator import SimulatorConfig
 from runapi_ui.sources import MAX_SOURCE_BYTES
-from tests.conftest import fast_durations
-from tests.test_browser import browser  # noqa: F401 - the module's Chromium, a fixture
-from tests.test_history import (
-    DESKTOP,
-    WAIT_MS,
-    Served,
-    field,
-    finished_caption,
-    open_page,
-    result_captions,
-    shot,
-    tiles,
-)
+from tests.conftest import DESKTOP, Served, launched_app, shot, visitor_page
+from tests.test_history import WAIT_MS, field, finished_caption, result_captions, tiles
 from tests.test_remix import GPS_SECRET, bomb_png, logo_png, phone_photo
-
-pytestmark = pytest.mark.browser
 
 UPLOAD_TTL = 4.0
 
@@ -56,10 +42,8 @@ def served(tmp_path_factory) -> Iterator[Served]:
     config = SimulatorConfig(
         time_scale=0.05, api_keys=frozenset({DEMO_KEY}), upload_ttl_seconds=UPLOAD_TTL
     )
-    app = create_app(settings, simulator_config=config, live_durations=fast_durations())
-    served = Served(app, launch(app, settings, block=False), settings)
-    yield served
-    served.app.close()
+    with launched_app(settings, simulator_config=config) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -81,13 +65,10 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def page(browser: Browser, served: Served) -> Iterator[Page]:  # noqa: F811
-    context = browser.new_context(viewport=DESKTOP)
-    page = context.new_page()
-    open_page(page, served.url)
-    switch_to(page, "Remix")
-    yield page
-    context.close()
+def page(browser: Browser, served: Served) -> Iterator[Page]:
+    with visitor_page(browser, served.url) as page:
+        switch_to(page, "Remix")
+        yield page
 
 
 def simulator(served: Served):

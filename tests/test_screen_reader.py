@@ -24,8 +24,7 @@ from tests import test_accessibility as accessibility
 from tests.test_accessibility import open_page
 from tests.test_simulator import HONG_KONG_PROMPT
 
-# The accessibility tests' fixtures: Chromium, and the app in demo mode.
-browser = accessibility.browser
+# The accessibility tests' app in demo mode (Chromium is conftest's).
 served = accessibility.served
 
 WAIT_MS = 30_000

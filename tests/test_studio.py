@@ -17,25 +17,9 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from bench.processes import free_port
 from runapi_ui.settings import Settings
 from runapi_ui.ui import HISTORY_STORAGE_KEY
-from tests.test_browser import (
-    browser,  # noqa: F401 - the module's Chromium, a fixture
-    read_browser_state,
-    write_browser_state,
-)
-from tests.test_history import (
-    DESKTOP,
-    WAIT_MS,
-    Served,
-    creates,
-    field,
-    finished_caption,
-    open_page,
-    shot,
-    start,
-    tiles,
-)
-
-pytestmark = pytest.mark.browser
+from tests.conftest import DESKTOP, Served, launched_app, open_page, shot
+from tests.test_browser import read_browser_state, write_browser_state
+from tests.test_history import WAIT_MS, creates, field, finished_caption, tiles
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +32,12 @@ def studio(tmp_path_factory) -> Iterator[Served]:
         tab_max_runs=2,
         tab_max_images=8,
     )
-    served = start(settings)
-    yield served
-    served.app.close()
+    with launched_app(settings) as served:
+        yield served
 
 
 @pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:  # noqa: F811
+def context(browser: Browser) -> Iterator[BrowserContext]:
     """A fresh browser profile: an empty localStorage, shared by its tabs."""
     context = browser.new_context(viewport=DESKTOP)
     yield context
