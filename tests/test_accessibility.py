@@ -50,6 +50,10 @@ SETTLED = """() => document.getAnimations().every((animation) => {
   const timing = animation.effect.getComputedTiming();
   return animation.playState !== "running" || timing.activeDuration > 2000;
 })"""
+# The example prompts drawn: their buttons are empty (nameless) until Gradio has loaded the
+# component that draws them, a moment after the form.
+EXAMPLES_DRAWN = """() => [...document.querySelectorAll('#form .gallery-item')]
+  .every((example) => example.textContent.trim())"""
 
 # How a focused element shows it: the ring is an outline or a box shadow.
 FOCUS_RING = """(el) => {
@@ -110,6 +114,7 @@ def fail_a_run(page: Page, simulator: SimulatorServer) -> None:
 def audit(page: Page, state: str) -> list[str]:
     """axe's findings: a line of counts printed; the serious ones not allowed returned."""
     page.wait_for_function(SETTLED)  # a toast fading in has, for a moment, faint text
+    page.wait_for_function(EXAMPLES_DRAWN)
     page.add_script_tag(path=str(AXE))
     violations = page.evaluate(AXE_RUN)
     counts = Counter(v["impact"] for v in violations for _ in v["targets"])

@@ -21,7 +21,7 @@ from runapi_ui.screen_reader import alt_text, results_alts
 from runapi_ui.simulator import SimulatorConfig, parse_faults
 from runapi_ui.translations import ENGLISH, TRADITIONAL, text
 from tests import test_accessibility as accessibility
-from tests.test_accessibility import open_page
+from tests.test_accessibility import EXAMPLES_DRAWN, open_page
 from tests.test_simulator import HONG_KONG_PROMPT
 
 # The accessibility tests' app in demo mode (Chromium is conftest's).
@@ -216,10 +216,6 @@ def test_results_and_history_images_have_alt_text(browser: Browser, served) -> N
     expect(detailed).to_have_attribute("alt", each_model[1])
     assert alts(page, "#results .thumbnail-small img") == each_model
     page.context.close()
-
-
-EXAMPLES_DRAWN = """() => [...document.querySelectorAll('#form .gallery-item')]
-  .every((example) => example.textContent.trim())"""
 
 
 def unnamed_buttons(page: Page) -> list[str]:
