@@ -341,8 +341,8 @@ def stored_history(page: Page) -> list[hist.Entry]:
     deadline = time.monotonic() + WAIT_MS / 1000
     while time.monotonic() < deadline:
         sealed = page.evaluate("(key) => localStorage.getItem(key)", HISTORY_STORAGE_KEY)
-        stored = unseal(sealed, HISTORY_SECRET)
-        if isinstance(stored, list) and "data:image" not in json.dumps(stored):
+        stored = hist.clean(unseal(sealed, HISTORY_SECRET))
+        if stored and "data:image" not in json.dumps(stored):
             return stored
         page.wait_for_timeout(100)
     raise RuntimeError("the page never stored its history without inline previews")

@@ -209,8 +209,22 @@ def entry_with(entries: list[Entry], entry_id: Any) -> Entry | None:
     return next((entry for entry in entries if entry["id"] == entry_id), None)
 
 
+def for_browser(entries: list[Entry]) -> str:
+    """The history as the browser keeps it: one JSON text, not a list. At every status
+    change of every event, Gradio's frontend deep-copies the value of each input and
+    output (Svelte's `$state.snapshot`: a `structuredClone` per string and number), some
+    5,000 for a full history as a list, several times a search; a text is one."""
+    return json.dumps(entries, ensure_ascii=False, separators=(",", ":"))
+
+
 def clean(history: object) -> list[Entry]:
-    """The entries of a value read back from the browser that have the shape we wrote."""
+    """The entries of a value read back from the browser that have the shape we wrote
+    (a JSON text; a list, as an earlier version stored it)."""
+    if isinstance(history, str) and len(history) <= 2 * MAX_BYTES:
+        try:
+            history = json.loads(history)
+        except ValueError:
+            return []
     if not isinstance(history, list):
         return []
     return bounded([entry for entry in history[:MAX_READ] if _well_formed(entry)])

@@ -533,7 +533,7 @@ class PageHandlers:
         going = len(self.tabs.in_flight(tab))
         outputs = PageOutputs(
             results=self._results(entry) if entry else [],
-            history=entries,
+            history=hist.for_browser(entries),
             tiles=self._tiles(tab),
             listing=tab.view.describe(tab.index),
             summary=self._summary(entry, entries, dropped=dropped) if entry else "",

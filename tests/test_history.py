@@ -3,7 +3,7 @@ reuse, resume, forged history, the phone layout, and no key in the browser's sto
 
 The app runs on its built-in simulator; a second simulator stands in for RunAPI where a
 key is typed or a server restart must find its tasks again. The history is read (and,
-to forge it, written) the way Gradio's frontend keeps it: see `read_browser_state`.
+to forge it, written) the way Gradio's frontend keeps it: see `read_history`.
 Screenshots land in test-artifacts/.
 """
 
@@ -38,7 +38,7 @@ from tests.test_browser import (
     STORED_IN_BROWSER,
     browser,  # noqa: F401 - the module's Chromium, a fixture
     fill_form,
-    read_browser_state,
+    read_history,
     write_browser_state,
 )
 
@@ -156,7 +156,7 @@ def generate(
 
 
 def stored_history(page: Page, served: Served) -> Any:
-    return read_browser_state(page, HISTORY_STORAGE_KEY, served.settings.history_secret)
+    return read_history(page, served.settings.history_secret)
 
 
 def eventually(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
