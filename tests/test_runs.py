@@ -485,6 +485,17 @@ async def test_clean_keeps_only_well_formed_entries(store, sim) -> None:
     assert len(hist.clean([good] * (hist.MAX_ENTRIES + 3))) == hist.MAX_ENTRIES
 
 
+async def test_the_browser_keeps_the_history_as_one_json_text(store, sim) -> None:
+    """One text, not a list: Gradio's frontend copies a list's every string and number at
+    each status change of any event; an earlier version's list is still read."""
+    good = await hist.finished_entry(await finished_run(store, sim, count=2), store)
+    text = hist.for_browser([good])
+    assert isinstance(text, str) and hist.clean(text) == [good]
+    assert hist.clean([good]) == [good], "a history stored as a list, as before"
+    for not_ours in ("", "[", "{}", '"[]"', "[" + " " * (2 * hist.MAX_BYTES) + "]"):
+        assert hist.clean(not_ours) == [], not_ours[:20]
+
+
 # --- paths that come back from the browser --------------------------------------------
 
 
