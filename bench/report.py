@@ -136,8 +136,9 @@ def table(results: dict[str, Any]) -> str:
             f"{late['four']['p50']:.2f} s vs {late['one']['p50']:.2f} s = {late['p50_ratio']:.2f}x,"
             f" p95 {late['four']['p95']:.2f} s vs {late['one']['p95']:.2f} s = "
             f"{late['p95_ratio']:.2f}x ({late['four']['n']} and {late['one']['n']} images shown)",
-            f"   page load until usable, {page['history_bytes'] / 1e6:.2f} MB of history stored vs "
-            f"none: {_spread(loads['full'], 'ms', 0)} vs {_spread(loads['empty'], 'ms', 0)}: "
+            f"   page load until usable, {page['history_bytes'] / 1e6:.2f} MB of history stored "
+            f"({page['inline_history_bytes'] / 1e6:.2f} MB with previews inline) vs none: "
+            f"{_spread(loads['full'], 'ms', 0)} vs {_spread(loads['empty'], 'ms', 0)}: "
             f"{loads['ratio']:.2f}x; the load's answer {answer['full'] / 1e6:.2f} MB vs "
             f"{answer['empty'] / 1e3:.0f} KB",
             f"   a search over that history, typed to the new count shown: p50 {search['p50']:.0f} "

@@ -1,8 +1,9 @@
 """The visitor's history: one entry per run, kept in their browser, newest first.
 
 An entry is plain JSON (it lives in localStorage through `gr.BrowserState`): what was
-asked, how it went, the images' file paths and a small inline thumbnail of each, so an
-entry whose file is gone still shows what it was. It never holds an API key. Everything
+asked, how it went, the images' file paths and their previews' (small WebP files on the
+server, swept with the images: inline, they made a full history 1.4 MB for the page to
+unseal and upload at every load). It never holds an API key. Everything
 read back from the browser is untrusted: `clean()` keeps only well-formed entries, and
 image paths are checked by `ImageStore.resolve` before anything is served.
 """
@@ -13,13 +14,14 @@ import asyncio
 import json
 import time
 from collections.abc import Collection, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from .catalog import MODELS, REMIX_MODEL, SEED_MAX
 from .client import AnyRequest, GenerationRequest
 from .errors import AuthenticationError, TaskFailedError, ValidationError
 from .exports import ExportItem
-from .images import ImageStore, thumbnail_data_url
+from .images import ImageStore
 from .pnginfo import ImageSettings
 from .remix import RemixRequest
 from .remixing import price_usd as remix_price_usd
@@ -92,11 +94,11 @@ def entry_for(run: Run, *, thumbnails: dict[str, str] | None = None) -> Entry:
     return {**entry, **run_cost(entry["jobs"], demo=run.is_demo)}
 
 
-async def finished_entry(run: Run) -> Entry:
-    """The final entry, with every image's (and source's) thumbnail made off the event loop."""
+async def finished_entry(run: Run, store: ImageStore) -> Entry:
+    """The final entry, with every image's (and source's) preview made off the event loop."""
     paths = [image.path for image in run.images] + list(run.sources)
-    thumbs = await asyncio.to_thread(lambda: [thumbnail_data_url(path) for path in paths])
-    return entry_for(run, thumbnails={str(p): t for p, t in zip(paths, thumbs, strict=True)})
+    previews = await asyncio.to_thread(lambda: [str(store.preview(path)) for path in paths])
+    return entry_for(run, thumbnails={str(p): t for p, t in zip(paths, previews, strict=True)})
 
 
 def run_cost(jobs: Sequence[dict[str, Any]], *, demo: bool) -> dict[str, Any]:
@@ -229,8 +231,22 @@ def entry_with(entries: list[Entry], entry_id: Any) -> Entry | None:
     return next((entry for entry in entries if entry["id"] == entry_id), None)
 
 
+def for_browser(entries: list[Entry]) -> str:
+    """The history as the browser keeps it: one JSON text, not a list. At every status
+    change of every event, Gradio's frontend deep-copies the value of each input and
+    output (Svelte's `$state.snapshot`: a `structuredClone` per string and number), some
+    5,000 for a full history as a list, several times a search; a text is one."""
+    return json.dumps(entries, ensure_ascii=False, separators=(",", ":"))
+
+
 def clean(history: object) -> list[Entry]:
-    """The entries of a value read back from the browser that have the shape we wrote."""
+    """The entries of a value read back from the browser that have the shape we wrote
+    (a JSON text; a list, as an earlier version stored it)."""
+    if isinstance(history, str) and len(history) <= 2 * MAX_BYTES:
+        try:
+            history = json.loads(history)
+        except ValueError:
+            return []
     if not isinstance(history, list):
         return []
     return bounded([entry for entry in history[:MAX_READ] if _well_formed(entry)])
@@ -292,33 +308,83 @@ def _request(entry: Entry, job: dict[str, Any]) -> AnyRequest:
 
 def sources_of(entry: Entry) -> list[object]:
     """A remix entry's kept source files, as the browser sent them (check them first)."""
-    sources = entry.get("sources")
-    if not isinstance(sources, list):
-        return []
-    return [source.get("path") for source in sources if isinstance(source, dict)]
+    return [source.get("path") for source in _sources(entry) if isinstance(source, dict)]
 
 
 def gallery_items(
     entry: Entry, store: ImageStore, language: str = ENGLISH
 ) -> list[tuple[str, str]]:
     """The entry's images as (file, caption): the full image while it exists, else its
-    thumbnail, captioned as such."""
+    preview, else a placeholder, each captioned as such."""
     return list(_gallery_items(entry, store, language))
 
 
-def cover(entry: Entry, store: ImageStore) -> tuple[str, str] | None:
-    """The entry's first image, as `gallery_items` gives it; the others are not looked at
-    (the history's tiles show one image each, and are redrawn at every step of a run)."""
-    return next(_gallery_items(entry, store, ENGLISH), None)
+def cover(entry: Entry, store: ImageStore) -> str:
+    """The picture of the entry's tile: its first image's preview (a few KB), else the
+    image itself, else a placeholder that says why. Only the first is looked at (the
+    tiles are redrawn at every step of a run)."""
+    first = next(_records(entry), None)
+    if first is None:
+        return str(store.placeholder(entry["status"]))
+    return str(_preview(first, store) or store.resolve(first.get("path")) or _gone(store))
+
+
+def with_previews_on_disk(entries: list[Entry], store: ImageStore) -> list[Entry]:
+    """`entries` with the previews an earlier version kept inline (data URLs) moved into
+    the image folder: the history the browser stores shrinks to a tenth."""
+    return [_previews_moved(entry, store) if _inline(entry) else entry for entry in entries]
+
+
+def _inline(entry: Entry) -> bool:
+    return any(str(record.get("thumb", "")).startswith("data:") for record in _records(entry))
+
+
+def _previews_moved(entry: Entry, store: ImageStore) -> Entry:
+    def moved(record: dict[str, Any]) -> dict[str, Any]:
+        thumb = record.get("thumb")
+        if not (isinstance(thumb, str) and thumb.startswith("data:")):
+            return record
+        path = store.thumbnail_file(thumb)  # None for a forged one: dropped
+        return {**record, "thumb": str(path) if path else ""}
+
+    jobs = [
+        {**job, "image": moved(job["image"])} if isinstance(job.get("image"), dict) else job
+        for job in entry["jobs"]
+    ]
+    sources = [moved(s) if isinstance(s, dict) else s for s in _sources(entry)]
+    return {**entry, "jobs": jobs, **({"sources": sources} if "sources" in entry else {})}
+
+
+def _records(entry: Entry) -> Iterator[dict[str, Any]]:
+    """The entry's image and source records, each with a "path" and a "thumb"."""
+    for job in entry["jobs"]:
+        if isinstance(job.get("image"), dict):
+            yield job["image"]
+    yield from (source for source in _sources(entry) if isinstance(source, dict))
+
+
+def _sources(entry: Entry) -> list[Any]:
+    sources = entry.get("sources")
+    return sources if isinstance(sources, list) else []
+
+
+def _preview(record: dict[str, Any], store: ImageStore) -> Path | None:
+    """A record's preview file, if it is still on this server (or still inline, as an
+    earlier version kept it)."""
+    thumb = record.get("thumb")
+    return store.resolve(thumb) or store.thumbnail_file(thumb)
+
+
+def _gone(store: ImageStore) -> Path:
+    return store.placeholder("image expired")
 
 
 def _gallery_items(entry: Entry, store: ImageStore, language: str) -> Iterator[tuple[str, str]]:
     yield from _job_items(entry, store, language)
-    sources = entry.get("sources") if isinstance(entry.get("sources"), list) else []
-    for number, source in enumerate(sources, 1):  # a remix's: after its images
+    for number, source in enumerate(_sources(entry), 1):  # a remix's: after its images
         if not isinstance(source, dict):
             continue
-        path = store.resolve(source.get("path")) or store.thumbnail_file(source.get("thumb"))
+        path = store.resolve(source.get("path")) or _preview(source, store)
         if path is not None:
             yield str(path), text(language, "history.source", number=number)
 
@@ -333,9 +399,11 @@ def _job_items(entry: Entry, store: ImageStore, language: str) -> Iterator[tuple
         if path is not None:
             yield str(path), caption
             continue
-        thumb = store.thumbnail_file(image.get("thumb"))
-        if thumb is not None:
-            yield str(thumb), text(language, "history.preview_only", caption=caption)
+        preview = _preview(image, store)
+        if preview is not None:
+            yield str(preview), text(language, "history.preview_only", caption=caption)
+        else:
+            yield str(_gone(store)), text(language, "history.gone", caption=caption)
 
 
 def tile_caption(entry: Entry, language: str = ENGLISH) -> str:

@@ -45,7 +45,7 @@ from .translations import text
 GalleryItems = list[tuple[str, str]]
 GENERATE_MODE, REMIX_MODE = "Generate", "Remix"  # the form's modes
 FEED_TICK = 0.5  # seconds between looks at the feed's clocks while nothing else happens
-FINAL_ENTRIES_KEPT = 256  # finished runs' entries (thumbnails inline: ~50 KB each), made once
+FINAL_ENTRIES_KEPT = 256  # finished runs' entries (~2 KB each, previews made), made once
 TILES_KEPT = 20_000  # history tiles made (a file path and a caption each), made once
 
 
@@ -221,12 +221,13 @@ class PageHandlers:
         tab = self._tab(request, language)
         tab.view = HistoryView.of(query, model, status)
         stored = hist.clean(history)
+        # (a history of an earlier version, previews inline, is stored again without them)
         entries = [
             hist.interrupted(entry)
             if entry["status"] == hist.STILL_RUNNING
             and self.playground.runs.get(entry.get("run")) is None
             else entry
-            for entry in stored
+            for entry in hist.with_previews_on_disk(stored, self.store)
         ]
         running = [
             run
@@ -576,7 +577,7 @@ class PageHandlers:
         if run.id not in self._final:
             if len(self._final) >= FINAL_ENTRIES_KEPT:
                 self._final.pop(next(iter(self._final)))
-            self._final[run.id] = await hist.finished_entry(run)
+            self._final[run.id] = await hist.finished_entry(run, self.store)
         return self._final[run.id]
 
     # --- outputs -------------------------------------------------------------------------
@@ -622,7 +623,7 @@ class PageHandlers:
         language = tab.language
         outputs = PageOutputs(
             results=self._results(entry, language) if entry else [],
-            history=entries,
+            history=hist.for_browser(entries),
             tiles=self._tiles(tab),
             listing=tab.view.describe(tab.index, language),
             summary=self._summary(entry, entries, language, dropped=dropped) if entry else "",
@@ -693,8 +694,8 @@ class PageHandlers:
         ]
 
     def _tile(self, entry: Entry, language: str) -> tuple[str, str]:
-        """The entry's tile, made once for each state of it and language (a preview costs
-        a decode)."""
+        """The entry's tile, made once for each state of it and language (its files are
+        looked up)."""
         key = json.dumps(
             [
                 language,
@@ -707,9 +708,7 @@ class PageHandlers:
         )
         tile = self._tile_cache.get(key)
         if tile is None:
-            cover = hist.cover(entry, self.store)
-            picture = cover[0] if cover else str(self.store.placeholder(entry["status"]))
-            tile = (picture, hist.tile_caption(entry, language))
+            tile = (hist.cover(entry, self.store), hist.tile_caption(entry, language))
             if len(self._tile_cache) >= TILES_KEPT:
                 self._tile_cache.pop(next(iter(self._tile_cache)))
             self._tile_cache[key] = tile

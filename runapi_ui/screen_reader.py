@@ -54,8 +54,8 @@ def results_alts(entry: Entry) -> str:
     """A hidden element listing the alt text of the entry's images, in the results' order.
 
     A remix's sources come after its images and keep their captions ("Source 1 of this
-    remix") as alt text; so would an image whose file and preview are both gone (the
-    gallery skips it, and the models after it, in a compare, would shift by one).
+    remix") as alt text. An image whose file and preview are both gone keeps its place
+    (a placeholder that says so), so each alt stays with its image.
     """
     alts = [alt_text(entry["prompt"], job["model"]) for job in entry["jobs"] if job.get("image")]
     listed = html.escape(json.dumps(alts, ensure_ascii=False))

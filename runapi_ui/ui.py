@@ -501,8 +501,8 @@ def build_ui(playground: Playground) -> gr.Blocks:
                         zip_all_button = gr.Button(size="sm", **texts.of("zip_all"))
                     zip_file = gr.File(visible=False, elem_id="zip", **texts.of("zip_file"))
 
-        history = gr.BrowserState(
-            [], storage_key=HISTORY_STORAGE_KEY, secret=settings.history_secret
+        history = gr.BrowserState(  # one JSON text: see history.for_browser
+            "[]", storage_key=HISTORY_STORAGE_KEY, secret=settings.history_secret
         )
         removed = gr.BrowserState(
             [], storage_key=REMOVED_STORAGE_KEY, secret=settings.history_secret

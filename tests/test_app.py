@@ -9,6 +9,7 @@ seam every way in shares); the page's Generate is `PageHandlers.on_generate`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -112,8 +113,14 @@ async def click_generate(
     arguments.update(overrides)
     page = page or PageHandlers(playground)
     events = page.on_generate(**arguments, request=a_tab(tab))
-    # The page's writes (not the feed's ticks between them, which leave the rest as is).
-    return [outputs async for outputs in events if isinstance(outputs.history, list)]
+    # The page's writes (not the feed's ticks between them, which leave the rest as is),
+    # each history as the list the browser's JSON text holds.
+    return [written(outputs) async for outputs in events if isinstance(outputs.history, str)]
+
+
+def written(outputs: PageOutputs) -> PageOutputs:
+    """The page's write with its history read back: the browser keeps it as a JSON text."""
+    return outputs._replace(history=json.loads(outputs.history))
 
 
 def a_tab(session: str | None) -> Any:

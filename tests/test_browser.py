@@ -194,7 +194,7 @@ def test_two_visitors_keys_stay_their_own_and_out_of_the_browser(browser: Browse
     for key, page in pages.items():
         other = BOB if key == ALICE else ALICE
         stored = page.evaluate(STORED_IN_BROWSER)
-        history = read_browser_state(page, HISTORY_STORAGE_KEY, secret)
+        history = read_history(page, secret)
         assert history and history[0]["prompt"].endswith(key[3:8]), "the run is in the history"
         for api_key in (key, other):
             assert api_key not in page.content(), "a key is in the page's HTML"
@@ -269,6 +269,12 @@ def read_browser_state(page: Page, storage_key: str, secret: str) -> Any:
     assert sealed[:8] == b"Salted__", "not the format Gradio writes"
     key, iv = _key_and_iv(secret, sealed[8:16])
     return json.loads(page.evaluate(AES_CBC, ["decrypt", _b64(key), _b64(iv), _b64(sealed[16:])]))
+
+
+def read_history(page: Page, secret: str) -> Any:
+    """The history the page keeps: its BrowserState holds it as one JSON text."""
+    text = read_browser_state(page, HISTORY_STORAGE_KEY, secret)
+    return None if text is None else json.loads(text)
 
 
 def write_browser_state(page: Page, storage_key: str, secret: str, value: Any) -> None:

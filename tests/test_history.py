@@ -3,13 +3,14 @@ reuse, resume, forged history, the phone layout, and no key in the browser's sto
 
 The app runs on its built-in simulator; a second simulator stands in for RunAPI where a
 key is typed or a server restart must find its tasks again. The history is read (and,
-to forge it, written) the way Gradio's frontend keeps it: see `read_browser_state`.
+to forge it, written) the way Gradio's frontend keeps it: see `read_history`.
 Screenshots land in test-artifacts/.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import time
@@ -22,6 +23,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
+from bench.page_figures import full_history
 from bench.processes import free_port
 from runapi_ui.catalog import MODELS
 from runapi_ui.settings import Settings
@@ -32,7 +34,7 @@ from tests.test_app import ALICE, LIVE_KEYS
 from tests.test_browser import (
     STORED_IN_BROWSER,
     fill_form,
-    read_browser_state,
+    read_history,
     write_browser_state,
 )
 
@@ -110,7 +112,7 @@ def generate(
 
 
 def stored_history(page: Page, served: Served) -> Any:
-    return read_browser_state(page, HISTORY_STORAGE_KEY, served.settings.history_secret)
+    return read_history(page, served.settings.history_secret)
 
 
 def eventually(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
@@ -208,7 +210,7 @@ def test_the_history_survives_a_server_restart_and_a_lost_disk(
         ]
         assert assert_images_load(page, "#results img") == 2
 
-        # A Space restarted on a fresh disk: the files are gone, the previews remain.
+        # The images are gone (swept, or lost), their previews remain and stand in.
         served.app.close()
         for image in served.image_dir.glob("*.png"):
             image.unlink()
@@ -219,7 +221,62 @@ def test_the_history_survives_a_server_restart_and_a_lost_disk(
         assert all("preview only" in caption for caption in captions), captions
         assert assert_images_load(page, "#results img") == 2
         assert assert_images_load(page, "#history img") == 1
-        shot(page, "history-previews-after-a-lost-disk")
+        shot(page, "history-previews-after-the-images-went")
+
+        # A Space restarted on a fresh disk: previews gone too; the page says so.
+        served.app.close()
+        for file in served.image_dir.iterdir():
+            file.unlink()
+        served.restart()
+        page.reload()
+        expect(page.locator("#results img")).to_have_count(2, timeout=WAIT_MS)
+        captions = result_captions(page)
+        assert all("no longer on this server" in caption for caption in captions), captions
+        expect(tiles(page).first).to_contain_text("A windmill in a tulip field")
+        assert assert_images_load(page, "#results img") == 2
+        assert assert_images_load(page, "#history img") == 1
+        shot(page, "history-after-a-lost-disk")
+    finally:
+        context.close()
+        served.app.close()
+
+
+def test_a_full_history_stored_before_keeps_its_previews_across_reloads_and_a_restart(
+    browser: Browser,
+    tmp_path: Path,
+) -> None:
+    """60 runs of 4 images, their previews inline as an earlier version stored them (1.4
+    MB): the first load moves the previews to the server and stores the history without
+    them; they show after a reload and after a restart."""
+    inline = full_history(2)
+    served = start(Settings(port=free_port(), data_dir=tmp_path, simulator_time_scale=0.1))
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    try:
+        open_page(page, served.url)
+        expect(page.locator("#history-listing")).to_have_text("0 runs", timeout=WAIT_MS)
+        write_browser_state(page, HISTORY_STORAGE_KEY, served.settings.history_secret, inline)
+        for restart in (False, False, True):
+            if restart:
+                served.restart()  # same port, folder and history secret
+            page.reload()
+            expect(page.locator("#history-listing")).to_contain_text("60 runs", timeout=WAIT_MS)
+            expect(tiles(page)).to_have_count(12)
+            expect(tiles(page).first).to_contain_text(inline[0]["prompt"])
+            assert assert_images_load(page, "#history img") == 12
+            sources = page.locator("#history img").evaluate_all("(imgs) => imgs.map(i => i.src)")
+            assert all(re.search(r"/thumbnail_0_\w+\.webp$", src) for src in sources), sources
+            stored = eventually(
+                lambda: (h := stored_history(page, served)) and "data:" not in json.dumps(h) and h,
+                "the history stored again without its inline previews",
+            )
+            assert [entry["id"] for entry in stored] == [entry["id"] for entry in inline]
+            assert len(json.dumps(stored)) < len(json.dumps(inline)) / 10
+        expect(page.locator("#results img")).to_have_count(4, timeout=WAIT_MS)
+        captions = result_captions(page)
+        assert all("preview only" in caption for caption in captions), captions
+        assert assert_images_load(page, "#results img") == 4
+        shot(page, "history-full-after-a-restart")
     finally:
         context.close()
         served.app.close()
@@ -468,18 +525,19 @@ def test_a_forged_history_never_serves_a_file_outside_the_image_folder(
     }
     forged = []
     for name, path in targets.items():
-        for keep_preview in (True, False):
-            prompt = f"Forged {name} {'with' if keep_preview else 'without'} a preview"
-            entry = {**real, "id": f"forged-{name}-{keep_preview}", "prompt": prompt}
-            image = {**real["jobs"][0]["image"], "path": path}
-            if not keep_preview:
-                image["thumb"] = ""
+        previews = {"with": real["jobs"][0]["image"]["thumb"], "without": "", "forged": path}
+        for kind, preview in previews.items():
+            prompt = f"Forged {name} {kind} a preview"
+            entry = {**real, "id": f"forged-{name}-{kind}", "prompt": prompt}
+            image = {**real["jobs"][0]["image"], "path": path, "thumb": preview}
             entry["jobs"] = [{**real["jobs"][0], "image": image}]
             forged.append(entry)
     write_browser_state(page, HISTORY_STORAGE_KEY, demo.settings.history_secret, [*forged, real])
 
     page.reload()
-    expect(tiles(page)).to_have_count(len(forged) + 1, timeout=WAIT_MS)
+    listing = page.locator("#history-listing")
+    expect(listing).to_contain_text(f"{len(forged) + 1} runs", timeout=WAIT_MS)
+    expect(tiles(page)).to_have_count(len(forged))  # the first page: every forged entry
     urls = served_file_urls(page)
     for index, entry in enumerate(forged):  # and each forged entry, shown in the results
         tiles(page).nth(index).click()

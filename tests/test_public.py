@@ -43,9 +43,8 @@ from runapi_ui.quota import HOUR
 from runapi_ui.server import PlaygroundApp
 from runapi_ui.settings import Settings
 from runapi_ui.simulator import SimulatorConfig, SimulatorServer, parse_faults
-from runapi_ui.ui import HISTORY_STORAGE_KEY
 from tests.conftest import ARTIFACTS, shot, start
-from tests.test_browser import STORED_IN_BROWSER, read_browser_state
+from tests.test_browser import STORED_IN_BROWSER, read_history
 from tests.test_quota import redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -604,7 +603,7 @@ def test_keys_stay_out_of_logs_pages_answers_and_the_browser(
     expect(page.get_by_label("RunAPI key")).to_have_value("")
     expect(page.locator("#key-status")).to_contain_text("Key forgotten")
     secret = served.app.playground.settings.history_secret
-    history = read_browser_state(page, HISTORY_STORAGE_KEY, secret)
+    history = read_history(page, secret)
     assert [entry["prompt"] for entry in history] == ["A wrong-key run", "A typed-key run"]
     said["browser storage"] = page.evaluate(STORED_IN_BROWSER)
     said["browser history (decrypted)"] = json.dumps(history)

@@ -96,11 +96,12 @@ async def test_a_remix_run_uploads_on_its_key_and_saves_images_with_settings(
         for url in body["source_image_urls"]:
             assert url.encode() not in png_text
 
-    entry = await hist.finished_entry(run)
+    entry = await hist.finished_entry(run, playground.store)
     assert entry["kind"] == "remix"
     assert entry["cost"] == 0.36  # 2 × 18 cents at 2k
     assert len(entry["sources"]) == 2
-    assert all(source["thumb"].startswith("data:image/webp;base64,") for source in entry["sources"])
+    previews = [playground.store.resolve(source["thumb"]) for source in entry["sources"]]
+    assert all(preview and preview.suffix == ".webp" for preview in previews), previews
     text = json.dumps(entry)
     assert "uploads/" not in text and KEY not in text
     assert hist.clean([entry]) == [entry]
@@ -117,7 +118,7 @@ async def test_run_again_after_the_upload_urls_expired_uploads_again(
     )
     await run.finished()
     assert run.status.value == "done", run.failures()
-    entry = await hist.finished_entry(run)
+    entry = await hist.finished_entry(run, playground.store)
     await asyncio.sleep(1.1)  # the simulator's upload URLs last 1 s here
 
     again = await playground.start_requests(
@@ -139,7 +140,7 @@ async def test_wait_again_on_a_remix_task_uploads_nothing(playground, tmp_path: 
         prompt="golden hour", sources=[logo_png(tmp_path / "a.png")], api_key=KEY
     )
     await run.finished()
-    entry = await hist.finished_entry(run)
+    entry = await hist.finished_entry(run, playground.store)
     task_id = entry["jobs"][0]["task_id"]
     again = await playground.start_requests(
         hist.requests_of(entry), api_key=KEY, kind="remix", task_ids=[task_id]
@@ -214,7 +215,7 @@ async def test_a_remix_entry_exports_to_a_zip_with_its_settings(playground, tmp_
         prompt="golden hour", sources=[logo_png(tmp_path / "a.png")], api_key=KEY
     )
     await run.finished()
-    entry = await hist.finished_entry(run)
+    entry = await hist.finished_entry(run, playground.store)
     (item,) = hist.export_items([entry])
     assert (item.settings.model, item.settings.source_images) == (REMIX_MODEL, 1)
     assert item.settings.output_resolution == "1k" and item.settings.seed is None

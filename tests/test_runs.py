@@ -318,7 +318,7 @@ async def test_resuming_by_task_id_fetches_the_images_and_creates_nothing(store,
 
 async def test_an_entry_records_the_run_and_never_the_key(store, sim) -> None:
     run = await finished_run(store, sim, count=2)
-    entry = await hist.finished_entry(run)
+    entry = await hist.finished_entry(run, store)
     assert entry["run"] == run.id and entry["status"] == "done"
     assert entry["prompt"] == "a kite over the dunes" and entry["num_images"] == 2
     assert [job["seed"] for job in entry["jobs"]] == [40, 41]
@@ -329,35 +329,73 @@ async def test_an_entry_records_the_run_and_never_the_key(store, sim) -> None:
     assert hist.requests_of(entry) == run.requests, "Run again sends the same requests"
 
 
-async def test_thumbnails_are_small_webp_data_urls(store, sim) -> None:
+async def test_previews_are_small_webp_files_of_ours_and_the_tiles_show_them(store, sim) -> None:
     run = await finished_run(store, sim, count=2)
-    entry = await hist.finished_entry(run)
-    for job in entry["jobs"]:
-        thumb = job["image"]["thumb"]
-        prefix = "data:image/webp;base64,"
-        assert thumb.startswith(prefix)
-        data = base64.b64decode(thumb[len(prefix) :], validate=True)
+    entry = await hist.finished_entry(run, store)
+    previews = [Path(job["image"]["thumb"]) for job in entry["jobs"]]
+    assert len(set(previews)) == 2
+    for preview in previews:
+        assert store.resolve(str(preview)) == preview, "a file of ours, served as one"
+        assert re.fullmatch(r"preview_0_[A-Za-z0-9_-]{22,}\.webp", preview.name), preview.name
+        data = preview.read_bytes()
         assert len(data) <= THUMBNAIL_MAX_BYTES, len(data)
         with Image.open(io.BytesIO(data)) as image:
             assert image.format == "WEBP"
             assert max(image.size) <= THUMBNAIL_MAX_SIDE
             # The shape of the image, not a square crop: 16:9 stays wide.
             assert image.width > image.height
+    # The history keeps names, not pictures: a run of 2 is a couple of KB of JSON.
+    assert "data:" not in json.dumps(entry) and len(json.dumps(entry)) < 2500
+    assert hist.cover(entry, store) == str(previews[0]), "a tile is its first preview"
+    assert hist.gallery_items(entry, store)[0][0] == entry["jobs"][0]["image"]["path"]
 
 
-async def test_image_file_names_carry_at_least_128_random_bits(store, sim) -> None:
-    """Same model, same seed, twice: names must differ by an unguessable part."""
-    names = []
-    for _ in range(2):
-        run = registry(store).start(requests_for(2), backend(sim))  # seeds 40 and 41
-        await asyncio.wait_for(run.finished(), 20)
-        names += [image.path.name for image in run.images]
-    assert len(set(names)) == 4
-    for name in names:
-        token = re.fullmatch(r"imagen-4-fast_4[01]_([A-Za-z0-9_-]+)\.png", name)
-        assert token, name
-        random_bits = len(base64.urlsafe_b64decode(token[1] + "=" * (-len(token[1]) % 4))) * 8
-        assert random_bits >= 128, name
+def with_inline_previews(entry: hist.Entry) -> hist.Entry:
+    """The entry as an earlier version stored it: its previews inline, as data URLs."""
+    inline = copy.deepcopy(entry)
+    for job in inline["jobs"]:
+        webp = Path(job["image"]["thumb"]).read_bytes()
+        job["image"]["thumb"] = "data:image/webp;base64," + base64.b64encode(webp).decode()
+    return inline
+
+
+def same_bytes(one: Path | None, other: str) -> bool:
+    return one is not None and one.read_bytes() == Path(other).read_bytes()
+
+
+async def test_an_inline_preview_of_an_earlier_version_moves_to_a_file(store, sim) -> None:
+    entry = await hist.finished_entry(await finished_run(store, sim, count=2), store)
+    inline = with_inline_previews(entry)
+    forged = copy.deepcopy(inline)
+    forged["id"] = "forged"
+    forged["jobs"][1]["image"]["thumb"] = "data:image/webp;base64,!!!not base64!!!"
+
+    moved, kept, refused = hist.with_previews_on_disk([inline, entry, forged], store)
+    assert kept is entry, "an entry without inline previews is left as it is"
+    for before, after in zip(entry["jobs"], moved["jobs"], strict=True):
+        assert same_bytes(store.resolve(after["image"]["thumb"]), before["image"]["thumb"])
+    assert {**moved, "jobs": None} == {**inline, "jobs": None}
+    assert store.resolve(refused["jobs"][0]["image"]["thumb"]) is not None
+    assert refused["jobs"][1]["image"]["thumb"] == "", "a forged preview is dropped"
+
+
+def lose_files(entry: hist.Entry) -> None:
+    """As on a Space restarted on a fresh disk: the entry's images and previews gone."""
+    for job in entry["jobs"]:
+        Path(job["image"]["path"]).unlink()
+        Path(job["image"]["thumb"]).unlink()
+
+
+async def test_an_entry_whose_files_are_all_gone_says_so(store, sim) -> None:
+    entry = await hist.finished_entry(await finished_run(store, sim, count=2), store)
+    lose_files(entry)
+    items = hist.gallery_items(entry, store)
+    assert len(items) == 2
+    for picture, caption in items:
+        assert folder_of(picture) == store.folder and picture == hist.cover(entry, store)
+        assert caption.endswith("no longer on this server: Run again remakes it"), caption
+    with Image.open(items[0][0]) as placeholder:
+        assert placeholder.size == (384, 384)
 
 
 def entry_like(template: hist.Entry, number: int, *, thumb_bytes: int = 0) -> hist.Entry:
@@ -372,7 +410,7 @@ def entry_like(template: hist.Entry, number: int, *, thumb_bytes: int = 0) -> hi
 
 
 async def test_history_keeps_the_newest_entries_and_drops_the_oldest(store, sim) -> None:
-    template = await hist.finished_entry(await finished_run(store, sim, count=1))
+    template = await hist.finished_entry(await finished_run(store, sim, count=1), store)
     entries: list[hist.Entry] = []
     dropped_total = 0
     for number in range(hist.MAX_ENTRIES + 5):  # oldest first, as they happen
@@ -384,7 +422,7 @@ async def test_history_keeps_the_newest_entries_and_drops_the_oldest(store, sim)
 
 
 async def test_history_is_bounded_in_bytes_too(store, sim) -> None:
-    template = await hist.finished_entry(await finished_run(store, sim, count=1))
+    template = await hist.finished_entry(await finished_run(store, sim, count=1), store)
     big = hist.MAX_BYTES // 8  # eight such entries are just over the bound
     entries: list[hist.Entry] = []
     for number in range(12):
@@ -397,7 +435,7 @@ async def test_history_is_bounded_in_bytes_too(store, sim) -> None:
 
 async def test_updating_an_entry_replaces_it_where_it_stands_in_time(store, sim) -> None:
     """A run that ends after a newer one started stays below it: one entry per run."""
-    template = await hist.finished_entry(await finished_run(store, sim, count=1))
+    template = await hist.finished_entry(await finished_run(store, sim, count=1), store)
     entries, _ = hist.merge([], entry_like(template, 1))
     entries, _ = hist.merge(entries, entry_like(template, 2))
     update = entry_like(template, 1)
@@ -437,7 +475,7 @@ MALFORMED: dict[str, Callable[[hist.Entry], object]] = {
 
 
 async def test_clean_keeps_only_well_formed_entries(store, sim) -> None:
-    good = await hist.finished_entry(await finished_run(store, sim, count=1))
+    good = await hist.finished_entry(await finished_run(store, sim, count=1), store)
     forged = [_broken(good, change) for change in MALFORMED.values()]
     assert hist.clean([*forged, good, None, "text", 3]) == [good]
     for name, entry in zip(MALFORMED, forged, strict=True):
@@ -445,6 +483,17 @@ async def test_clean_keeps_only_well_formed_entries(store, sim) -> None:
     for not_a_list in (None, "[]", {"entries": [good]}, 42):
         assert hist.clean(not_a_list) == []
     assert len(hist.clean([good] * (hist.MAX_ENTRIES + 3))) == hist.MAX_ENTRIES
+
+
+async def test_the_browser_keeps_the_history_as_one_json_text(store, sim) -> None:
+    """One text, not a list: Gradio's frontend copies a list's every string and number at
+    each status change of any event; an earlier version's list is still read."""
+    good = await hist.finished_entry(await finished_run(store, sim, count=2), store)
+    text = hist.for_browser([good])
+    assert isinstance(text, str) and hist.clean(text) == [good]
+    assert hist.clean([good]) == [good], "a history stored as a list, as before"
+    for not_ours in ("", "[", "{}", '"[]"', "[" + " " * (2 * hist.MAX_BYTES) + "]"):
+        assert hist.clean(not_ours) == [], not_ours[:20]
 
 
 # --- paths that come back from the browser --------------------------------------------
@@ -498,7 +547,7 @@ def folder_of(path: str) -> Path:
 
 
 async def test_a_forged_entry_shows_only_files_from_the_image_folder(store, sim, outside) -> None:
-    entry = await hist.finished_entry(await finished_run(store, sim, count=1))
+    entry = await hist.finished_entry(await finished_run(store, sim, count=1), store)
     for name, forged in forged_paths(store, outside).items():
         tampered = copy.deepcopy(entry)
         tampered["jobs"][0]["image"]["path"] = forged

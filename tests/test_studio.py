@@ -18,7 +18,7 @@ from bench.processes import free_port
 from runapi_ui.settings import Settings
 from runapi_ui.ui import HISTORY_STORAGE_KEY
 from tests.conftest import DESKTOP, Served, launched_app, open_page, shot
-from tests.test_browser import read_browser_state, write_browser_state
+from tests.test_browser import read_history, write_browser_state
 from tests.test_history import WAIT_MS, creates, field, finished_caption, tiles
 
 
@@ -73,7 +73,7 @@ def write_history(page: Page, studio: Served, value: list[dict]) -> None:
 
 
 def history_prompts(page: Page, studio: Served) -> list[str]:
-    stored = read_browser_state(page, HISTORY_STORAGE_KEY, studio.settings.history_secret)
+    stored = read_history(page, studio.settings.history_secret)
     return [entry["prompt"] for entry in stored or []]
 
 
@@ -250,7 +250,7 @@ def test_star_search_filters_pages_and_delete_survive_a_reload(page: Page, studi
     page.wait_for_timeout(300)
     page.reload()
     expect(page.locator("#history-listing")).to_contain_text("22 runs · 1 starred")
-    stored = read_browser_state(page, HISTORY_STORAGE_KEY, secret)
+    stored = read_history(page, secret)
     assert [e["prompt"] for e in stored if e.get("starred")] == ["A failed lighthouse"]
     assert "A fox number 3" not in [e["prompt"] for e in stored]
 

@@ -18,7 +18,7 @@ from runapi_ui.errors import ValidationError
 from runapi_ui.history_view import COMPARE, STARRED, HistoryView
 from runapi_ui.page import PageHandlers
 from runapi_ui.tabs import TabLimits
-from tests.test_app import a_tab, make_playground  # noqa: F401 - a fixture
+from tests.test_app import a_tab, make_playground, written  # noqa: F401 - a fixture
 from tests.test_studio import entries
 
 SECRET = "imagen-playground-history"
@@ -37,7 +37,8 @@ async def test_two_generates_in_one_tab_both_land_and_one_event_watches_them(
     form |= {"num_images": 1, "api_key": "", "history": [], "request": a_tab("tab")}
 
     async def generate(prompt: str) -> list[Any]:
-        return [out async for out in page.on_generate(prompt=prompt, **form)]
+        outputs = [out async for out in page.on_generate(prompt=prompt, **form)]
+        return [written(out) if isinstance(out.history, str) else out for out in outputs]
 
     first = asyncio.ensure_future(generate("first"))
     await asyncio.sleep(0.2)
@@ -45,7 +46,7 @@ async def test_two_generates_in_one_tab_both_land_and_one_event_watches_them(
     assert len(second) == 1, "the second click shows its run and hands it to the watcher"
     assert second[0].shown == second[0].history[0]["id"], "the results show the newest run"
     first_outputs = await asyncio.wait_for(first, 10)
-    last = [out for out in first_outputs if isinstance(out.history, list)][-1]
+    last = [out for out in first_outputs if isinstance(out.history, list)][-1]  # a write
     assert [(e["prompt"], e["status"]) for e in last.history] == [
         ("second", "done"),
         ("first", "done"),
@@ -177,7 +178,7 @@ async def test_another_tabs_write_is_merged_and_a_merge_of_nothing_new_writes_no
     theirs[0]["id"] = "theirs"
     stored = json.dumps({"history": [seal(theirs, SECRET)], "removed": [seal(["entry-0"], SECRET)]})
     outputs = page.on_sync(stored, mine, [], a_tab("tab"))
-    assert [e["id"] for e in outputs[1]] == ["theirs"], "their entry in, the deleted one out"
+    assert [e["id"] for e in json.loads(outputs[1])] == ["theirs"], "theirs in, the deleted out"
     assert outputs[-1] == ["entry-0"]
     again = page.on_sync(
         json.dumps({"history": [seal(theirs, SECRET)]}), outputs[1], outputs[-1], None
