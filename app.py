@@ -7,8 +7,8 @@
 The app itself lives in `runapi_ui/`: settings, client, simulator, playground, ui, server.
 """
 
-from runapi_ui.server import main
-from runapi_ui.settings import settings_from
+from runapi_ui.page.server import main
+from runapi_ui.runs.settings import settings_from
 
 if __name__ == "__main__":
     main(settings_from())

@@ -36,8 +36,8 @@ os.environ["RUNAPI_UI_IMAGES_PER_HOUR"] = "0"  # quotas off, whichever way they 
 import psutil
 
 from bench.processes import with_children
-from runapi_ui.server import PlaygroundApp, create_app, freeze_start_up, launch
-from runapi_ui.settings import Settings
+from runapi_ui.page.server import PlaygroundApp, create_app, freeze_start_up, launch
+from runapi_ui.runs.settings import Settings
 
 
 def snapshot(app: PlaygroundApp, app_port: int, backend_port: int, collect: bool) -> dict[str, Any]:

@@ -24,7 +24,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
 
-from runapi_ui.simulator import render_image
+from runapi_ui.runapi.simulator import render_image
 
 WAIT_SECONDS = 2.0  # the figure's task duration
 IMAGES = Path(tempfile.gettempdir()) / "imagen-playground-bench-wait"  # emptied at each start

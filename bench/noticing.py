@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 from runapi.imagen_4 import Imagen4Client
 
-from runapi_ui.client import GenerationRequest, Phase, RunAPIClient, TaskUpdate
-from runapi_ui.simulator import SimulatorConfig, SimulatorServer
+from runapi_ui.runapi.client import GenerationRequest, Phase, RunAPIClient, TaskUpdate
+from runapi_ui.runapi.simulator import SimulatorConfig, SimulatorServer
 
 from .stats import Summary, summarize
 

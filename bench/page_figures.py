@@ -44,13 +44,13 @@ import psutil
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from runapi_ui import history as hist
-from runapi_ui.browser_store import seal, unseal
-from runapi_ui.catalog import MODELS
-from runapi_ui.history_view import HistoryView
-from runapi_ui.images import thumbnail_webp
-from runapi_ui.simulator import SimTask, SimulatorConfig, SimulatorServer, render_image
-from runapi_ui.ui import HISTORY_STORAGE_KEY
+from runapi_ui.page.browser_store import seal, unseal
+from runapi_ui.page.history_view import HistoryView
+from runapi_ui.page.ui import HISTORY_STORAGE_KEY
+from runapi_ui.runapi.catalog import MODELS
+from runapi_ui.runapi.simulator import SimTask, SimulatorConfig, SimulatorServer, render_image
+from runapi_ui.runs import history as hist
+from runapi_ui.storage.images import thumbnail_webp
 
 from .app_figures import TASK_SECONDS, log
 from .processes import CHROMIUM, CHROMIUM_FLAGS, AppProcess, cpu_seconds

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
-from runapi_ui.simulator import SimulatorConfig, SimulatorServer
+from runapi_ui.runapi.simulator import SimulatorConfig, SimulatorServer
 
 
 def main(argv: list[str] | None = None) -> None:

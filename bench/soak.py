@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 
-from runapi_ui.simulator import (
+from runapi_ui.runapi.simulator import (
     FAULT_KINDS,
     SimulatorConfig,
     SimulatorServer,

@@ -19,7 +19,7 @@ from pathlib import Path
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from runapi_ui.catalog import REMIX_MODEL
+from runapi_ui.runapi.catalog import REMIX_MODEL
 
 from .app_figures import log
 from .processes import AppProcess, SimulatorProcess

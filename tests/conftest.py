@@ -39,12 +39,12 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from bench.processes import CHROMIUM, CHROMIUM_FLAGS
-from runapi_ui.catalog import MODELS
-from runapi_ui.client import RunAPIClient
-from runapi_ui.polling import DurationStats
-from runapi_ui.server import PlaygroundApp, create_app, launch
-from runapi_ui.settings import Settings
-from runapi_ui.simulator import SimulatorConfig, SimulatorServer, parse_faults
+from runapi_ui.page.server import PlaygroundApp, create_app, launch
+from runapi_ui.runapi.catalog import MODELS
+from runapi_ui.runapi.client import RunAPIClient
+from runapi_ui.runapi.polling import DurationStats
+from runapi_ui.runapi.simulator import SimulatorConfig, SimulatorServer, parse_faults
+from runapi_ui.runs.settings import Settings
 
 TEST_KEY = "sk-test-0123456789"
 FAST_PRIOR_SECONDS = 0.05

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runapi_ui.access import (
+from runapi_ui.runs.access import (
     DEMO_KEY,
     AuthConfigError,
     Backend,
@@ -16,7 +16,7 @@ from runapi_ui.access import (
     auth_from,
     is_loopback_host,
 )
-from runapi_ui.settings import Settings, settings_from
+from runapi_ui.runs.settings import Settings, settings_from
 
 SERVER_KEY = "sk-server-5f0c9b2e7d"
 VISITOR_KEY = "sk-visitor-a81d44"

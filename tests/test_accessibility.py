@@ -18,9 +18,9 @@ from PIL import Image
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from bench.processes import free_port
-from runapi_ui.server import ICON, PlaygroundApp
-from runapi_ui.settings import Settings
-from runapi_ui.simulator import SimulatorServer, image_digest, parse_faults, render_image
+from runapi_ui.page.server import ICON, PlaygroundApp
+from runapi_ui.runapi.simulator import SimulatorServer, image_digest, parse_faults, render_image
+from runapi_ui.runs.settings import Settings
 from tests.conftest import launched_app, shot
 from tests.test_simulator import HONG_KONG_PROMPT
 
@@ -29,7 +29,7 @@ WIDTHS = (1366, 390)
 
 # Serious findings in Gradio's own components that only a patched Gradio could change,
 # as (rule, a part of the element's selector as axe gives it): why. The rest was ours or
-# fixable from outside: the theme (runapi_ui/theme.py) and its ARIA_FIXES.
+# fixable from outside: the theme (runapi_ui/page/theme.py) and its ARIA_FIXES.
 ALLOWED = {
     ("nested-interactive", ".toast-header"): (
         "Gradio's toast (gr.Warning/gr.Error; statustracker's Toast) makes its whole header "

@@ -28,7 +28,7 @@ from mcp.types import CallToolResult, ImageContent, TextContent
 from PIL import Image
 
 from bench.processes import free_port
-from runapi_ui.agents import (
+from runapi_ui.agents.endpoints import (
     IMAGES_PATH,
     ImagesEndpoint,
     InvalidRequest,
@@ -37,10 +37,10 @@ from runapi_ui.agents import (
     model_for,
     ratio_for_size,
 )
-from runapi_ui.catalog import MODELS
-from runapi_ui.server import PlaygroundApp
-from runapi_ui.settings import Settings
-from runapi_ui.simulator import SimulatorConfig, SimulatorServer, parse_faults
+from runapi_ui.page.server import PlaygroundApp
+from runapi_ui.runapi.catalog import MODELS
+from runapi_ui.runapi.simulator import SimulatorConfig, SimulatorServer, parse_faults
+from runapi_ui.runs.settings import Settings
 from tests.conftest import launched_app
 
 ALICE = "sk-alice-7f3a9c21d4"

@@ -28,18 +28,18 @@ from PIL import Image
 
 from bench.processes import free_port
 from bench.visitors import queue_messages
-from runapi_ui.access import DEMO_KEY
-from runapi_ui.catalog import PROMPT_MAX_CHARS
-from runapi_ui.images import ImageStore
-from runapi_ui.page import PageHandlers, PageOutputs
-from runapi_ui.playground import Playground
-from runapi_ui.pnginfo import read_settings
-from runapi_ui.quota import limits_from
-from runapi_ui.runs import Run
-from runapi_ui.server import IdleFirstQueues, PlaygroundApp, create_app, launch
-from runapi_ui.settings import Settings, settings_from
-from runapi_ui.simulator import SimulatorConfig, SimulatorServer
-from runapi_ui.ui import ratio_choices
+from runapi_ui.page.handlers import PageHandlers, PageOutputs
+from runapi_ui.page.server import IdleFirstQueues, PlaygroundApp, create_app, launch
+from runapi_ui.page.ui import ratio_choices
+from runapi_ui.runapi.catalog import PROMPT_MAX_CHARS
+from runapi_ui.runapi.simulator import SimulatorConfig, SimulatorServer
+from runapi_ui.runs.access import DEMO_KEY
+from runapi_ui.runs.playground import Playground
+from runapi_ui.runs.quota import limits_from
+from runapi_ui.runs.registry import Run
+from runapi_ui.runs.settings import Settings, settings_from
+from runapi_ui.storage.images import ImageStore
+from runapi_ui.storage.pnginfo import read_settings
 from tests.conftest import fast_durations, launched_app
 
 ALICE = "sk-alice-7f3a9c21d4"

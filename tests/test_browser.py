@@ -19,11 +19,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from bench.processes import free_port
-from runapi_ui.catalog import MODELS
-from runapi_ui.server import PlaygroundApp
-from runapi_ui.settings import Settings
-from runapi_ui.simulator import SimulatorConfig, SimulatorServer, parse_faults
-from runapi_ui.ui import HISTORY_STORAGE_KEY
+from runapi_ui.page.server import PlaygroundApp
+from runapi_ui.page.ui import HISTORY_STORAGE_KEY
+from runapi_ui.runapi.catalog import MODELS
+from runapi_ui.runapi.simulator import SimulatorConfig, SimulatorServer, parse_faults
+from runapi_ui.runs.settings import Settings
 from tests.conftest import launched_app, shot, visitor_page
 from tests.test_app import ALICE, BOB, LIVE_KEYS
 

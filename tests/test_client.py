@@ -21,8 +21,8 @@ import pytest
 from PIL import Image
 
 from bench.processes import free_port
-from runapi_ui.catalog import IMAGE_SIZES, MODELS, PROMPT_MAX_CHARS, SEED_MAX
-from runapi_ui.client import (
+from runapi_ui.runapi.catalog import IMAGE_SIZES, MODELS, PROMPT_MAX_CHARS, SEED_MAX
+from runapi_ui.runapi.client import (
     GUIDE_CREATE_PATH,
     SDK_CREATE_PATH,
     Balance,
@@ -33,7 +33,7 @@ from runapi_ui.client import (
     TaskUpdate,
     _check_image,
 )
-from runapi_ui.errors import (
+from runapi_ui.runapi.errors import (
     AuthenticationError,
     ConflictError,
     ImageDownloadError,
@@ -50,9 +50,9 @@ from runapi_ui.errors import (
     error_from_response,
     parse_retry_after,
 )
-from runapi_ui.pnginfo import _png_chunks
-from runapi_ui.polling import DurationStats
-from runapi_ui.simulator import DEFAULT_FAIL_REASON, SimulatorServer, render_image
+from runapi_ui.runapi.polling import DurationStats
+from runapi_ui.runapi.simulator import DEFAULT_FAIL_REASON, SimulatorServer, render_image
+from runapi_ui.storage.pnginfo import _png_chunks
 
 KEY = "sk-test-0123456789"  # make_client's default key
 REQUEST = GenerationRequest(model="imagen-4-fast", prompt="a red fox in the snow")

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from bench.processes import free_port
-from runapi_ui.access import DEMO_KEY
-from runapi_ui.server import create_app, launch
-from runapi_ui.settings import Settings, settings_from
+from runapi_ui.page.server import create_app, launch
+from runapi_ui.runs.access import DEMO_KEY
+from runapi_ui.runs.settings import Settings, settings_from
 
 ROOT = Path(__file__).resolve().parent.parent
 

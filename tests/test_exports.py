@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from runapi_ui import exports
-from runapi_ui.exports import (
+from runapi_ui.runapi.simulator import render_image
+from runapi_ui.storage import exports
+from runapi_ui.storage.exports import (
     MANIFEST_NAME,
     MAX_EXPORT_IMAGES,
     ExportError,
@@ -20,8 +21,7 @@ from runapi_ui.exports import (
     build_zip_async,
     image_file_name,
 )
-from runapi_ui.pnginfo import ImageSettings, png_with_settings, read_settings
-from runapi_ui.simulator import render_image
+from runapi_ui.storage.pnginfo import ImageSettings, png_with_settings, read_settings
 
 FOX = ImageSettings(
     model="imagen-4",

@@ -28,19 +28,19 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
 from bench.processes import free_port
-from runapi_ui.access import DEMO_KEY
-from runapi_ui.exports import MANIFEST_NAME
-from runapi_ui.extras import ExtrasHandlers
-from runapi_ui.pnginfo import JSON_KEY, PARAMETERS_KEY, read_settings
-from runapi_ui.server import PlaygroundApp
-from runapi_ui.settings import Settings
-from runapi_ui.simulator import (
+from runapi_ui.page.extras import ExtrasHandlers
+from runapi_ui.page.server import PlaygroundApp
+from runapi_ui.runapi.simulator import (
     RecordedRequest,
     RunAPISimulator,
     SimulatorConfig,
     SimulatorServer,
     parse_faults,
 )
+from runapi_ui.runs.access import DEMO_KEY
+from runapi_ui.runs.settings import Settings
+from runapi_ui.storage.exports import MANIFEST_NAME
+from runapi_ui.storage.pnginfo import JSON_KEY, PARAMETERS_KEY, read_settings
 from tests.conftest import launched_app, visitor_page
 from tests.conftest import shot as conftest_shot
 

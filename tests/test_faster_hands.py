@@ -17,11 +17,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from bench.processes import free_port
-from runapi_ui.catalog import MODELS
-from runapi_ui.links import SETTINGS_STORAGE_KEY
-from runapi_ui.server import PlaygroundApp
-from runapi_ui.settings import Settings
-from runapi_ui.simulator import SimulatorConfig, SimulatorServer
+from runapi_ui.page.links import SETTINGS_STORAGE_KEY
+from runapi_ui.page.server import PlaygroundApp
+from runapi_ui.runapi.catalog import MODELS
+from runapi_ui.runapi.simulator import SimulatorConfig, SimulatorServer
+from runapi_ui.runs.settings import Settings
 from tests.conftest import launched_app, open_page, shot, visitor_page
 from tests.test_app import ALICE, LIVE_KEYS
 from tests.test_browser import fill_form, read_browser_state

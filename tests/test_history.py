@@ -25,10 +25,10 @@ from playwright.sync_api import Browser, Page, expect
 
 from bench.page_figures import full_history
 from bench.processes import free_port
-from runapi_ui.catalog import MODELS
-from runapi_ui.settings import Settings
-from runapi_ui.simulator import SimulatorConfig, SimulatorServer
-from runapi_ui.ui import HISTORY_STORAGE_KEY
+from runapi_ui.page.ui import HISTORY_STORAGE_KEY
+from runapi_ui.runapi.catalog import MODELS
+from runapi_ui.runapi.simulator import SimulatorConfig, SimulatorServer
+from runapi_ui.runs.settings import Settings
 from tests.conftest import DESKTOP, Served, launched_app, open_page, shot, start, visitor_page
 from tests.test_app import ALICE, LIVE_KEYS
 from tests.test_browser import (

@@ -13,9 +13,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from bench.processes import free_port
-from runapi_ui.catalog import MODELS
-from runapi_ui.server import PlaygroundApp
-from runapi_ui.settings import Settings
+from runapi_ui.page.server import PlaygroundApp
+from runapi_ui.runapi.catalog import MODELS
+from runapi_ui.runs.settings import Settings
 from runapi_ui.translations import ENGLISH, SIMPLIFIED, TRADITIONAL, language_for, text
 from tests.conftest import launched_app, shot
 from tests.test_accessibility import audit

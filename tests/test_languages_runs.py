@@ -16,17 +16,17 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from bench.processes import CHROMIUM, CHROMIUM_FLAGS, free_port
-from runapi_ui.client import GenerationRequest
-from runapi_ui.errors import AuthenticationError, TaskFailedError
-from runapi_ui.exports import build_zip
-from runapi_ui.page_errors import page_message
-from runapi_ui.playground import checked_count, pick_seed
-from runapi_ui.quota import QuotaExceeded
-from runapi_ui.server import PlaygroundApp, create_app, launch
-from runapi_ui.settings import Settings
-from runapi_ui.simulator import SimulatorConfig, SimulatorServer
-from runapi_ui.sources import check_source, check_sources
-from runapi_ui.tabs import TabLimits
+from runapi_ui.page.page_errors import page_message
+from runapi_ui.page.server import PlaygroundApp, create_app, launch
+from runapi_ui.page.tabs import TabLimits
+from runapi_ui.runapi.client import GenerationRequest
+from runapi_ui.runapi.errors import AuthenticationError, TaskFailedError
+from runapi_ui.runapi.simulator import SimulatorConfig, SimulatorServer
+from runapi_ui.runapi.sources import check_source, check_sources
+from runapi_ui.runs.playground import checked_count, pick_seed
+from runapi_ui.runs.quota import QuotaExceeded
+from runapi_ui.runs.settings import Settings
+from runapi_ui.storage.exports import build_zip
 from runapi_ui.translations import ENGLISH, SIMPLIFIED, TRADITIONAL
 from tests.conftest import fast_durations
 

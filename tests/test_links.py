@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from runapi_ui.catalog import DEFAULT_MODEL, MODELS, PROMPT_MAX_CHARS, SEED_MAX
-from runapi_ui.links import FORM_FIELDS, form_from_query, form_on_open, remember
+from runapi_ui.page.links import FORM_FIELDS, form_from_query, form_on_open, remember
+from runapi_ui.runapi.catalog import DEFAULT_MODEL, MODELS, PROMPT_MAX_CHARS, SEED_MAX
 
 FULL = {
     "prompt": "  A red fox in snow\nat dusk ",

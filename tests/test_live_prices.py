@@ -18,19 +18,19 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from bench.processes import free_port
-from runapi_ui import history as hist
-from runapi_ui.access import DEMO_KEY
-from runapi_ui.agents import tool_description
-from runapi_ui.catalog import MODELS, PRICES_AS_OF
-from runapi_ui.errors import ModelUnavailableError
-from runapi_ui.images import ImageStore
-from runapi_ui.page import html_summary
-from runapi_ui.playground import Playground
-from runapi_ui.quota import LimitError, limits_from
-from runapi_ui.server import PlaygroundApp
-from runapi_ui.settings import Settings
-from runapi_ui.simulator import SimulatorConfig, SimulatorServer, parse_faults
-from runapi_ui.ui import cost_estimate, model_choices
+from runapi_ui.agents.endpoints import tool_description
+from runapi_ui.page.handlers import html_summary
+from runapi_ui.page.server import PlaygroundApp
+from runapi_ui.page.ui import cost_estimate, model_choices
+from runapi_ui.runapi.catalog import MODELS, PRICES_AS_OF
+from runapi_ui.runapi.errors import ModelUnavailableError
+from runapi_ui.runapi.simulator import SimulatorConfig, SimulatorServer, parse_faults
+from runapi_ui.runs import history as hist
+from runapi_ui.runs.access import DEMO_KEY
+from runapi_ui.runs.playground import Playground
+from runapi_ui.runs.quota import LimitError, limits_from
+from runapi_ui.runs.settings import Settings
+from runapi_ui.storage.images import ImageStore
 from tests import test_app
 from tests.conftest import fast_durations, start, visitor_page
 from tests.test_app import ALICE, LIVE_KEYS, click_generate, generated

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from runapi_ui.catalog import IMAGE_SIZES, MODELS, REMIX_MODEL
-from runapi_ui.remix import REMIX_PATH
-from runapi_ui.simulator import PRICE_CENTS
+from runapi_ui.runapi.catalog import IMAGE_SIZES, MODELS, REMIX_MODEL
+from runapi_ui.runapi.remix import REMIX_PATH
+from runapi_ui.runapi.simulator import PRICE_CENTS
 
 runapi_imagen_4 = pytest.importorskip("runapi.imagen_4")
 Imagen4Client = runapi_imagen_4.Imagen4Client

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
-from runapi_ui.client import GenerationRequest
-from runapi_ui.pnginfo import (
+from runapi_ui.runapi.client import GenerationRequest
+from runapi_ui.runapi.simulator import render_image
+from runapi_ui.storage.pnginfo import (
     JSON_KEY,
     MAX_CHUNKS,
     MAX_FILE_BYTES,
@@ -22,7 +23,6 @@ from runapi_ui.pnginfo import (
     png_with_settings,
     read_settings,
 )
-from runapi_ui.simulator import render_image
 
 PROMPT = 'A café sign reading "Ça va?", a fox\'s $HOME `tail` \\ and 🦊,\nsecond line'
 SETTINGS = ImageSettings(

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from runapi_ui.catalog import MODELS
-from runapi_ui.polling import (
+from runapi_ui.runapi.catalog import MODELS
+from runapi_ui.runapi.polling import (
     COLD_OBSERVATIONS,
     ENOUGH_OBSERVATIONS,
     LONG_RUN_FRACTION,

@@ -8,11 +8,16 @@ import time
 import pytest
 
 from bench.processes import free_port
-from runapi_ui.catalog import PRICES_AS_OF, REMIX_MODEL
-from runapi_ui.client import GenerationRequest
-from runapi_ui.errors import ModelUnavailableError, NetworkError, ServerError, ValidationError
-from runapi_ui.prices import BUILT_IN, SCHEDULES_PATH, PriceBook, PriceTable
-from runapi_ui.simulator import parse_faults
+from runapi_ui.runapi.catalog import PRICES_AS_OF, REMIX_MODEL
+from runapi_ui.runapi.client import GenerationRequest
+from runapi_ui.runapi.errors import (
+    ModelUnavailableError,
+    NetworkError,
+    ServerError,
+    ValidationError,
+)
+from runapi_ui.runapi.prices import BUILT_IN, SCHEDULES_PATH, PriceBook, PriceTable
+from runapi_ui.runapi.simulator import parse_faults
 
 
 @pytest.fixture

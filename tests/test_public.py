@@ -35,14 +35,14 @@ from gradio_client.exceptions import AppError, AuthenticationError
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from bench.processes import free_port
-from runapi_ui.access import DEMO_KEY, KeyPolicy, KeySource
-from runapi_ui.catalog import PROMPT_MAX_CHARS
-from runapi_ui.pnginfo import read_settings
-from runapi_ui.prices import SCHEDULES_PATH
-from runapi_ui.quota import HOUR
-from runapi_ui.server import PlaygroundApp
-from runapi_ui.settings import Settings
-from runapi_ui.simulator import SimulatorConfig, SimulatorServer, parse_faults
+from runapi_ui.page.server import PlaygroundApp
+from runapi_ui.runapi.catalog import PROMPT_MAX_CHARS
+from runapi_ui.runapi.prices import SCHEDULES_PATH
+from runapi_ui.runapi.simulator import SimulatorConfig, SimulatorServer, parse_faults
+from runapi_ui.runs.access import DEMO_KEY, KeyPolicy, KeySource
+from runapi_ui.runs.quota import HOUR
+from runapi_ui.runs.settings import Settings
+from runapi_ui.storage.pnginfo import read_settings
 from tests.conftest import ARTIFACTS, shot, start
 from tests.test_browser import STORED_IN_BROWSER, read_history
 from tests.test_quota import redis_server

@@ -27,7 +27,7 @@ from mcp.client.streamable_http import streamable_http_client
 from starlette.requests import Request
 
 from bench.processes import free_port
-from runapi_ui.quota import (
+from runapi_ui.runs.quota import (
     HOUR,
     LEASE_MARGIN_SECONDS,
     Admission,
@@ -43,7 +43,7 @@ from runapi_ui.quota import (
     trusted_proxies_from,
     visitor_from,
 )
-from runapi_ui.settings import Settings
+from runapi_ui.runs.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_DISK = ("--save", "", "--appendonly", "no")
@@ -571,7 +571,7 @@ async def test_redis_keys_all_expire(redis_server: RedisServer, clock: Clock) ->
 
 _WORKER = """
 import asyncio, sys
-from runapi_ui.quota import Limits, LimitError, RedisStore, Visitor
+from runapi_ui.runs.quota import Limits, LimitError, RedisStore, Visitor
 
 url, prefix, per_hour, cap, on_server_key, attempts = sys.argv[1:]
 

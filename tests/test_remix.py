@@ -14,12 +14,17 @@ import httpx
 import pytest
 from PIL import ExifTags, Image, PngImagePlugin
 
-from runapi_ui.catalog import REMIX_MODEL, REMIX_PROMPT_MAX_CHARS
-from runapi_ui.client import GenerationRequest
-from runapi_ui.errors import ValidationError
-from runapi_ui.files import upload_files, upload_sources
-from runapi_ui.remix import REMIX_PATH, RemixRequest
-from runapi_ui.sources import MAX_SOURCE_BYTES, MAX_SOURCE_PIXELS, check_source, check_sources
+from runapi_ui.runapi.catalog import REMIX_MODEL, REMIX_PROMPT_MAX_CHARS
+from runapi_ui.runapi.client import GenerationRequest
+from runapi_ui.runapi.errors import ValidationError
+from runapi_ui.runapi.files import upload_files, upload_sources
+from runapi_ui.runapi.remix import REMIX_PATH, RemixRequest
+from runapi_ui.runapi.sources import (
+    MAX_SOURCE_BYTES,
+    MAX_SOURCE_PIXELS,
+    check_source,
+    check_sources,
+)
 
 KEY = "sk-test-0123456789"  # make_client's default key
 GPS_SECRET = "Photographed at home"

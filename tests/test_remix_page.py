@@ -19,11 +19,11 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
 from bench.processes import free_port
-from runapi_ui.access import DEMO_KEY
-from runapi_ui.catalog import REMIX_MODEL
-from runapi_ui.settings import Settings
-from runapi_ui.simulator import SimulatorConfig
-from runapi_ui.sources import MAX_SOURCE_BYTES
+from runapi_ui.runapi.catalog import REMIX_MODEL
+from runapi_ui.runapi.simulator import SimulatorConfig
+from runapi_ui.runapi.sources import MAX_SOURCE_BYTES
+from runapi_ui.runs.access import DEMO_KEY
+from runapi_ui.runs.settings import Settings
 from tests.conftest import DESKTOP, Served, launched_app, shot, visitor_page
 from tests.test_history import WAIT_MS, field, finished_caption, result_captions, tiles
 from tests.test_remix import GPS_SECRET, bomb_png, logo_png, phone_photo

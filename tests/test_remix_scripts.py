@@ -20,8 +20,8 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from runapi_ui.catalog import REMIX_MODEL
-from runapi_ui.pnginfo import read_settings
+from runapi_ui.runapi.catalog import REMIX_MODEL
+from runapi_ui.storage.pnginfo import read_settings
 from tests.test_agents import (
     ALICE,
     AgentApp,

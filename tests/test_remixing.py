@@ -14,18 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from runapi_ui import history as hist
-from runapi_ui.catalog import MODELS, REMIX_MODEL
-from runapi_ui.errors import RunAPIError, ValidationError
-from runapi_ui.exports import build_zip_async
-from runapi_ui.images import ImageStore
-from runapi_ui.playground import Playground
-from runapi_ui.pnginfo import read_settings
-from runapi_ui.polling import DurationStats
-from runapi_ui.quota import limits_from
-from runapi_ui.remixing import keep_sources, kept_sources, remix_requests
-from runapi_ui.runs import _without_frames
-from runapi_ui.settings import Settings
+from runapi_ui.runapi.catalog import MODELS, REMIX_MODEL
+from runapi_ui.runapi.errors import RunAPIError, ValidationError
+from runapi_ui.runapi.polling import DurationStats
+from runapi_ui.runs import history as hist
+from runapi_ui.runs.playground import Playground
+from runapi_ui.runs.quota import limits_from
+from runapi_ui.runs.registry import _without_frames
+from runapi_ui.runs.remixing import keep_sources, kept_sources, remix_requests
+from runapi_ui.runs.settings import Settings
+from runapi_ui.storage.exports import build_zip_async
+from runapi_ui.storage.images import ImageStore
+from runapi_ui.storage.pnginfo import read_settings
 from tests.conftest import FAST_PRIOR_SECONDS
 from tests.test_remix import GPS_SECRET, XMP_SECRET, logo_png, phone_photo, uploaded_bytes
 

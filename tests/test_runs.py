@@ -24,12 +24,12 @@ import httpx
 import pytest
 from PIL import Image
 
-from runapi_ui import history as hist
-from runapi_ui.access import Backend, KeySource
-from runapi_ui.client import GenerationRequest, Phase, RunAPIClient
-from runapi_ui.images import ImageStore
-from runapi_ui.runs import Run, RunRegistry, RunStatus
-from runapi_ui.simulator import SimulatorServer
+from runapi_ui.runapi.client import GenerationRequest, Phase, RunAPIClient
+from runapi_ui.runapi.simulator import SimulatorServer
+from runapi_ui.runs import history as hist
+from runapi_ui.runs.access import Backend, KeySource
+from runapi_ui.runs.registry import Run, RunRegistry, RunStatus
+from runapi_ui.storage.images import ImageStore
 from tests.conftest import fast_durations
 
 KEY = "sk-runs-5e1f0a9d77"

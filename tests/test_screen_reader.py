@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from runapi_ui.playground import COMPARE_MODELS
-from runapi_ui.screen_reader import alt_text, results_alts
-from runapi_ui.simulator import SimulatorConfig, parse_faults
+from runapi_ui.page.screen_reader import alt_text, results_alts
+from runapi_ui.runapi.simulator import SimulatorConfig, parse_faults
+from runapi_ui.runs.playground import COMPARE_MODELS
 from runapi_ui.translations import ENGLISH, TRADITIONAL, text
 from tests import test_accessibility as accessibility
 from tests.test_accessibility import EXAMPLES_DRAWN, open_page

@@ -15,9 +15,9 @@ from fontTools.ttLib import TTFont
 from PIL import Image, ImageChops, PngImagePlugin
 
 from bench.processes import free_port
-from runapi_ui import simulator as simulator_module
-from runapi_ui.catalog import IMAGE_SIZES, MODELS, PROMPT_MAX_CHARS, SEED_MAX
-from runapi_ui.simulator import (
+from runapi_ui.runapi import simulator as simulator_module
+from runapi_ui.runapi.catalog import IMAGE_SIZES, MODELS, PROMPT_MAX_CHARS, SEED_MAX
+from runapi_ui.runapi.simulator import (
     PRICE_CENTS,
     SIMULATED_SECONDS,
     Fault,
@@ -401,7 +401,15 @@ def test_module_runs_as_a_server() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("RUNAPI_SIM_FAULTS", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "runapi_ui.simulator", "--port", str(port), "--time-scale", "0"],
+        [
+            sys.executable,
+            "-m",
+            "runapi_ui.runapi.simulator",
+            "--port",
+            str(port),
+            "--time-scale",
+            "0",
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

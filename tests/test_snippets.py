@@ -12,13 +12,13 @@ import pytest
 from conftest import TEST_KEY
 from PIL import Image
 
-from runapi_ui.catalog import image_size
-from runapi_ui.client import SDK_CREATE_PATH, GenerationRequest
-from runapi_ui.errors import ValidationError
-from runapi_ui.files import FILES_PATH
-from runapi_ui.remix import REMIX_PATH, RemixRequest
-from runapi_ui.simulator import SimulatorServer
-from runapi_ui.snippets import curl_snippet, python_snippet
+from runapi_ui.page.snippets import curl_snippet, python_snippet
+from runapi_ui.runapi.catalog import image_size
+from runapi_ui.runapi.client import SDK_CREATE_PATH, GenerationRequest
+from runapi_ui.runapi.errors import ValidationError
+from runapi_ui.runapi.files import FILES_PATH
+from runapi_ui.runapi.remix import REMIX_PATH, RemixRequest
+from runapi_ui.runapi.simulator import SimulatorServer
 from tests.test_remix import logo_png, phone_photo
 
 # Everything a shell or a Python literal could misread, plus text that does not print.

@@ -15,8 +15,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from bench.processes import free_port
-from runapi_ui.settings import Settings
-from runapi_ui.ui import HISTORY_STORAGE_KEY
+from runapi_ui.page.ui import HISTORY_STORAGE_KEY
+from runapi_ui.runs.settings import Settings
 from tests.conftest import DESKTOP, Served, launched_app, open_page, shot
 from tests.test_browser import read_history, write_browser_state
 from tests.test_history import WAIT_MS, creates, field, finished_caption, tiles

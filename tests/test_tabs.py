@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from runapi_ui import history as hist
-from runapi_ui.browser_store import _key_and_iv, seal, unseal
-from runapi_ui.errors import ValidationError
-from runapi_ui.history_view import COMPARE, STARRED, HistoryView
-from runapi_ui.page import PageHandlers
-from runapi_ui.tabs import TabLimits
+from runapi_ui.page.browser_store import _key_and_iv, seal, unseal
+from runapi_ui.page.handlers import PageHandlers
+from runapi_ui.page.history_view import COMPARE, STARRED, HistoryView
+from runapi_ui.page.tabs import TabLimits
+from runapi_ui.runapi.errors import ValidationError
+from runapi_ui.runs import history as hist
 from tests.test_app import a_tab, make_playground, written  # noqa: F401 - a fixture
 from tests.test_studio import entries
 

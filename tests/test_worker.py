@@ -1,6 +1,6 @@
 """The RunAPI worker process: a run's tasks go through it as through an in-process client.
 
-A real child process (`python -m runapi_ui.worker`) and a real simulator on loopback.
+A real child process (`python -m runapi_ui.runapi.worker`) and a real simulator on loopback.
 The playground's own tests (test_app, test_browser, ...) go through it too: it is on
 by default.
 """
@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from runapi_ui import errors
-from runapi_ui.access import Backend, KeySource
-from runapi_ui.client import GenerationRequest, Phase, RunAPIClient, TaskUpdate
-from runapi_ui.images import ImageStore
-from runapi_ui.playground import Playground
-from runapi_ui.polling import DurationStats
-from runapi_ui.quota import limits_from
-from runapi_ui.settings import Settings, settings_from
-from runapi_ui.simulator import SimulatorServer, image_digest
-from runapi_ui.worker import TaskWorker, WorkerClient
+from runapi_ui.runapi import errors
+from runapi_ui.runapi.client import GenerationRequest, Phase, RunAPIClient, TaskUpdate
+from runapi_ui.runapi.polling import DurationStats
+from runapi_ui.runapi.simulator import SimulatorServer, image_digest
+from runapi_ui.runapi.worker import TaskWorker, WorkerClient
+from runapi_ui.runs.access import Backend, KeySource
+from runapi_ui.runs.playground import Playground
+from runapi_ui.runs.quota import limits_from
+from runapi_ui.runs.settings import Settings, settings_from
+from runapi_ui.storage.images import ImageStore
 from tests.conftest import fast_durations
 from tests.test_runs import creates, status_reads
 
