@@ -166,7 +166,7 @@ def test_runs_that_end_in_a_hidden_tab_show_in_its_title_and_notify(page: Page, 
     assert [n["body"] for n in notified[1:]] == ["A quiet harbour", "Seen first when it had ended"]
     assert notified[0]["body"].startswith("A <b>lighthouse</b> & a storm xxx")
     assert len(notified[0]["body"]) <= 120 and notified[0]["body"].endswith("…")
-    assert notified[1]["title"] == "Imagen Playground: run partly failed"
+    assert notified[1]["title"] == "Imagen Playground: Partly failed"
 
     page.evaluate(SET_HIDDEN, False)  # the visitor is back
     expect(page).to_have_title("Imagen Playground")
@@ -187,6 +187,27 @@ def link_in_box(page: Page) -> str:
     box = page.locator("#link input, #link textarea").first
     expect(box).to_have_value(re.compile(r"^http"))
     return box.input_value()
+
+
+def test_the_scripts_words_follow_the_page_language(page: Page, served) -> None:
+    page.add_init_script(RECORD_NOTIFICATIONS)
+    open_page(page, served[1])
+    page.get_by_label("Notify me when a run finishes").check()
+    page.get_by_text("繁體中文", exact=True).click()
+    expect(page.get_by_role("button", name="複製連結")).to_be_visible()
+    page.get_by_role("button", name="複製連結").click()
+    expect(page.locator(".ip-toast").last).to_contain_text("已複製連結")
+
+    page.evaluate(SHOW_CARD, ["z1", "running", "維港夜景"])
+    page.evaluate(SET_HIDDEN, True)
+    page.evaluate(SET_STATE, ["z1", "stopped"])
+    expect(page).to_have_title(re.compile(r"^（1 次完成）"))
+    assert page.evaluate("window.notified")[-1]["title"] == "Imagen Playground：已停止"
+
+    page.get_by_text("简体中文", exact=True).click()
+    page.evaluate(SET_HIDDEN, False)
+    page.get_by_role("button", name="复制链接").click()
+    expect(page.locator(".ip-toast").last).to_contain_text("已复制链接")
 
 
 def test_copy_link_carries_the_settings_and_never_the_key(page: Page, served) -> None:

@@ -6,7 +6,25 @@ ui.py's events, each a call into it. Add a part with a short comment saying what
 
 from __future__ import annotations
 
-HEAD = """
+from .. import translations
+
+# What the script says, in every language (literal keys: tests/test_translations.py looks
+# for each key's name in the code); a run's end is worded as its card words it.
+SCRIPT_STRINGS = (
+    "script.paste_failed",
+    "script.title_done",
+    "script.notification",
+    "script.link_copied",
+    "script.clipboard_closed",
+    "script.no_notifications",
+    "script.notifications_blocked",
+    "feed.done",
+    "feed.partly_failed",
+    "feed.failed",
+    "feed.stopped",
+)
+
+_HEAD = """
 <style>
   /* Copy link's confirmation, a toast of our own: Gradio's toasts come from the server. */
   .ip-toast { position: fixed; bottom: 1.5rem; left: 50%; transform: translateX(-50%);
@@ -19,6 +37,16 @@ HEAD = """
 (() => {
   const ENDED = new Set(["done", "partly failed", "failed", "stopped"]);
   const NOTIFY_KEY = "imagen-playground-notify";  // "on" once the visitor opted in
+
+  // Strings in the language the page's switch has checked, their {fields} filled.
+  const STRINGS = __STRINGS__;
+  const say = (key, fields = {}) => {
+    const code = document.querySelector("#language input:checked")?.value;
+    const strings = STRINGS[code] || STRINGS["__ENGLISH__"];
+    return strings[key].replace(/\\{(\\w+)\\}/g, (_, name) => String(fields[name]));
+  };
+  const ENDED_WORDS = {"done": "feed.done", "partly failed": "feed.partly_failed",
+    "failed": "feed.failed", "stopped": "feed.stopped"};
 
   const toast = (text) => {
     const note = document.createElement("div");
@@ -70,7 +98,7 @@ HEAD = """
     event.preventDefault();
     const input = await remixSourcesInput();
     if (!input) {
-      toast("The pasted image could not be added: switch the Mode to Remix and paste again.");
+      toast(say("script.paste_failed"));
       return;
     }
     const files = new DataTransfer();
@@ -92,10 +120,11 @@ HEAD = """
   const ended = (card) => {
     doneWhileHidden += 1;
     title ??= document.title;
-    document.title = `(${doneWhileHidden} done) ${title}`;
+    document.title = say("script.title_done", {count: doneWhileHidden, title});
     if (!notifyWanted()) return;
     const prompt = card.dataset.prompt || "";
-    new Notification(`Imagen Playground: run ${card.dataset.state}`, {
+    const state = say(ENDED_WORDS[card.dataset.state] || "feed.done");
+    new Notification(say("script.notification", {state}), {
       body: prompt.length > 120 ? `${prompt.slice(0, 119)}…` : prompt,
       tag: card.dataset.run,
     });
@@ -137,9 +166,9 @@ HEAD = """
     const link = `${location.origin}${location.pathname}?${params}`;
     try {
       await navigator.clipboard.writeText(link);
-      toast("Link copied: it fills the form with these settings and generates nothing.");
+      toast(say("script.link_copied"));
     } catch {
-      toast("The browser kept the clipboard closed: copy the link from the box.");
+      toast(say("script.clipboard_closed"));
     }
     return link;
   };
@@ -148,11 +177,11 @@ HEAD = """
   // localStorage. Returns whether notifications are on (the checkbox shows that).
   const setNotify = async (on) => {
     if (on && !window.Notification) {
-      toast("This browser does not show notifications.");
+      toast(say("script.no_notifications"));
       on = false;
     } else if (on && Notification.permission !== "granted") {
       on = (await Notification.requestPermission()) === "granted";
-      if (!on) toast("Notifications are blocked for this page: allow them in the site's settings.");
+      if (!on) toast(say("script.notifications_blocked"));
     }
     localStorage.setItem(NOTIFY_KEY, on ? "on" : "off");
     return on;
@@ -162,6 +191,10 @@ HEAD = """
 })();
 </script>
 """
+
+HEAD = _HEAD.replace("__STRINGS__", translations.for_script(SCRIPT_STRINGS)).replace(
+    "__ENGLISH__", translations.ENGLISH
+)
 
 # The arguments are the page's `form`, in its order; the key is not among them.
 COPY_LINK_JS = """(prompt, model, aspect_ratio, negative_prompt, num_images, seed) =>

@@ -62,16 +62,6 @@ def results_alts(entry: Entry) -> str:
     return f'<div class="image-alts" hidden data-alts="{listed}"></div>'
 
 
-def _strings() -> str:
-    """SCRIPT_STRINGS of every language, as a JavaScript object: {language: {key: text}}."""
-    strings = {
-        language: {key: translations.text(language, key) for key in SCRIPT_STRINGS}
-        for language in translations.LANGUAGES
-    }
-    # "</" would end the <script> element early; "<\/" reads the same in JavaScript.
-    return json.dumps(strings, ensure_ascii=False).replace("</", "<\\/")
-
-
 _SCRIPT = """
 <style>
   /* Read by screen readers, never seen. */
@@ -204,4 +194,6 @@ _SCRIPT = """
 </script>
 """
 
-HEAD = _SCRIPT.replace("__STRINGS__", _strings()).replace("__ENGLISH__", translations.ENGLISH)
+HEAD = _SCRIPT.replace("__STRINGS__", translations.for_script(SCRIPT_STRINGS)).replace(
+    "__ENGLISH__", translations.ENGLISH
+)

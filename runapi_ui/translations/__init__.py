@@ -55,6 +55,14 @@ def text(language: str, key: str, **values: object) -> str:
     return template.format(**values) if values else template
 
 
+def for_script(keys: tuple[str, ...]) -> str:
+    """`keys` in every language as a JavaScript object, {language: {key: text}}, for a page
+    script to say things in the language the page's switch has checked."""
+    strings = {language: {key: text(language, key) for key in keys} for language in LANGUAGES}
+    # "</" would end the <script> element early; "<\\/" reads the same in JavaScript.
+    return json.dumps(strings, ensure_ascii=False).replace("</", "<\\/")
+
+
 def language_for(accept_language: str | None) -> str:
     """The language for a browser's Accept-Language header, by its preference order.
 
