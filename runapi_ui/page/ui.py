@@ -65,7 +65,18 @@ CSS = """
   padding: 0 0.3rem; border-radius: 4px; margin-right: 0.2rem;
   background: var(--button-primary-background-fill); color: var(--button-primary-text-color); }
 #runs-feed .run-card-meta { color: var(--body-text-color-subdued); }
-#runs-feed progress { width: 100%; height: 0.5rem; accent-color: var(--color-accent); }
+#runs-feed progress { width: 100%; height: 0.5rem; appearance: none; border: none;
+  border-radius: 4px; background: var(--border-color-primary); }
+#runs-feed progress::-webkit-progress-bar { background: var(--border-color-primary);
+  border-radius: 4px; }
+#runs-feed progress::-webkit-progress-value { background: var(--color-accent);
+  border-radius: 4px; }
+#runs-feed progress::-moz-progress-bar { background: var(--color-accent); }
+/* An ended run's bar is full: a failed one's must not read as a success. */
+#runs-feed .run-card[data-state="failed"] progress::-webkit-progress-value {
+  background: var(--error-text-color); }
+#runs-feed .run-card[data-state="failed"] progress::-moz-progress-bar {
+  background: var(--error-text-color); }
 #history-listing { font-size: 0.85rem; color: var(--body-text-color-subdued); }
 #summary .run-summary { padding: 0.6rem 0.8rem; border-radius: 8px; font-size: 0.95rem; }
 #summary .run-ok { background: var(--color-accent-soft); }
