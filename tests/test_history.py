@@ -569,6 +569,16 @@ IN_VIEW = """(selector) => {
   return box.height > 0 && box.top < window.innerHeight && box.bottom > 0;
 }"""
 
+# Where the page stood at the click, and when the first result came (the run takes ~1.3 s).
+SCROLL_RECORDER = """() => {
+  document.addEventListener("click", () => { window.scrollAtClick = window.scrollY; }, true);
+  new MutationObserver((changes, observer) => {
+    if (!document.querySelector("#results img")) return;
+    window.scrollAtImages = window.scrollY;
+    observer.disconnect();
+  }).observe(document.body, {childList: true, subtree: true});
+}"""
+
 
 def test_on_a_phone_generate_brings_the_progress_and_results_into_view(
     browser: Browser,
@@ -578,13 +588,13 @@ def test_on_a_phone_generate_brings_the_progress_and_results_into_view(
     page = context.new_page()
     try:
         open_page(page, demo.url)
-        fill_form(page, "A tiny cactus in a pot", "imagen-4-fast", "3:4", 1)
+        fill_form(page, "A tiny cactus in a pot", "imagen-4-ultra", "3:4", 1)
+        page.evaluate(SCROLL_RECORDER)
         page.get_by_role("button", name="Generate").click()  # scrolls to the button, no further
-        page.wait_for_function(
-            f"() => ({IN_VIEW})('#runs-feed .run-card') || ({IN_VIEW})('#results img')",
-            timeout=WAIT_MS,
-        )
+        page.wait_for_function(f"() => ({IN_VIEW})('#runs-feed .run-card')", timeout=WAIT_MS)
         expect(page.locator("#results img")).to_have_count(1, timeout=WAIT_MS)
+        at_click, at_images = page.evaluate("[window.scrollAtClick, window.scrollAtImages]")
+        assert at_images > at_click, "the page scrolled to the run only once its images came"
         page.wait_for_function(f"() => ({IN_VIEW})('#results img')", timeout=WAIT_MS)
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         shot(page, "phone-results", full_page=False)

@@ -552,6 +552,19 @@ def build_ui(playground: Playground) -> gr.Blocks:
             **runs_at_once,
             **private,
         }
+        run_buttons = (
+            generate_button,
+            compare_button,
+            run_again_button,
+            wait_again_button,
+            remix_button,
+        )
+        # Gradio runs a click's handlers one after another, each to its end: the scroll
+        # goes first, or it waits for the whole run (on a phone, nothing moved until the
+        # images came). No outputs: a js event that writes a component makes Gradio drop
+        # the run's own later write to it (the summary stayed empty).
+        for button in run_buttons:
+            button.click(None, None, None, js=SCROLL_TO_RESULTS_JS, **private)
         runs = [
             generate_button.click(
                 page.on_generate, [*form, api_key, history, language], **side_by_side
@@ -578,18 +591,8 @@ def build_ui(playground: Playground) -> gr.Blocks:
             [history, *view, chosen_language],
             **{**side_by_side, "trigger_mode": "once"},
         )
-        run_buttons = (
-            generate_button,
-            compare_button,
-            run_again_button,
-            wait_again_button,
-            remix_button,
-        )
-        for button in run_buttons:
+        for button in run_buttons:  # after the run, as said above: the new results' turn
             button.click(lambda: gr.File(value=None, visible=False), None, [zip_file], **private)
-            # No outputs: a js event that writes a component makes Gradio drop the run's
-            # own later write to it (the summary stayed empty). The run clears it instead.
-            button.click(None, None, None, js=SCROLL_TO_RESULTS_JS, **private)
         for run_event in runs:
             run_event.then(extras.on_check_key, [api_key, language], [key_status], **private)
         stop_button.click(page.on_stop, [language], None, **private)
