@@ -15,8 +15,11 @@ the launched app, and Chromium.
   `bench.processes.free_port`) and returns a `Served`; `launched_app(...)` does the same as
   a context manager that closes it. `options` go to `create_app`; polling is fast.
 - `browser`: Debian's Chromium (`bench.processes.CHROMIUM` and its flags), one per test
-  module. `visitor_page(browser, url)` is a fresh profile's tab with the form loaded;
-  `shot(page, name)` saves a screenshot into test-artifacts/.
+  module. `visitor_page(browser, url)` is a fresh profile's tab with the form loaded and
+  the page's load events answered (`settle`); `shot(page, name)` saves a screenshot into
+  test-artifacts/. Every `expect` waits up to `WAIT_MS`, and `eventually(check, what)`
+  waits as long for a plain Python condition: generous, as the machine is shared, and
+  never a measure of speed (the benchmarks measure that).
 
 Every test that uses `browser` (directly or through a fixture) is marked `browser`:
 `python -m pytest -m "not browser"` runs the rest, the fast part.
@@ -25,6 +28,7 @@ Every test that uses `browser` (directly or through a fixture) is marked `browse
 from __future__ import annotations
 
 import os
+import time
 
 # Before anything imports gradio: no usage analytics from test runs (no network here).
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -36,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from bench.processes import CHROMIUM, CHROMIUM_FLAGS
 from runapi_ui.page.server import PlaygroundApp, create_app, launch
@@ -50,6 +54,10 @@ TEST_KEY = "sk-test-0123456789"
 FAST_PRIOR_SECONDS = 0.05
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"  # git ignores it
 DESKTOP = {"width": 1280, "height": 1000}
+# How long a test waits for anything the server or the page does: a busy 2-core machine
+# (CI's, or ours with both cores kept busy) can take many seconds for what takes one here.
+WAIT_MS = 30_000
+expect.set_options(timeout=WAIT_MS)
 
 _TEST_DEFAULTS: dict[str, Any] = {"time_scale": 0.0, "jitter": 0.0, "retry_after_seconds": 0}
 
@@ -161,10 +169,34 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+# Gradio's status trackers show while an event the page waits on is pending (the load
+# events that fill the form, the history and the feed); hidden, the page is settled.
+SETTLED_JS = """() => [...document.querySelectorAll('[data-testid="status-tracker"]')]
+  .every((tracker) => tracker.classList.contains("hide"))"""
+
+
+def settle(page: Page) -> None:
+    """Wait for the form to be there and the page's load events to have answered: a click
+    before that races them (on a busy machine, the load's answer came after it)."""
+    page.locator("#generate").wait_for(timeout=WAIT_MS)  # in any of the page's languages
+    page.wait_for_function(SETTLED_JS, timeout=WAIT_MS)
+
+
 def open_page(page: Page, url: str) -> None:
-    """`url` in `page`, once its form is there to use."""
+    """`url` in `page`, settled."""
     page.goto(url)
-    page.get_by_label("Prompt", exact=True).wait_for()
+    settle(page)
+
+
+def eventually(check: Callable[[], Any], what: str, timeout: float = WAIT_MS / 1000) -> Any:
+    """Wait for `check()` to be truthy (and return it); fail saying `what` never happened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            assert value, f"never happened: {what}"
+            return value
+        time.sleep(0.1)
 
 
 @contextmanager

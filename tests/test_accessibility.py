@@ -21,7 +21,7 @@ from bench.processes import free_port
 from runapi_ui.page.server import ICON, PlaygroundApp
 from runapi_ui.runapi.simulator import SimulatorServer, image_digest, parse_faults, render_image
 from runapi_ui.runs.settings import Settings
-from tests.conftest import launched_app, shot
+from tests.conftest import launched_app, settle, shot
 from tests.test_simulator import HONG_KONG_PROMPT
 
 AXE = Path(__file__).resolve().parent.parent / ".ci/node/node_modules/axe-core/axe.min.js"
@@ -87,7 +87,7 @@ def open_page(browser: Browser, url: str, width: int, scheme: str = "light") -> 
     context = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
     page = context.new_page()
     page.goto(url)
-    page.get_by_label("Prompt", exact=True).wait_for()
+    settle(page)
     return page
 
 
@@ -96,8 +96,8 @@ def generate(page: Page, prompt: str) -> None:
     runs = page.locator("#history .thumbnail-item").count()
     page.get_by_label("Prompt", exact=True).fill(prompt)
     page.get_by_role("button", name="Generate").click()
-    expect(page.locator("#history .thumbnail-item")).to_have_count(runs + 1, timeout=20000)
-    expect(page.locator("#results img")).to_have_count(1, timeout=20000)
+    expect(page.locator("#history .thumbnail-item")).to_have_count(runs + 1)
+    expect(page.locator("#results img")).to_have_count(1)
 
 
 def fail_a_run(page: Page, simulator: SimulatorServer) -> None:
@@ -106,7 +106,7 @@ def fail_a_run(page: Page, simulator: SimulatorServer) -> None:
     try:
         page.get_by_label("Prompt", exact=True).fill("A run that fails")
         page.get_by_role("button", name="Generate").click()
-        expect(page.locator("#summary .run-failed")).to_be_visible(timeout=20000)
+        expect(page.locator("#summary .run-failed")).to_be_visible()
     finally:
         simulator.simulator.config.faults = []
 
@@ -171,7 +171,7 @@ def test_keyboard_alone_reaches_the_prompt_and_generates(browser: Browser, serve
     page.keyboard.type("A kite over the sea")
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
-    expect(page.locator("#results img")).to_have_count(1, timeout=20000)
+    expect(page.locator("#results img")).to_have_count(1)
     page.context.close()
 
 

@@ -84,7 +84,7 @@ def test_prompt_to_gallery_with_a_moving_progress_bar(page: Page, served) -> Non
     page.get_by_role("button", name="Generate").click()
 
     card = page.locator("#runs-feed .run-card.is-going")  # the run's own card, while it runs
-    expect(card).to_be_visible(timeout=5000)
+    expect(card).to_be_visible()
     readings, bars = [], []
     for _ in range(12):
         readings += card.locator(".run-card-meta").all_inner_texts()  # gone once it ends
@@ -100,7 +100,7 @@ def test_prompt_to_gallery_with_a_moving_progress_bar(page: Page, served) -> Non
     assert len(set(readings)) >= 3, f"the card should move while it works: {readings}"
     assert bars == sorted(bars) and len(set(bars)) >= 2, f"its bar should fill: {bars}"
 
-    expect(page.locator("#results img")).to_have_count(2, timeout=20000)
+    expect(page.locator("#results img")).to_have_count(2)
     captions = gallery_captions(page)
     assert len(captions) == 2 and all("imagen-4-fast · 16:9 · seed" in c for c in captions)
     expect(page.locator("#summary")).to_contain_text("2 of 2 images")
@@ -110,30 +110,30 @@ def test_prompt_to_gallery_with_a_moving_progress_bar(page: Page, served) -> Non
     fill_form(page, "A paper boat on a puddle", "imagen-4-ultra", "1:1", 1)
     page.get_by_role("button", name="Generate").click()
     tiles = page.locator("#history .thumbnail-item")
-    expect(tiles).to_have_count(2, timeout=30000)
+    expect(tiles).to_have_count(2)
     expect(tiles.first).to_contain_text("A paper boat on a puddle")
     expect(tiles.nth(1)).to_contain_text("A lighthouse on a cliff at dawn")
-    expect(page.locator("#results img")).to_have_count(1, timeout=30000)
+    expect(page.locator("#results img")).to_have_count(1)
     assert "imagen-4-ultra · 1:1 · seed" in page.locator("#results").inner_text()
 
 
 def test_a_failure_shows_what_to_do_and_the_page_stays_usable(page: Page) -> None:
     page.get_by_role("button", name="Generate").click()  # nothing typed yet
-    expect(page.get_by_text("Enter a prompt: it is empty.")).to_be_visible(timeout=5000)
+    expect(page.get_by_text("Enter a prompt: it is empty.")).to_be_visible()
 
     fill_form(page, "A red fox", "imagen-4-fast", "1:1", 1)
     page.get_by_label("RunAPI key").fill("sk-this-key-is-wrong")
     page.get_by_role("button", name="Generate").click()
     # The toast says it; so do the run's summary line and the key's status line.
     message = page.locator(".toast-body").get_by_text("RunAPI did not accept the API key")
-    expect(message).to_be_visible(timeout=10000)
+    expect(message).to_be_visible()
     expect(page.locator("#summary")).to_contain_text("did not accept the API key")
     assert "Traceback" not in page.content()
     shot(page, "error")
 
     page.get_by_label("RunAPI key").fill("")
     page.get_by_role("button", name="Generate").click()
-    expect(page.locator("#results img")).to_have_count(1, timeout=20000)
+    expect(page.locator("#results img")).to_have_count(1)
 
 
 def test_stop_ends_the_run_and_keeps_finished_images(page: Page, served) -> None:
@@ -143,17 +143,17 @@ def test_stop_ends_the_run_and_keeps_finished_images(page: Page, served) -> None
     try:
         fill_form(page, "A slow snail", "imagen-4-fast", "1:1", 2)
         page.get_by_role("button", name="Generate").click()
-        expect(page.locator("#results img")).to_have_count(1, timeout=20000)
+        expect(page.locator("#results img")).to_have_count(1)
         page.get_by_role("button", name="Stop").click()
         stopped = page.get_by_text("Stopped “A slow snail”. Its finished images are kept.")
-        expect(stopped).to_be_visible(timeout=5000)
+        expect(stopped).to_be_visible()
         time.sleep(0.5)
         seen = len(simulator.requests)
         time.sleep(2.0)
         assert len(simulator.requests) == seen, "polling went on after Stop"
         expect(page.locator("#results img")).to_have_count(1)
         # The summary is this run's own, stopped with its one image: not an earlier run's.
-        expect(page.locator("#summary")).to_contain_text("1 of 2 images", timeout=10000)
+        expect(page.locator("#summary")).to_contain_text("1 of 2 images")
         expect(page.locator("#summary")).to_contain_text("stopped")
         expect(page.locator("#history .thumbnail-item").first).to_contain_text("A slow snail")
         shot(page, "stopped")
@@ -167,7 +167,7 @@ def test_it_works_at_a_phones_width(browser: Browser, served) -> None:
     page.goto(served[1])
     fill_form(page, "A tiny cactus in a pot", "imagen-4", "9:16", 1)
     page.get_by_role("button", name="Generate").click()
-    expect(page.locator("#results img")).to_have_count(1, timeout=30000)
+    expect(page.locator("#results img")).to_have_count(1)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     shot(page, "phone")
     context.close()
@@ -186,7 +186,7 @@ def test_two_visitors_keys_stay_their_own_and_out_of_the_browser(browser: Browse
     for page in pages.values():
         page.get_by_role("button", name="Generate").click()
     for page in pages.values():
-        expect(page.locator("#results img")).to_have_count(1, timeout=20000)
+        expect(page.locator("#results img")).to_have_count(1)
 
     creates = [r for r in list(live.simulator.requests)[before:] if r.method == "POST"]
     assert sorted(r.api_key for r in creates) == sorted([ALICE, BOB])

@@ -41,10 +41,8 @@ from runapi_ui.runs.access import DEMO_KEY
 from runapi_ui.runs.settings import Settings
 from runapi_ui.storage.exports import MANIFEST_NAME
 from runapi_ui.storage.pnginfo import JSON_KEY, PARAMETERS_KEY, read_settings
-from tests.conftest import launched_app, visitor_page
+from tests.conftest import WAIT_MS, launched_app, visitor_page
 from tests.conftest import shot as conftest_shot
-
-WAIT_MS = 20_000  # for a run to land: generous, never a measure of speed
 
 # RunAPI (the `live` simulator) knows these keys; one per test, so balances stay apart.
 CODE_KEY = "sk-code-4c1f9e2b7a"

@@ -22,10 +22,18 @@ from runapi_ui.page.server import PlaygroundApp
 from runapi_ui.runapi.catalog import MODELS
 from runapi_ui.runapi.simulator import SimulatorConfig, SimulatorServer
 from runapi_ui.runs.settings import Settings
-from tests.conftest import launched_app, open_page, shot, visitor_page
+from tests.conftest import (
+    WAIT_MS,
+    eventually,
+    launched_app,
+    open_page,
+    settle,
+    shot,
+    visitor_page,
+)
 from tests.test_app import ALICE, LIVE_KEYS
 from tests.test_browser import fill_form, read_browser_state
-from tests.test_history import PHONE, WAIT_MS, creates, eventually, field
+from tests.test_history import PHONE, creates, field
 
 KEY = ALICE
 
@@ -300,7 +308,7 @@ def test_the_form_remembers_its_setup_and_a_link_wins(page: Page, served) -> Non
     assert KEY not in page.evaluate("JSON.stringify(localStorage)")
 
     page.reload()
-    page.get_by_label("Prompt", exact=True).wait_for()
+    settle(page)
     assert_form(page, "", "imagen-4-ultra", "16:9", "watermark", 4, "")
     expect(page.get_by_label("RunAPI key")).to_have_value("")
 
@@ -316,8 +324,9 @@ def test_a_real_run_that_ends_in_a_hidden_tab_shows_in_its_title(page: Page, ser
     """The same, with the feed's own cards: a run started, then the visitor looked away."""
     page.get_by_label("Prompt", exact=True).fill("A harbour at night")
     page.get_by_role("button", name="Generate", exact=True).click()
-    expect(page.locator("#runs-feed .run-card.is-going")).to_have_count(1, timeout=10_000)
+    # Hidden at once: the run needs the server's answer to end, so it ends while hidden
+    # (waiting to see it going first raced a fast run on a busy machine).
     page.evaluate(SET_HIDDEN, True)
-    expect(page).to_have_title("(1 done) Imagen Playground", timeout=30_000)
+    expect(page).to_have_title("(1 done) Imagen Playground")
     page.evaluate(SET_HIDDEN, False)
     expect(page).to_have_title("Imagen Playground")

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,18 @@ from runapi_ui.page.ui import HISTORY_STORAGE_KEY
 from runapi_ui.runapi.catalog import MODELS
 from runapi_ui.runapi.simulator import SimulatorConfig, SimulatorServer
 from runapi_ui.runs.settings import Settings
-from tests.conftest import DESKTOP, Served, launched_app, open_page, shot, start, visitor_page
+from tests.conftest import (
+    DESKTOP,
+    WAIT_MS,
+    Served,
+    eventually,
+    launched_app,
+    open_page,
+    settle,
+    shot,
+    start,
+    visitor_page,
+)
 from tests.test_app import ALICE, LIVE_KEYS
 from tests.test_browser import (
     STORED_IN_BROWSER,
@@ -39,7 +49,6 @@ from tests.test_browser import (
 )
 
 PHONE = {"width": 390, "height": 844}
-WAIT_MS = 30_000  # generous: the machine is shared
 FILE_URL = "/gradio_api/file="
 
 
@@ -113,17 +122,6 @@ def generate(
 
 def stored_history(page: Page, served: Served) -> Any:
     return read_history(page, served.settings.history_secret)
-
-
-def eventually(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """Wait for `check()` to be truthy (and return it); fail saying `what` never happened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            assert value, f"never happened: {what}"
-            return value
-        time.sleep(0.1)
 
 
 def result_captions(page: Page) -> list[str]:
@@ -415,7 +413,7 @@ def test_wait_again_after_a_server_restart_mid_run_fetches_without_a_new_task(
         shot(page, "interrupted")
         wait_again = page.locator("#wait-again")
         try:  # the message says "press Wait again": the button must be there with it
-            expect(wait_again).to_be_visible(timeout=3000)
+            expect(wait_again).to_be_visible()
         except AssertionError:
             problems.append("Wait again is hidden after the reload until the entry is selected")
             tiles(page).first.click()
@@ -459,7 +457,7 @@ def test_clear_history_stays_cleared_after_a_reload(page: Page, demo: Served) ->
     eventually(lambda: stored_history(page, demo) == [], "localStorage holds an empty history")
 
     page.reload()
-    page.wait_for_timeout(1500)  # let the page's load event restore whatever is stored
+    settle(page)  # the page's load event has restored whatever is stored
     expect(tiles(page)).to_have_count(0)
     assert stored_history(page, demo) == []
     # Proof the old entry is gone, not merely hidden: a new run's history has one entry.

@@ -17,7 +17,7 @@ from runapi_ui.page.server import PlaygroundApp
 from runapi_ui.runapi.catalog import MODELS
 from runapi_ui.runs.settings import Settings
 from runapi_ui.translations import ENGLISH, SIMPLIFIED, TRADITIONAL, language_for, text
-from tests.conftest import launched_app, shot
+from tests.conftest import launched_app, settle, shot
 from tests.test_accessibility import audit
 from tests.test_simulator import HONG_KONG_PROMPT
 
@@ -61,7 +61,7 @@ def open_page(browser: Browser, url: str, locale: str, width: int = 1366) -> Pag
     )
     page = context.new_page()
     page.goto(url)
-    page.locator("#generate").wait_for()
+    settle(page)
     return page
 
 

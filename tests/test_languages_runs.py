@@ -28,10 +28,9 @@ from runapi_ui.runs.quota import QuotaExceeded
 from runapi_ui.runs.settings import Settings
 from runapi_ui.storage.exports import build_zip
 from runapi_ui.translations import ENGLISH, SIMPLIFIED, TRADITIONAL
-from tests.conftest import fast_durations
+from tests.conftest import WAIT_MS, fast_durations
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-WAIT_MS = 30_000  # a busy 2-core machine: waiting, never a measure of speed
 REQUEST = GenerationRequest(prompt="a lighthouse", model="imagen-4-fast")
 # Browsers by the languages they send: Playwright's locale, and the header the server reads.
 HONG_KONG = {"locale": "zh-HK", "extra_http_headers": {"Accept-Language": "zh-HK,zh;q=0.9"}}

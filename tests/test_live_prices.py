@@ -32,12 +32,11 @@ from runapi_ui.runs.quota import LimitError, limits_from
 from runapi_ui.runs.settings import Settings
 from runapi_ui.storage.images import ImageStore
 from tests import test_app
-from tests.conftest import fast_durations, start, visitor_page
+from tests.conftest import WAIT_MS, fast_durations, start, visitor_page
 from tests.test_app import ALICE, LIVE_KEYS, click_generate, generated
 
 make_playground = test_app.make_playground  # a fixture: a Playground and its demo simulator
 
-WAIT_MS = 20_000
 # Not the built-in table's ($0.04, $0.08, $0.12): what shows must have come from RunAPI.
 OTHER_PRICES = {"imagen-4-fast": 5, "imagen-4": 9, "imagen-4-ultra": 15}
 

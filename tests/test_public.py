@@ -43,7 +43,7 @@ from runapi_ui.runs.access import DEMO_KEY, KeyPolicy, KeySource
 from runapi_ui.runs.quota import HOUR
 from runapi_ui.runs.settings import Settings
 from runapi_ui.storage.pnginfo import read_settings
-from tests.conftest import ARTIFACTS, shot, start
+from tests.conftest import ARTIFACTS, settle, shot, start
 from tests.test_browser import STORED_IN_BROWSER, read_history
 from tests.test_quota import redis_server
 
@@ -147,7 +147,7 @@ def open_page(browser: Browser) -> Iterator[Callable[[str], Page]]:
 
 
 def loaded(page: Page) -> Page:
-    page.get_by_label("Prompt", exact=True).wait_for()
+    settle(page)
     return page
 
 
@@ -369,7 +369,7 @@ def test_past_the_hourly_quota_a_visitor_is_told_when_to_come_back(serve, open_p
     answer = served.images({"prompt": "A red kite", "n": 3}, api_key=VISITOR_KEY)
     assert answer.status_code == 200 and len(answer.json()["data"]) == 3
     generate_on_page(page, "A red kite on my key", api_key=VISITOR_KEY)
-    expect(page.locator("#results img")).to_have_count(1, timeout=20000)
+    expect(page.locator("#results img")).to_have_count(1)
     assert (tasks_on(served.live, SERVER_KEY), tasks_on(served.live, VISITOR_KEY)) == (2, 8)
 
 
@@ -594,11 +594,11 @@ def test_keys_stay_out_of_logs_pages_answers_and_the_browser(
     page.get_by_role("button", name="Check key").click()
     expect(page.locator("#key-status")).to_contain_text("Your key: balance $")
     generate_on_page(page, "A typed-key run")
-    expect(page.locator("#results img")).to_have_count(1, timeout=20000)
+    expect(page.locator("#results img")).to_have_count(1)
     # The run is over once its card says so: the history then holds it, ended.
-    expect(page.locator("#runs-feed .run-card.is-going")).to_have_count(0, timeout=20000)
+    expect(page.locator("#runs-feed .run-card.is-going")).to_have_count(0)
     generate_on_page(page, "A wrong-key run", api_key=WRONG_KEY)
-    expect(toast(page, "RunAPI did not accept the API key")).to_be_visible(timeout=20000)
+    expect(toast(page, "RunAPI did not accept the API key")).to_be_visible()
     page.get_by_role("button", name="Forget key").click()
     expect(page.get_by_label("RunAPI key")).to_have_value("")
     expect(page.locator("#key-status")).to_contain_text("Key forgotten")
@@ -637,7 +637,7 @@ def test_html_in_a_prompt_or_an_error_is_shown_as_text(serve, open_page) -> None
     tiles = page.locator("#history .thumbnail-item")
 
     generate_on_page(page, SCRIPT)
-    expect(page.locator("#summary")).to_contain_text("1 of 1 images", timeout=20000)
+    expect(page.locator("#summary")).to_contain_text("1 of 1 images")
     expect(tiles.first).to_contain_text(SCRIPT)
 
     # RunAPI's reason for a failure may quote the prompt: toast and summary show it as text.
@@ -645,7 +645,7 @@ def test_html_in_a_prompt_or_an_error_is_shown_as_text(serve, open_page) -> None
     served.demo.config.fail_reason = reason
     served.demo.config.faults = parse_faults("task_fail")
     generate_on_page(page, IMG)
-    expect(toast(page, "RunAPI would not draw")).to_contain_text(reason, timeout=20000)
+    expect(toast(page, "RunAPI would not draw")).to_contain_text(reason)
     expect(page.locator("#summary")).to_contain_text(f"failed: The generation failed: {reason}")
     expect(tiles).to_have_count(2)
     expect(tiles.first).to_contain_text(IMG)
@@ -843,7 +843,7 @@ def test_with_a_login_the_page_asks_for_it_and_quotas_count_per_user(serve, open
         mcp=True,
     )
     page = open_page(served.url)
-    expect(page.get_by_role("button", name="Login")).to_be_visible(timeout=10000)
+    expect(page.get_by_role("button", name="Login")).to_be_visible()
     expect(page.get_by_label("Prompt", exact=True)).to_have_count(0)
     shot(page, "login")
     for path in ("/config", "/gradio_api/info"):
@@ -862,7 +862,7 @@ def test_with_a_login_the_page_asks_for_it_and_quotas_count_per_user(serve, open
     page.get_by_label("password").fill("pw-alice")
     page.get_by_role("button", name="Login").click()
     generate_on_page(loaded(page), "Alice's third, in the page")
-    expect(toast(page, "You can generate 1 more at")).to_be_visible(timeout=10000)
+    expect(toast(page, "You can generate 1 more at")).to_be_visible()
     # Bob, from the same address, has an hour of his own.
     bob = served.client(auth=("bob", "pw-bob"))
     assert len(bob.predict(prompt="Bob's", num_images=2, api_name="/generate")) == 2

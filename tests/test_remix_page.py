@@ -24,8 +24,8 @@ from runapi_ui.runapi.simulator import SimulatorConfig
 from runapi_ui.runapi.sources import MAX_SOURCE_BYTES
 from runapi_ui.runs.access import DEMO_KEY
 from runapi_ui.runs.settings import Settings
-from tests.conftest import DESKTOP, Served, launched_app, shot, visitor_page
-from tests.test_history import WAIT_MS, field, finished_caption, result_captions, tiles
+from tests.conftest import DESKTOP, WAIT_MS, Served, launched_app, shot, visitor_page
+from tests.test_history import field, finished_caption, result_captions, tiles
 from tests.test_remix import GPS_SECRET, bomb_png, logo_png, phone_photo
 
 UPLOAD_TTL = 4.0

@@ -21,13 +21,13 @@ from runapi_ui.runapi.simulator import SimulatorConfig, parse_faults
 from runapi_ui.runs.playground import COMPARE_MODELS
 from runapi_ui.translations import ENGLISH, TRADITIONAL, text
 from tests import test_accessibility as accessibility
+from tests.conftest import WAIT_MS
 from tests.test_accessibility import EXAMPLES_DRAWN, open_page
 from tests.test_simulator import HONG_KONG_PROMPT
 
 # The accessibility tests' app in demo mode (Chromium is conftest's).
 served = accessibility.served
 
-WAIT_MS = 30_000
 
 # Every sentence the live region is given, in order, into window.__announced; as an init
 # script it starts again with each load of the page.
@@ -78,10 +78,13 @@ def slow_runs(config: SimulatorConfig, seconds: float) -> Iterator[None]:
         config.time_scale, config.durations = kept
 
 
-def start_run(page: Page, prompt: str, images: int = 1) -> None:
-    page.get_by_label("Prompt", exact=True).fill(prompt)
-    page.get_by_label("Number of images").first.fill(str(images))
-    page.get_by_label("Number of images").first.press("Enter")
+def start_run(page: Page, prompt: str, images: int = 1, language: str = ENGLISH) -> None:
+    """Fill the form by its labels in `language`, once the page speaks it, and generate."""
+    expect(page.locator("#generate")).to_have_text(text(language, "form.generate"))
+    page.get_by_label(text(language, "form.prompt.label"), exact=True).fill(prompt)
+    images_box = page.get_by_label(text(language, "form.images")).first
+    images_box.fill(str(images))
+    images_box.press("Enter")
     page.locator("#generate").click()
 
 
@@ -105,7 +108,7 @@ def test_a_traditional_chinese_page_announces_in_traditional(browser: Browser, s
     listen(page)
     page.locator("#language").get_by_text("繁體中文").click()
     expect(page.locator(f"#language input[value='{TRADITIONAL}']")).to_be_checked()
-    start_run(page, HONG_KONG_PROMPT)
+    start_run(page, HONG_KONG_PROMPT, language=TRADITIONAL)
     expected = sentences(TRADITIONAL, HONG_KONG_PROMPT, 1)
     assert announced_until(page, expected[-1]) == expected
     assert "張" in expected[1]  # Traditional, as Hong Kong writes it (Simplified: 张)

@@ -17,9 +17,9 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from bench.processes import free_port
 from runapi_ui.page.ui import HISTORY_STORAGE_KEY
 from runapi_ui.runs.settings import Settings
-from tests.conftest import DESKTOP, Served, launched_app, open_page, shot
+from tests.conftest import DESKTOP, WAIT_MS, Served, eventually, launched_app, open_page, shot
 from tests.test_browser import read_history, write_browser_state
-from tests.test_history import WAIT_MS, creates, field, finished_caption, tiles
+from tests.test_history import creates, field, finished_caption, tiles
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,16 @@ def history_prompts(page: Page, studio: Served) -> list[str]:
     return [entry["prompt"] for entry in stored or []]
 
 
+def prompts_with_task_ids(page: Page, studio: Served) -> set[str]:
+    """The stored history's runs whose tasks all have RunAPI's ids: what a reload resumes."""
+    stored = read_history(page, studio.settings.history_secret) or []
+    return {
+        entry["prompt"]
+        for entry in stored
+        if all(isinstance(job.get("task_id"), str) for job in entry["jobs"])
+    }
+
+
 def wait_until_idle(page: Page) -> None:
     expect(page.locator("#runs-feed .run-card.is-going")).to_have_count(0, timeout=WAIT_MS)
 
@@ -88,7 +98,7 @@ def test_a_second_generate_while_the_first_runs_starts_a_second_run(
     click_generate(page, "A lighthouse at dawn")
     page.wait_for_timeout(500)
     click_generate(page, "A lighthouse at dusk", model="imagen-4")
-    expect(page.locator("#runs-feed .run-card.is-going")).to_have_count(2, timeout=5000)
+    expect(page.locator("#runs-feed .run-card.is-going")).to_have_count(2)
     expect(page.locator("#runs-feed")).to_contain_text("2 runs in flight")
     expect(card(page, "A lighthouse at dusk")).to_have_class("run-card is-shown is-going")
     expect(page.get_by_role("button", name="Stop all 2")).to_be_visible()
@@ -111,9 +121,9 @@ def test_the_tabs_cap_says_why_and_creates_nothing_past_it(page: Page, studio: S
     before = creates(studio.app.simulator)
     click_generate(page, "First of three")
     click_generate(page, "Second of three")
-    expect(page.locator("#runs-feed .run-card.is-going")).to_have_count(2, timeout=5000)
+    expect(page.locator("#runs-feed .run-card.is-going")).to_have_count(2)
     click_generate(page, "Third of three")
-    expect(page.get_by_text("2 runs already in flight in this tab")).to_be_visible(timeout=5000)
+    expect(page.get_by_text("2 runs already in flight in this tab")).to_be_visible()
     assert creates(studio.app.simulator) == before + 2, "nothing was created past the cap"
     wait_until_idle(page)
     page.get_by_role("button", name="Generate", exact=True).click()  # room again
@@ -124,9 +134,9 @@ def test_the_tabs_cap_says_why_and_creates_nothing_past_it(page: Page, studio: S
 def test_stop_stops_the_shown_run_and_the_other_lands(page: Page, studio: Served) -> None:
     click_generate(page, "A run that goes on", model="imagen-4")
     click_generate(page, "A run to stop", model="imagen-4")
-    expect(page.locator("#runs-feed .run-card.is-going")).to_have_count(2, timeout=5000)
+    expect(page.locator("#runs-feed .run-card.is-going")).to_have_count(2)
     page.get_by_role("button", name="Stop", exact=True).click()
-    expect(page.get_by_text("Stopped “A run to stop”")).to_be_visible(timeout=10_000)
+    expect(page.get_by_text("Stopped “A run to stop”")).to_be_visible()
     expect(card(page, "A run to stop")).to_have_attribute("data-state", "stopped")
     expect(card(page, "A run that goes on")).to_have_attribute(
         "data-state", "done", timeout=WAIT_MS
@@ -137,7 +147,7 @@ def test_stop_stops_the_shown_run_and_the_other_lands(page: Page, studio: Served
     click_generate(page, "Stop all, two", model="imagen-4-ultra")
     page.get_by_role("button", name="Stop all 2").click()
     for prompt in ("Stop all, one", "Stop all, two"):
-        expect(card(page, prompt)).to_have_attribute("data-state", "stopped", timeout=10_000)
+        expect(card(page, prompt)).to_have_attribute("data-state", "stopped")
 
 
 def test_a_reload_with_two_runs_in_flight_completes_both_and_shows_the_newer(
@@ -147,10 +157,15 @@ def test_a_reload_with_two_runs_in_flight_completes_both_and_shows_the_newer(
     click_generate(page, "Older run in flight", model="imagen-4")
     page.wait_for_timeout(400)
     click_generate(page, "Newer run in flight", model="imagen-4")
-    expect(page.locator("#runs-feed .run-card.is-going")).to_have_count(2, timeout=5000)
-    page.wait_for_timeout(300)  # the browser has stored both runs' ids
+    expect(page.locator("#runs-feed .run-card.is-going")).to_have_count(2)
+    eventually(
+        lambda: (
+            {"Older run in flight", "Newer run in flight"} <= prompts_with_task_ids(page, studio)
+        ),
+        "the browser stored both runs' task ids",
+    )
     page.reload()
-    expect(page.locator("#runs-feed .run-card")).to_have_count(2, timeout=10_000)
+    expect(page.locator("#runs-feed .run-card")).to_have_count(2)
     wait_until_idle(page)
     expect(tiles(page).nth(0)).to_contain_text(finished_caption("Newer run in flight"))
     expect(tiles(page).nth(1)).to_contain_text(finished_caption("Older run in flight"))
@@ -247,7 +262,7 @@ def test_star_search_filters_pages_and_delete_survive_a_reload(page: Page, studi
     expect(listing).to_contain_text("0 of 22 runs match")
     shot(page, "history-search")
 
-    page.wait_for_timeout(300)
+    eventually(lambda: len(read_history(page, secret)) == 22, "the browser stored the deletion")
     page.reload()
     expect(page.locator("#history-listing")).to_contain_text("22 runs · 1 starred")
     stored = read_history(page, secret)
