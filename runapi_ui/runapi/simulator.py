@@ -1349,10 +1349,13 @@ class SimulatorServer:
             time.sleep(0.01)
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop serving. `wait=False` returns at once and the port closes a moment later
+        (uvicorn looks every 0.1 s): for tests, which start and stop hundreds of these."""
         self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
+        if wait:
+            self._thread.join(timeout=10)
+            self._socket.close()
 
     def __enter__(self) -> SimulatorServer:
         return self.start()
