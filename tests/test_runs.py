@@ -22,14 +22,15 @@ from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops
 
 from runapi_ui.runapi.client import GenerationRequest, Phase, RunAPIClient
-from runapi_ui.runapi.simulator import SimulatorServer
+from runapi_ui.runapi.simulator import SimulatorServer, drawable, placeholder_font
 from runapi_ui.runs import history as hist
 from runapi_ui.runs.access import Backend, KeySource
 from runapi_ui.runs.registry import Run, RunRegistry, RunStatus
 from runapi_ui.storage.images import ImageStore
+from runapi_ui.translations import ENGLISH, TRADITIONAL
 from tests.conftest import fast_durations
 
 KEY = "sk-runs-5e1f0a9d77"
@@ -396,6 +397,22 @@ async def test_an_entry_whose_files_are_all_gone_says_so(store, sim) -> None:
         assert caption.endswith("no longer on this server: Run again remakes it"), caption
     with Image.open(items[0][0]) as placeholder:
         assert placeholder.size == (384, 384)
+
+
+def test_a_tile_without_an_image_says_why_in_the_pages_language(store: ImageStore) -> None:
+    """The picture of a running run's tile says "running" in the page's words, drawn with
+    the font that has them: a Chinese page's tile is not English, nor empty boxes."""
+    entry = {"status": "running", "jobs": [{"image": None}]}
+    english, chinese = (hist.cover(entry, store, language) for language in (ENGLISH, TRADITIONAL))
+    assert english != chinese and {folder_of(english), folder_of(chinese)} == {store.folder}
+    words = hist.status_words("running", TRADITIONAL)
+    font = placeholder_font(34)
+    assert drawable(font, words) == words, "apt-get install -y fonts-noto-cjk"
+    blank = Image.new("RGB", (384, 384), (236, 236, 242))
+    for path in (english, chinese):
+        with Image.open(path) as tile:
+            assert ImageChops.difference(tile.convert("RGB"), blank).getbbox(), "nothing drawn"
+    assert hist.cover(entry, store, TRADITIONAL) == chinese, "drawn once, then reused"
 
 
 def entry_like(template: hist.Entry, number: int, *, thumb_bytes: int = 0) -> hist.Entry:

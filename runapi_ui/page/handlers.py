@@ -708,7 +708,7 @@ class PageHandlers:
         )
         tile = self._tile_cache.get(key)
         if tile is None:
-            tile = (hist.cover(entry, self.store), hist.tile_caption(entry, language))
+            tile = (hist.cover(entry, self.store, language), hist.tile_caption(entry, language))
             if len(self._tile_cache) >= TILES_KEPT:
                 self._tile_cache.pop(next(iter(self._tile_cache)))
             self._tile_cache[key] = tile

@@ -319,14 +319,15 @@ def gallery_items(
     return list(_gallery_items(entry, store, language))
 
 
-def cover(entry: Entry, store: ImageStore) -> str:
+def cover(entry: Entry, store: ImageStore, language: str = ENGLISH) -> str:
     """The picture of the entry's tile: its first image's preview (a few KB), else the
     image itself, else a placeholder that says why. Only the first is looked at (the
     tiles are redrawn at every step of a run)."""
     first = next(_records(entry), None)
     if first is None:
-        return str(store.placeholder(entry["status"]))
-    return str(_preview(first, store) or store.resolve(first.get("path")) or _gone(store))
+        return str(store.placeholder(status_words(entry["status"], language)))
+    found = _preview(first, store) or store.resolve(first.get("path"))
+    return str(found or _gone(store, language))
 
 
 def with_previews_on_disk(entries: list[Entry], store: ImageStore) -> list[Entry]:
@@ -375,8 +376,8 @@ def _preview(record: dict[str, Any], store: ImageStore) -> Path | None:
     return store.resolve(thumb) or store.thumbnail_file(thumb)
 
 
-def _gone(store: ImageStore) -> Path:
-    return store.placeholder("image expired")
+def _gone(store: ImageStore, language: str) -> Path:
+    return store.placeholder(text(language, "history.image_expired"))
 
 
 def _gallery_items(entry: Entry, store: ImageStore, language: str) -> Iterator[tuple[str, str]]:
@@ -403,7 +404,7 @@ def _job_items(entry: Entry, store: ImageStore, language: str) -> Iterator[tuple
         if preview is not None:
             yield str(preview), text(language, "history.preview_only", caption=caption)
         else:
-            yield str(_gone(store)), text(language, "history.gone", caption=caption)
+            yield str(_gone(store, language)), text(language, "history.gone", caption=caption)
 
 
 def tile_caption(entry: Entry, language: str = ENGLISH) -> str:

@@ -21,10 +21,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from ..runapi.client import AnyRequest, GeneratedImage
 from ..runapi.remix import RemixRequest
+from ..runapi.simulator import drawable, placeholder_font
 from .pnginfo import ImageSettings, png_with_settings
 
 log = logging.getLogger(__name__)
@@ -146,15 +147,18 @@ class ImageStore:
             path.write_bytes(data)
         return path
 
-    def placeholder(self, status: str) -> Path:
-        """A tile for a history entry without an image (still running, failed, stopped)."""
-        name = re.sub(r"[^a-z]", "", status.lower()) or "none"
-        path = self.folder / f"placeholder-{name}.png"
+    def placeholder(self, words: str) -> Path:
+        """A tile for a history entry without an image (still running, failed, stopped,
+        expired) that says so in `words`, in the page's language (Noto Sans CJK draws
+        Chinese where it is installed, as for the demo's images)."""
+        digest = hashlib.sha256(words.encode()).hexdigest()[:16]
+        path = self.folder / f"placeholder-{digest}.png"
         if not path.exists():
             image = Image.new("RGB", (384, 384), (236, 236, 242))
-            draw = ImageDraw.Draw(image)
-            font = ImageFont.load_default(size=34)
-            draw.text((192, 192), status, fill=(90, 90, 110), font=font, anchor="mm")
+            font = placeholder_font(34)
+            ImageDraw.Draw(image).text(
+                (192, 192), drawable(font, words), fill=(90, 90, 110), font=font, anchor="mm"
+            )
             image.save(path, format="PNG")
         return path
 
