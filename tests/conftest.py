@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from bench.processes import CHROMIUM, CHROMIUM_FLAGS
 from runapi_ui.page.server import PlaygroundApp, create_app, launch
@@ -55,8 +55,10 @@ FAST_PRIOR_SECONDS = 0.05
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"  # git ignores it
 DESKTOP = {"width": 1280, "height": 1000}
 # How long a test waits for anything the server or the page does: a busy 2-core machine
-# (CI's, or ours with both cores kept busy) can take many seconds for what takes one here.
-WAIT_MS = 30_000
+# (CI's, or ours with both cores kept busy) took over 30 s to render a page that takes
+# one here. Every expect, and every action and navigation of a page (`browser`), waits
+# this long; a test that passes never waits it out.
+WAIT_MS = 60_000
 expect.set_options(timeout=WAIT_MS)
 
 _TEST_DEFAULTS: dict[str, Any] = {"time_scale": 0.0, "jitter": 0.0, "retry_after_seconds": 0}
@@ -176,6 +178,14 @@ def browser() -> Iterator[Browser]:
     assert Path(CHROMIUM).exists(), "install Chromium first: apt-get install -y chromium"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        new_context = browser.new_context
+
+        def patient_context(**options: Any) -> BrowserContext:
+            context = new_context(**options)
+            context.set_default_timeout(WAIT_MS)  # Playwright's own: 30 s
+            return context
+
+        browser.new_context = patient_context  # type: ignore[method-assign]
         yield browser
         browser.close()
 
