@@ -19,7 +19,7 @@ from runapi_ui.page.ui import HISTORY_STORAGE_KEY
 from runapi_ui.runs.settings import Settings
 from tests.conftest import DESKTOP, WAIT_MS, Served, eventually, launched_app, open_page, shot
 from tests.test_browser import read_history, write_browser_state
-from tests.test_history import creates, field, finished_caption, tiles
+from tests.test_history import creates, field, finished_caption, stored_history, tiles
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +73,13 @@ def write_history(page: Page, studio: Served, value: list[dict]) -> None:
 
 
 def history_prompts(page: Page, studio: Served) -> list[str]:
-    stored = read_history(page, studio.settings.history_secret)
+    stored = stored_history(page, studio)
     return [entry["prompt"] for entry in stored or []]
 
 
 def prompts_with_task_ids(page: Page, studio: Served) -> set[str]:
     """The stored history's runs whose tasks all have RunAPI's ids: what a reload resumes."""
-    stored = read_history(page, studio.settings.history_secret) or []
+    stored = stored_history(page, studio) or []
     return {
         entry["prompt"]
         for entry in stored
