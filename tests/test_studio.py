@@ -156,9 +156,11 @@ def test_a_reload_with_two_runs_in_flight_completes_both_and_shows_the_newer(
     page: Page, studio: Served
 ) -> None:
     before = creates(studio.app.simulator)
-    click_generate(page, "Older run in flight", model="imagen-4")
+    # Ultra's runs (~5 s here): both are still in flight at the reload, also on a busy
+    # machine (imagen-4's 3.2 s let the older end first once in CI).
+    click_generate(page, "Older run in flight", model="imagen-4-ultra")
     page.wait_for_timeout(400)
-    click_generate(page, "Newer run in flight", model="imagen-4")
+    click_generate(page, "Newer run in flight", model="imagen-4-ultra")
     expect(page.locator("#runs-feed .run-card.is-going")).to_have_count(2)
     eventually(
         lambda: (
