@@ -9,11 +9,14 @@ the launched app, and Chromium.
 - `simulator`: one such server with the defaults.
 - `make_client(server_or_url, api_key="sk-test", **kwargs)` (async tests only) makes a
   `RunAPIClient` that polls and retries fast: `fast_durations()` priors (0.05 s per
-  model) and `retry_base_delay=0.01`; other keyword arguments go to `RunAPIClient`.
+  model) and `retry_base_delay=FAST_RETRY_SECONDS`; other keyword arguments go to
+  `RunAPIClient`.
   Every client it made is closed after the test.
 - `start(settings, **options)` launches the real app on `settings.port` (pick it with
   `bench.processes.free_port`) and returns a `Served`; `launched_app(...)` does the same as
-  a context manager that closes it. `options` go to `create_app`; polling is fast.
+  a context manager that closes it. `options` go to `create_app`; polling and retries
+  are fast.
+  `script_client(url)` is gradio_client's `Client` for it, as a script would call it.
 - `browser`: Debian's Chromium (`bench.processes.CHROMIUM` and its flags), one per test
   module. `visitor_page(browser, url)` is a fresh profile's tab with the form loaded and
   the page's load events answered (`settle`); `shot(page, name)` saves a screenshot into
@@ -28,6 +31,7 @@ Every test that uses `browser` (directly or through a fixture) is marked `browse
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 # Before anything imports gradio: no usage analytics from test runs (no network here).
@@ -37,21 +41,25 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from gradio_client import Client
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from bench.processes import CHROMIUM, CHROMIUM_FLAGS
-from runapi_ui.page.server import PlaygroundApp, create_app, launch
 from runapi_ui.runapi.catalog import MODELS
 from runapi_ui.runapi.client import RunAPIClient
 from runapi_ui.runapi.polling import DurationStats
 from runapi_ui.runapi.simulator import SimulatorConfig, SimulatorServer, parse_faults
 from runapi_ui.runs.settings import Settings
 
+if TYPE_CHECKING:  # Gradio loads where an app is made: pytest's own process never needs it
+    from runapi_ui.page.server import PlaygroundApp
+
 TEST_KEY = "sk-test-0123456789"
 FAST_PRIOR_SECONDS = 0.05
+FAST_RETRY_SECONDS = 0.01  # the first retry's delay (production: RETRY_BASE_DELAY)
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"  # git ignores it
 DESKTOP = {"width": 1280, "height": 1000}
 # How long a test waits for anything the server or the page does: a busy 2-core machine
@@ -97,7 +105,7 @@ async def make_client(make_simulator: object) -> AsyncIterator[Callable[..., Run
     def make(server: SimulatorServer | str, api_key: str = TEST_KEY, **kwargs: Any) -> RunAPIClient:
         url = server if isinstance(server, str) else server.url
         kwargs.setdefault("durations", fast_durations())
-        kwargs.setdefault("retry_base_delay", 0.01)
+        kwargs.setdefault("retry_base_delay", FAST_RETRY_SECONDS)
         client = RunAPIClient(api_key=api_key, base_url=url, **kwargs)
         clients.append(client)
         return client
@@ -129,13 +137,16 @@ class Served:
 
 
 def _launch(settings: Settings, options: dict[str, Any]) -> tuple[PlaygroundApp, str]:
-    app = create_app(settings, **{"live_durations": fast_durations(), **options})
+    from runapi_ui.page.server import create_app, launch
+
+    fast = {"live_durations": fast_durations(), "retry_base_delay": FAST_RETRY_SECONDS}
+    app = create_app(settings, **{**fast, **options})
     return app, launch(app, settings, block=False)
 
 
 def start(settings: Settings, **options: Any) -> Served:
     """The real app served on `settings.port`, not blocking; `options` go to `create_app`
-    (live polling is fast unless `live_durations` says otherwise). Close its `.app`."""
+    (live polling and retries are fast unless they say otherwise). Close its `.app`."""
     return Served(*_launch(settings, options), settings, options)
 
 
@@ -147,6 +158,19 @@ def launched_app(settings: Settings, **options: Any) -> Iterator[Served]:
         yield served
     finally:
         served.app.close()
+
+
+@contextmanager
+def script_client(url: str, **options: Any) -> Iterator[Client]:
+    """gradio_client's `Client` for the app at `url` (`options` go to it), closed when the
+    block ends. Closed in the background: `Client.close()` waits a whole second for its
+    heartbeat thread, which sits reading the app's event stream until the next heartbeat
+    and then ends by itself (or when the app stops)."""
+    client = Client(url, verbose=False, **options)
+    try:
+        yield client
+    finally:
+        threading.Thread(target=client.close, daemon=True).start()
 
 
 # --- Chromium ---------------------------------------------------------------------------

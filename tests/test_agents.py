@@ -75,16 +75,18 @@ class AgentApp:
 @contextmanager
 def running_app(data_dir: Path, **overrides: Any) -> Iterator[AgentApp]:
     """The real app with MCP on; demo tasks take ~1 s (imagen-4-fast), live ones less.
-    `overrides` are more Settings."""
+    `overrides` are more Settings (or other values for these)."""
     with SimulatorServer(SimulatorConfig(time_scale=0.05, api_keys=LIVE_KEYS)) as live:
         settings = Settings(
-            base_url=live.url,
-            port=free_port(),
-            simulator_time_scale=0.25,
-            deadline=60,
-            mcp=True,
-            data_dir=data_dir,
-            **overrides,
+            **{
+                "base_url": live.url,
+                "port": free_port(),
+                "simulator_time_scale": 0.25,
+                "deadline": 60,
+                "mcp": True,
+                "data_dir": data_dir,
+                **overrides,
+            }
         )
         with launched_app(settings) as app:
             yield AgentApp(app.app, app.url.rstrip("/"), live)

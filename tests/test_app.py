@@ -22,7 +22,6 @@ from typing import Any
 import gradio as gr
 import httpx
 import pytest
-from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
@@ -40,7 +39,7 @@ from runapi_ui.runs.registry import Run
 from runapi_ui.runs.settings import Settings, settings_from
 from runapi_ui.storage.images import ImageStore
 from runapi_ui.storage.pnginfo import read_settings
-from tests.conftest import fast_durations, launched_app
+from tests.conftest import FAST_RETRY_SECONDS, fast_durations, launched_app, script_client
 
 ALICE = "sk-alice-7f3a9c21d4"
 BOB = "sk-bob-0b8e62f5aa"
@@ -75,6 +74,7 @@ async def make_playground(
             demo.url,
             limits=limits_from(Settings(images_per_hour=0)),
             live_durations=fast_durations(),
+            retry_base_delay=FAST_RETRY_SECONDS,
         )
         made.append(playground)
         return playground, demo
@@ -348,11 +348,19 @@ def launched(tmp_path_factory) -> Iterator[tuple[PlaygroundApp, str, SimulatorSe
 
 def test_the_api_takes_keywords_and_returns_captioned_images(launched) -> None:
     _, url, _ = launched
-    client = Client(url, verbose=False)
-    parameters = [
-        p["parameter_name"]
-        for p in client.view_api(return_format="dict")["named_endpoints"]["/generate"]["parameters"]
-    ]
+    with script_client(url) as client:
+        endpoint = client.view_api(return_format="dict")["named_endpoints"]["/generate"]
+        result = client.predict(
+            prompt="a lighthouse at night",
+            model="imagen-4-fast",
+            aspect_ratio="9:16",
+            negative_prompt="",
+            num_images=2,
+            seed=11,
+            api_key="",
+            api_name="/generate",
+        )
+    parameters = [p["parameter_name"] for p in endpoint["parameters"]]
     assert parameters == [
         "prompt",
         "model",
@@ -362,16 +370,6 @@ def test_the_api_takes_keywords_and_returns_captioned_images(launched) -> None:
         "seed",
         "api_key",
     ]
-    result = client.predict(
-        prompt="a lighthouse at night",
-        model="imagen-4-fast",
-        aspect_ratio="9:16",
-        negative_prompt="",
-        num_images=2,
-        seed=11,
-        api_key="",
-        api_name="/generate",
-    )
     assert sorted(item["caption"] for item in result) == [
         "Demo · imagen-4-fast · 9:16 · seed 11",
         "Demo · imagen-4-fast · 9:16 · seed 12",
@@ -385,10 +383,12 @@ def test_a_script_may_send_numbers_where_text_goes(launched) -> None:
     they make text of a number themselves, as Gradio's Textbox did: a prompt of 1984
     is the prompt "1984", not "The prompt must be text."."""
     _, url, _ = launched
-    client = Client(url, verbose=False)
-    (item,) = client.predict(prompt=1984, negative_prompt=7, seed=3, api_name="/generate")
-    (compared, *_) = client.predict(prompt=1985, seed=4, api_name="/compare")
-    client.close()
+    with script_client(url) as client:
+        # On a key: the live simulator is quicker than the demo, and the words are the point.
+        (item,) = client.predict(
+            prompt=1984, negative_prompt=7, seed=3, api_key=ALICE, api_name="/generate"
+        )
+        (compared, *_) = client.predict(prompt=1985, seed=4, api_key=ALICE, api_name="/compare")
     made = read_settings(item["image"])
     assert (made.prompt, made.negative_prompt, made.seed) == ("1984", "7", 3)
     assert read_settings(compared["image"]).prompt == "1985"
@@ -398,13 +398,12 @@ def test_a_script_sees_progress_then_one_answer_with_every_image(launched) -> No
     """Scripts get the bar's words as progress, and the images once, at the end: a
     gallery yielded image by image made gradio_client download 1+2+…+n+n files."""
     _, url, _ = launched
-    client = Client(url, verbose=False)
-    messages = list(
-        queue_messages(
-            client, "/generate", prompt="a kite", model="imagen-4-fast", num_images=3, seed=5
+    with script_client(url) as client:
+        messages = list(
+            queue_messages(
+                client, "/generate", prompt="a kite", model="imagen-4-fast", num_images=3, seed=5
+            )
         )
-    )
-    client.close()
     kinds = [message["msg"] for message in messages]
     assert "process_generating" not in kinds
     progress = [
@@ -436,10 +435,11 @@ def test_gradio_keeps_only_the_last_sessions_kept_sessions(tmp_path) -> None:
     app = create_app(settings)
     try:
         url = launch(app, settings, block=False)
-        for visitor in range(5):  # each Client is a session of its own
-            client = Client(url, verbose=False)
-            client.predict(prompt=f"visitor {visitor}", model="imagen-4-fast", api_name="/generate")
-            client.close()
+        for visitor in range(5):  # each client is a session of its own
+            with script_client(url) as client:
+                client.predict(
+                    prompt=f"visitor {visitor}", model="imagen-4-fast", api_name="/generate"
+                )
         assert len(app.blocks.state_holder.session_data) == 3
         assert len(app.blocks._queue.pending_messages_per_session) == 3
     finally:
@@ -458,11 +458,11 @@ def test_a_sessions_messages_go_when_least_recently_read_and_none_of_its_events_
 
 def test_api_failures_arrive_with_the_pages_message(launched) -> None:
     _, url, _ = launched
-    client = Client(url, verbose=False)
-    with pytest.raises(AppError, match="Enter a prompt"):
-        client.predict(prompt=" ", model="imagen-4", api_name="/generate")
-    with pytest.raises(AppError, match="did not accept the API key"):
-        client.predict(prompt="a cat", api_key="sk-unknown", api_name="/generate")
+    with script_client(url) as client:
+        with pytest.raises(AppError, match="Enter a prompt"):
+            client.predict(prompt=" ", model="imagen-4", api_name="/generate")
+        with pytest.raises(AppError, match="did not accept the API key"):
+            client.predict(prompt="a cat", api_key="sk-unknown", api_name="/generate")
 
 
 def test_twenty_concurrent_calls_all_reach_runapi_before_the_first_finishes(launched) -> None:
@@ -475,14 +475,14 @@ def test_twenty_concurrent_calls_all_reach_runapi_before_the_first_finishes(laun
     # 60 s x the fixture's time scale of 0.05: each task takes 3 s.
     simulator.config.durations = {"imagen-4-fast": (60.0, 60.0)}
     try:
-        client = Client(url, verbose=False)
-        jobs = [
-            client.submit(
-                prompt=f"a cat, {i}", model="imagen-4-fast", api_key=ALICE, api_name="/generate"
-            )
-            for i in range(20)
-        ]
-        results = [job.result(timeout=60) for job in jobs]
+        with script_client(url) as client:
+            jobs = [
+                client.submit(
+                    prompt=f"a cat, {i}", model="imagen-4-fast", api_key=ALICE, api_name="/generate"
+                )
+                for i in range(20)
+            ]
+            results = [job.result(timeout=60) for job in jobs]
     finally:
         simulator.config.durations = None
     assert all(len(images) == 1 for images in results)
@@ -499,9 +499,10 @@ def test_two_sessions_keys_never_mix_or_leak(launched, caplog, capfd) -> None:
     before = len(live.simulator.requests)
 
     def session(key: str) -> list[dict[str, Any]]:
-        return Client(url, verbose=False).predict(
-            prompt=f"a portrait for {key[:6]}", num_images=2, api_key=key, api_name="/generate"
-        )
+        with script_client(url) as client:
+            return client.predict(
+                prompt=f"a portrait for {key[:6]}", num_images=2, api_key=key, api_name="/generate"
+            )
 
     with ThreadPoolExecutor(2) as pool:
         alice, bob = pool.map(session, [ALICE, BOB])

@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 
 import gradio as gr
 import pytest
-from gradio_client import Client
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
@@ -41,7 +40,7 @@ from runapi_ui.runs.access import DEMO_KEY
 from runapi_ui.runs.settings import Settings
 from runapi_ui.storage.exports import MANIFEST_NAME
 from runapi_ui.storage.pnginfo import JSON_KEY, PARAMETERS_KEY, read_settings
-from tests.conftest import WAIT_MS, launched_app, visitor_page
+from tests.conftest import WAIT_MS, launched_app, script_client, visitor_page
 from tests.conftest import shot as conftest_shot
 
 # RunAPI (the `live` simulator) knows these keys; one per test, so balances stay apart.
@@ -105,8 +104,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 @pytest.fixture(scope="module")
 def owl_png(served: Served) -> Path:
     """A PNG the app made for OWL, as `gradio_client` received it from `/generate`."""
-    client = Client(served.url, verbose=False)
-    items = client.predict(**{**OWL, "seed": str(OWL["seed"])}, num_images=1, api_name="/generate")
+    with script_client(served.url) as client:
+        items = client.predict(
+            **{**OWL, "seed": str(OWL["seed"])}, num_images=1, api_name="/generate"
+        )
     assert len(items) == 1
     return Path(items[0]["image"])
 
@@ -550,22 +551,17 @@ def test_compare_with_one_model_failing_still_shows_the_other_two(
 
 
 def test_compare_through_gradio_client_by_keyword(served: Served) -> None:
-    client = Client(served.url, verbose=False)
-    parameters = {
-        p["parameter_name"]
-        for p in client.view_api(print_info=False, return_format="dict")["named_endpoints"][
-            "/compare"
-        ]["parameters"]
-    }
+    with script_client(served.url) as client:
+        endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        items = client.predict(
+            prompt="A stack of pancakes with berries",
+            aspect_ratio="3:4",
+            seed="11",
+            api_key=SCRIPT_KEY,
+            api_name="/compare",
+        )
+    parameters = {p["parameter_name"] for p in endpoints["/compare"]["parameters"]}
     assert {"prompt", "aspect_ratio", "negative_prompt", "seed", "api_key"} <= parameters
-
-    items = client.predict(
-        prompt="A stack of pancakes with berries",
-        aspect_ratio="3:4",
-        seed="11",
-        api_key=SCRIPT_KEY,
-        api_name="/compare",
-    )
     assert [item["caption"].split(" · ")[0] for item in items] == [
         "imagen-4-fast",
         "imagen-4",
@@ -582,10 +578,10 @@ def test_compare_through_gradio_client_by_keyword(served: Served) -> None:
 def test_compare_through_gradio_client_with_a_ratio_only_one_model_takes(served: Served) -> None:
     """The page's promise for `auto` holds for scripts too: fast draws at auto, the
     other two at the nearest ratio they take."""
-    client = Client(served.url, verbose=False)
-    items = client.predict(
-        prompt="A kite over a beach", aspect_ratio="auto", seed="4", api_name="/compare"
-    )
+    with script_client(served.url) as client:
+        items = client.predict(
+            prompt="A kite over a beach", aspect_ratio="auto", seed="4", api_name="/compare"
+        )
     assert [item["caption"].split(" · ")[1:3] for item in items] == [
         ["imagen-4-fast", "auto"],
         ["imagen-4", "1:1"],

@@ -1,7 +1,7 @@
 """Remix for scripts and agents, end to end on the real app: gradio_client's `/remix`,
 the MCP tool `remix_image`, and `POST /v1/images/edits` through the `openai` package.
 
-One app with MCP on (demo tasks ~1 s; a live simulator for callers with a key).
+One app with MCP on (demo remixes ~2 s; a live simulator for callers with a key).
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
 from runapi_ui.runapi.catalog import REMIX_MODEL
 from runapi_ui.storage.pnginfo import read_settings
+from tests.conftest import script_client
 from tests.test_agents import (
     ALICE,
     AgentApp,
@@ -38,7 +39,7 @@ from tests.test_remix import GPS_SECRET, logo_png, phone_photo
 
 @pytest.fixture(scope="module")
 def agent_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentApp]:
-    with running_app(tmp_path_factory.mktemp("data")) as app:
+    with running_app(tmp_path_factory.mktemp("data"), simulator_time_scale=0.1) as app:
         yield app
 
 
@@ -58,8 +59,18 @@ def remix_tasks(server) -> list:
 def test_remix_endpoint_takes_files_and_settings_and_returns_the_gallery(
     agent_app: AgentApp, sources: list[Path]
 ) -> None:
-    client = Client(agent_app.url, verbose=False)
-    endpoint = client.view_api(return_format="dict")["named_endpoints"]["/remix"]
+    with script_client(agent_app.url) as client:
+        endpoint = client.view_api(return_format="dict")["named_endpoints"]["/remix"]
+        result = client.predict(
+            prompt="the logo on the red wall",
+            images=[handle_file(str(path)) for path in sources],
+            aspect_ratio="3:2",
+            output_resolution="2k",
+            output_format="jpg",
+            num_images=2,
+            api_key=ALICE,
+            api_name="/remix",
+        )
     assert [p["parameter_name"] for p in endpoint["parameters"]] == [
         "prompt",
         "images",
@@ -69,17 +80,6 @@ def test_remix_endpoint_takes_files_and_settings_and_returns_the_gallery(
         "num_images",
         "api_key",
     ]
-    result = client.predict(
-        prompt="the logo on the red wall",
-        images=[handle_file(str(path)) for path in sources],
-        aspect_ratio="3:2",
-        output_resolution="2k",
-        output_format="jpg",
-        num_images=2,
-        api_key=ALICE,
-        api_name="/remix",
-    )
-    client.close()
     assert [item["caption"] for item in result] == [f"{REMIX_MODEL} · 3:2 · 2k"] * 2
     made = read_settings(result[0]["image"])
     assert (made.model, made.source_images, made.output_resolution) == (REMIX_MODEL, 2, "2k")
@@ -105,10 +105,8 @@ def test_remix_endpoint_refuses_bad_input_with_the_reason(
 ) -> None:
     before = len(remix_tasks(agent_app.demo))
     arguments = {"prompt": "p", "images": [handle_file(str(sources[1]))], **change}
-    client = Client(agent_app.url, verbose=False)
-    with pytest.raises(AppError, match=words):
+    with script_client(agent_app.url) as client, pytest.raises(AppError, match=words):
         client.predict(**arguments, api_name="/remix")
-    client.close()
     assert len(remix_tasks(agent_app.demo)) == before
 
 

@@ -18,6 +18,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..agents.endpoints import agent_routes
+from ..runapi.client import RETRY_BASE_DELAY
 from ..runapi.polling import DurationStats
 from ..runapi.simulator import SimulatorConfig, SimulatorServer
 from ..runs.access import DEMO_KEY, AuthConfigError, KeyPolicy, auth_from
@@ -64,10 +65,12 @@ def create_app(
     *,
     simulator_config: SimulatorConfig | None = None,
     live_durations: DurationStats | None = None,
+    retry_base_delay: float = RETRY_BASE_DELAY,
 ) -> PlaygroundApp:
     """Build the page; start the built-in simulator when a visitor may end up on it.
 
-    Tests pass `simulator_config` (faults, speed) and `live_durations` (fast polling).
+    Tests pass `simulator_config` (faults, speed), `live_durations` (fast polling) and
+    `retry_base_delay` (fast retries).
     """
     simulator = None
     policy = KeyPolicy.from_settings(settings)
@@ -85,7 +88,12 @@ def create_app(
     store.sweep()
     demo_url = simulator.url if simulator else None
     playground = Playground(
-        settings, store, demo_url, limits=limits_from(settings), live_durations=live_durations
+        settings,
+        store,
+        demo_url,
+        limits=limits_from(settings),
+        live_durations=live_durations,
+        retry_base_delay=retry_base_delay,
     )
     return PlaygroundApp(build_ui(playground), playground, simulator)
 

@@ -12,6 +12,7 @@ one answers. Answers are read tolerantly; requests are sent exactly.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import math
 import os
@@ -60,6 +61,7 @@ GUIDE_STATUS_PATHS = ("/v1/tasks", "/api/v1/tasks")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_WAIT = 30.0  # seconds: a Retry-After longer than this is reported, not slept
+RETRY_BASE_DELAY = 0.5  # seconds before the first retry, doubling after each
 MAX_IMAGE_BYTES = 40 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000  # Imagen 4 draws at most ~1.6 MP; more is a decompression bomb
 
@@ -238,6 +240,13 @@ class _Answer:
         return (self.sent_at + self.received_at) / 2
 
 
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """The TLS settings every connection to RunAPI in this process uses: building them
+    loads the CA bundle (~20 ms of CPU), and one context serves any number of clients."""
+    return httpx.create_ssl_context()
+
+
 def _api_root(base_url: str) -> str:
     """`https://runapi.ai`, also from Hermes' `https://runapi.ai/v1` or an `/api/v1` base."""
     root = base_url.strip().rstrip("/")
@@ -364,7 +373,7 @@ class RunAPIClient:
         deadline: float = 300.0,
         request_timeout: float = 30.0,
         max_retries: int = 3,
-        retry_base_delay: float = 0.5,
+        retry_base_delay: float = RETRY_BASE_DELAY,
         durations: DurationStats | None = None,
         ssl_context: ssl.SSLContext | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -382,9 +391,7 @@ class RunAPIClient:
         self._guide_status_path: str | None = None  # learned: which guide status path answers
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(request_timeout, connect=10.0),
-            # Building a context loads the CA bundle (tens of ms of CPU): an app that makes
-            # a client per request passes one shared context.
-            verify=ssl_context or True,
+            verify=ssl_context or shared_ssl_context(),
             transport=transport,
             headers={"Accept": "application/json", "User-Agent": "imagen-playground/0.1"},
             follow_redirects=False,

@@ -27,7 +27,7 @@ import httpx
 
 from ..translations import ENGLISH, text
 from .catalog import MODELS, PRICES_AS_OF, REMIX_MODEL, REMIX_PRICE_CENTS
-from .client import DEFAULT_BASE_URL, _api_root, stamp_request_id
+from .client import DEFAULT_BASE_URL, _api_root, shared_ssl_context, stamp_request_id
 from .errors import (
     NetworkError,
     RunAPIError,
@@ -163,6 +163,7 @@ class PriceBook:
         self._etag: str | None = None
         self._http = httpx.AsyncClient(
             timeout=request_timeout,
+            verify=shared_ssl_context(),
             transport=transport,
             headers={"Accept": "application/json", "User-Agent": "imagen-playground/0.1"},
             event_hooks={"request": [stamp_request_id]},

@@ -34,10 +34,15 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from .catalog import DEFAULT_MODEL
-from .client import AnyRequest, GenerationResult, RunAPIClient, Task, UpdateCallback
+from .client import (
+    RETRY_BASE_DELAY,
+    AnyRequest,
+    GenerationResult,
+    RunAPIClient,
+    Task,
+    UpdateCallback,
+)
 from .errors import UNEXPECTED_MESSAGE, RunAPIError
 from .files import UploadedFile
 from .polling import DurationStats
@@ -103,8 +108,23 @@ class TaskWorker:
     def new_id(self) -> int:
         return next(self._ids)
 
-    def client(self, api_key: str, base_url: str, *, deadline: float, stats: str) -> WorkerClient:
-        return WorkerClient(self, api_key, base_url, deadline=deadline, stats=stats)
+    def client(
+        self,
+        api_key: str,
+        base_url: str,
+        *,
+        deadline: float,
+        stats: str,
+        retry_base_delay: float = RETRY_BASE_DELAY,
+    ) -> WorkerClient:
+        return WorkerClient(
+            self,
+            api_key,
+            base_url,
+            deadline=deadline,
+            stats=stats,
+            retry_base_delay=retry_base_delay,
+        )
 
     def start(self) -> None:
         """Start the child now, before anyone needs it (an app about to serve: its first
@@ -250,10 +270,17 @@ class WorkerClient:
     """A run's `RunAPIClient`, living in the worker process: the same calls."""
 
     def __init__(
-        self, worker: TaskWorker, api_key: str, base_url: str, *, deadline: float, stats: str
+        self,
+        worker: TaskWorker,
+        api_key: str,
+        base_url: str,
+        *,
+        deadline: float,
+        stats: str,
+        retry_base_delay: float = RETRY_BASE_DELAY,
     ) -> None:
         self._worker = worker
-        self._opening = (api_key, base_url, deadline, stats)
+        self._opening = (api_key, base_url, deadline, stats, retry_base_delay)
         self._id = worker.new_id()
         self._opened_in: int | None = None  # the worker generation that knows this client
 
@@ -328,7 +355,6 @@ class _Child:
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
-        self._ssl_context = httpx.create_ssl_context()  # one CA bundle load for every run
         self._stats: dict[str, DurationStats] = {}
         self._clients: dict[int, RunAPIClient] = {}
         self._calls: dict[int, tuple[int, asyncio.Task[None]]] = {}  # id: (client, task)
@@ -340,13 +366,13 @@ class _Child:
             stats.listener = lambda *observed: self._answer(("observed", name, *observed))
             self._stats[name] = stats
         elif kind == "open":
-            client_id, api_key, base_url, deadline, stats = fields
+            client_id, api_key, base_url, deadline, stats, retry_base_delay = fields
             self._clients[client_id] = RunAPIClient(
                 api_key=api_key,
                 base_url=base_url,
                 deadline=deadline,
+                retry_base_delay=retry_base_delay,
                 durations=self._stats[stats],
-                ssl_context=self._ssl_context,
             )
         elif kind == "submit":
             call_id, client_id, request = fields

@@ -17,10 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from ..runapi.catalog import DEFAULT_MODEL, MODELS, SEED_MAX
-from ..runapi.client import AnyRequest, GenerationRequest, RunAPIClient
+from ..runapi.client import RETRY_BASE_DELAY, AnyRequest, GenerationRequest, RunAPIClient
 from ..runapi.errors import RunAPIError, TaskFailedError, ValidationError
 from ..runapi.polling import DurationStats
 from ..runapi.prices import PriceBook, PriceRefresher
@@ -50,8 +48,10 @@ class Playground:
         *,
         limits: Limits,
         live_durations: DurationStats | None = None,
+        retry_base_delay: float = RETRY_BASE_DELAY,
     ) -> None:
         self.settings = settings
+        self.retry_base_delay = retry_base_delay
         self.store = store
         self.demo_url = demo_url
         self.policy = KeyPolicy.from_settings(settings)
@@ -62,7 +62,6 @@ class Playground:
             keep_seconds=settings.run_keep_seconds,
             max_finished=settings.runs_kept,
         )
-        self._ssl_context = httpx.create_ssl_context()  # shared by every run's client
         scale = settings.simulator_time_scale
         demo_priors = {model: seconds * scale for model, seconds in SIMULATED_SECONDS.items()}
         self._durations = {
@@ -220,6 +219,7 @@ class Playground:
             backend.base_url,
             deadline=self.settings.deadline,
             stats=_stats_name(backend.is_demo),
+            retry_base_delay=self.retry_base_delay,
         )
 
     def client_for(self, backend: Backend) -> RunAPIClient:
@@ -228,8 +228,8 @@ class Playground:
             api_key=backend.api_key,
             base_url=backend.base_url,
             deadline=self.settings.deadline,
+            retry_base_delay=self.retry_base_delay,
             durations=self._durations[backend.is_demo],
-            ssl_context=self._ssl_context,
         )
 
 
