@@ -49,7 +49,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from bench.processes import CHROMIUM, CHROMIUM_FLAGS
 from runapi_ui.runapi.catalog import MODELS
-from runapi_ui.runapi.client import RunAPIClient
+from runapi_ui.runapi.client import RunAPIClient, shared_ssl_context
 from runapi_ui.runapi.polling import DurationStats
 from runapi_ui.runapi.simulator import SimulatorConfig, SimulatorServer, parse_faults
 from runapi_ui.runs.settings import Settings
@@ -160,13 +160,20 @@ def launched_app(settings: Settings, **options: Any) -> Iterator[Served]:
         served.app.close()
 
 
+def new_script_client(url: str, **options: Any) -> Client:
+    """gradio_client's `Client` for the app at `url`, as a script makes one (`options` go
+    to it), verifying TLS with this process's one context: gradio_client makes an httpx
+    client for each request, and each would load the CA bundle again (22 ms of CPU)."""
+    return Client(url, verbose=False, ssl_verify=shared_ssl_context(), **options)
+
+
 @contextmanager
 def script_client(url: str, **options: Any) -> Iterator[Client]:
-    """gradio_client's `Client` for the app at `url` (`options` go to it), closed when the
-    block ends. Closed in the background: `Client.close()` waits a whole second for its
-    heartbeat thread, which sits reading the app's event stream until the next heartbeat
-    and then ends by itself (or when the app stops)."""
-    client = Client(url, verbose=False, **options)
+    """`new_script_client`, closed when the block ends. Closed in the background:
+    `Client.close()` waits a whole second for its heartbeat thread, which sits reading the
+    app's event stream until the next heartbeat and then ends by itself (or when the app
+    stops)."""
+    client = new_script_client(url, **options)
     try:
         yield client
     finally:

@@ -43,7 +43,7 @@ from runapi_ui.runs.access import DEMO_KEY, KeyPolicy, KeySource
 from runapi_ui.runs.quota import HOUR
 from runapi_ui.runs.settings import Settings
 from runapi_ui.storage.pnginfo import read_settings
-from tests.conftest import ARTIFACTS, settle, shot, start
+from tests.conftest import ARTIFACTS, new_script_client, settle, shot, start
 from tests.test_browser import STORED_IN_BROWSER, read_history
 from tests.test_quota import redis_server
 
@@ -84,7 +84,7 @@ class Served:
         return self.app.simulator
 
     def client(self, **kwargs: Any) -> Client:
-        return Client(self.url, verbose=False, **kwargs)
+        return new_script_client(self.url, **kwargs)
 
     def images(self, body: Any, api_key: str | None = None) -> httpx.Response:
         """`POST /v1/images/generations`, with `Authorization: Bearer` when a key is given."""
@@ -469,7 +469,7 @@ def test_two_app_processes_on_one_redis_share_a_quota(redis_server, live, tmp_pa
             )
             assert process.poll() is None, log.read_text()
             assert f"counted in Redis at {redis_server.url}" in log.read_text()
-        first, second = (Client(f"http://127.0.0.1:{port}", verbose=False) for port in ports)
+        first, second = (new_script_client(f"http://127.0.0.1:{port}") for port in ports)
         # One visitor (one address) on both processes at once: 2 + 1 images, and one on
         # their own key, which the quota does not count.
         with ThreadPoolExecutor(3) as pool:
@@ -481,8 +481,8 @@ def test_two_app_processes_on_one_redis_share_a_quota(redis_server, live, tmp_pa
             assert [len(call.result(timeout=60)) for call in calls] == [2, 1, 1]
         # The fourth, whichever process serves it, and whatever address the client claims
         # (uvicorn believes no X-Forwarded-For unless the operator names a proxy).
-        forged = Client(
-            f"http://127.0.0.1:{ports[1]}", headers={"X-Forwarded-For": "8.8.4.4"}, verbose=False
+        forged = new_script_client(
+            f"http://127.0.0.1:{ports[1]}", headers={"X-Forwarded-For": "8.8.4.4"}
         )
         for client in (first, second, forged):
             with pytest.raises(AppError) as refused:

@@ -21,7 +21,6 @@ import gradio as gr
 import httpx
 import pytest
 import redis
-from gradio_client import Client
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from starlette.requests import Request
@@ -44,6 +43,7 @@ from runapi_ui.runs.quota import (
     visitor_from,
 )
 from runapi_ui.runs.settings import Settings
+from tests.conftest import new_script_client
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_DISK = ("--save", "", "--appendonly", "no")
@@ -477,7 +477,7 @@ async def test_visitors_as_gradios_own_server_delivers_them(monkeypatch) -> None
     )
     url = f"http://127.0.0.1:{port}/"
     try:
-        api = Client(url, headers={"X-Forwarded-For": FORGED}, verbose=False)
+        api = new_script_client(url, headers={"X-Forwarded-For": FORGED})
         await asyncio.to_thread(api.predict, "hi", api_name="/echo")
         forwarded = httpx.AsyncClient(headers={"X-Forwarded-For": f"{FORGED}, 8.8.4.4"})
         async with (

@@ -31,7 +31,7 @@ from runapi_ui.runs.access import Backend, KeySource
 from runapi_ui.runs.registry import Run, RunRegistry, RunStatus
 from runapi_ui.storage.images import ImageStore
 from runapi_ui.translations import ENGLISH, TRADITIONAL
-from tests.conftest import fast_durations
+from tests.conftest import FAST_RETRY_SECONDS, fast_durations
 
 KEY = "sk-runs-5e1f0a9d77"
 STEADY_POLL_SECONDS = 0.2  # what fast_durations() makes a client poll at
@@ -47,7 +47,7 @@ def registry(store: ImageStore, **kwargs: Any) -> RunRegistry:
             api_key=backend.api_key,
             base_url=backend.base_url,
             durations=fast_durations(),
-            retry_base_delay=0.01,
+            retry_base_delay=FAST_RETRY_SECONDS,
             deadline=20.0,
         )
 
