@@ -22,14 +22,14 @@ from typing import Any
 
 import httpx
 import pytest
-from PIL import Image, ImageChops
+from PIL import Image
 
 from runapi_ui.runapi.client import GenerationRequest, Phase, RunAPIClient
 from runapi_ui.runapi.simulator import SimulatorServer, drawable, placeholder_font
 from runapi_ui.runs import history as hist
 from runapi_ui.runs.access import Backend, KeySource
 from runapi_ui.runs.registry import Run, RunRegistry, RunStatus
-from runapi_ui.storage.images import ImageStore
+from runapi_ui.storage.images import PLACEHOLDER_FRAME, PLACEHOLDER_LABEL, ImageStore
 from runapi_ui.translations import ENGLISH, TRADITIONAL
 from tests.conftest import FAST_RETRY_SECONDS, fast_durations
 
@@ -408,11 +408,38 @@ def test_a_tile_without_an_image_says_why_in_the_pages_language(store: ImageStor
     words = hist.status_words("running", TRADITIONAL)
     font = placeholder_font(34)
     assert drawable(font, words) == words, "apt-get install -y fonts-noto-cjk"
-    blank = Image.new("RGB", (384, 384), (236, 236, 242))
     for path in (english, chinese):
         with Image.open(path) as tile:
-            assert ImageChops.difference(tile.convert("RGB"), blank).getbbox(), "nothing drawn"
+            alpha = tile.getchannel("A")
+            # Between the frame and the label, the page's own colour shows: light or dark.
+            assert alpha.getpixel((40, 192)) == 0 and alpha.getpixel((192, 40)) == 0
+            assert alpha.getpixel((2, 2)) == 0, "the corners outside the frame too"
+            label = tile.crop((40, 150, 344, 234)).convert("RGB").getcolors(384 * 384)
+            assert {(255, 255, 255), PLACEHOLDER_LABEL} <= {color for _, color in label}, (
+                "white words on the grey label"
+            )
     assert hist.cover(entry, store, TRADITIONAL) == chinese, "drawn once, then reused"
+
+
+def contrast(first: tuple[int, ...], second: tuple[int, ...]) -> float:
+    """WCAG's contrast ratio of two sRGB colours."""
+
+    def luminance(color: tuple[int, ...]) -> float:
+        linear = [
+            (c / 255 / 12.92) if c <= 10 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in color
+        ]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(first[:3]), luminance(second[:3])), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_a_tile_without_an_image_reads_on_a_light_page_and_a_dark_one() -> None:
+    """The words are white on the label's grey (WCAG's 4.5:1 for text), and the frame
+    stands out (3:1) from a white block and from the dark theme's blocks (neutral 800)."""
+    assert contrast((255, 255, 255), PLACEHOLDER_LABEL) >= 4.5
+    for block in ((255, 255, 255), (0x1F, 0x29, 0x37)):
+        assert contrast(PLACEHOLDER_FRAME, block) >= 3, block
 
 
 def entry_like(template: hist.Entry, number: int, *, thumb_bytes: int = 0) -> hist.Entry:

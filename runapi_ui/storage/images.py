@@ -31,6 +31,13 @@ from .pnginfo import ImageSettings, png_with_settings
 log = logging.getLogger(__name__)
 
 THUMBNAIL_PIXELS = 192  # longest side: about 5 KB a preview
+# A history tile without an image: a grey frame and a label of words (white on the
+# label's grey: 7.6:1), on a transparent ground. PLACEHOLDER_LOOK names this look in the
+# files' names, so a page never gets an earlier version's file.
+PLACEHOLDER_SIDE = 384
+PLACEHOLDER_FRAME = (124, 128, 146)  # 3:1 or more on white and on the dark theme's blocks
+PLACEHOLDER_LABEL = (75, 85, 99)  # Tailwind's gray-600, the theme's neutral grey
+PLACEHOLDER_LOOK = "labelled-2"
 _TOKEN_BYTES = 16  # 128 random bits in every file name
 # What our own files are called: a readable prefix, then the random token (a remix's
 # kept sources are `source_<n>_<token>.jpg` or `.png`, as sources.py encoded them).
@@ -150,15 +157,26 @@ class ImageStore:
     def placeholder(self, words: str) -> Path:
         """A tile for a history entry without an image (still running, failed, stopped,
         expired) that says so in `words`, in the page's language (Noto Sans CJK draws
-        Chinese where it is installed, as for the demo's images)."""
-        digest = hashlib.sha256(words.encode()).hexdigest()[:16]
+        Chinese where it is installed, as for the demo's images).
+
+        Its ground is transparent, so it sits on the page's own colour, light or dark;
+        the words are white on a dark grey label, which reads on either."""
+        digest = hashlib.sha256(f"{PLACEHOLDER_LOOK}:{words}".encode()).hexdigest()[:16]
         path = self.folder / f"placeholder-{digest}.png"
         if not path.exists():
-            image = Image.new("RGB", (384, 384), (236, 236, 242))
-            font = placeholder_font(34)
-            ImageDraw.Draw(image).text(
-                (192, 192), drawable(font, words), fill=(90, 90, 110), font=font, anchor="mm"
+            side, centre = PLACEHOLDER_SIDE, PLACEHOLDER_SIDE // 2
+            image = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+            draw = ImageDraw.Draw(image)
+            draw.rounded_rectangle(
+                (6, 6, side - 7, side - 7), radius=28, outline=PLACEHOLDER_FRAME, width=4
             )
+            font = placeholder_font(38)
+            text = drawable(font, words)
+            left, top, right, bottom = draw.textbbox((centre, centre), text, font=font, anchor="mm")
+            draw.rounded_rectangle(
+                (left - 24, top - 16, right + 24, bottom + 16), radius=18, fill=PLACEHOLDER_LABEL
+            )
+            draw.text((centre, centre), text, fill="white", font=font, anchor="mm")
             image.save(path, format="PNG")
         return path
 
