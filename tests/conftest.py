@@ -186,7 +186,7 @@ def script_client(url: str, **options: Any) -> Iterator[Client]:
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto` (pyproject's addopts): a process per core, as the browser tests keep each
     core busy with Chromium; twice as many without them (`-m "not browser"`), as the rest
-    mostly wait on sockets and simulated tasks (on 2 cores: 85 s against 116 s with two).
+    mostly wait on sockets and simulated tasks (on 2 cores: 58 s with four, 63 s with three).
     PYTEST_XDIST_AUTO_NUM_WORKERS still decides when it is set."""
     if chosen := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return int(chosen)
