@@ -15,6 +15,7 @@ import io
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FunctionType, ModuleType
@@ -432,6 +433,27 @@ def contrast(first: tuple[int, ...], second: tuple[int, ...]) -> float:
 
     high, low = sorted((luminance(first[:3]), luminance(second[:3])), reverse=True)
     return (high + 0.05) / (low + 0.05)
+
+
+def test_the_sweep_removes_old_images_and_earlier_looks_tiles_and_nothing_else(
+    store: ImageStore,
+) -> None:
+    eight_days_ago = time.time() - 8 * 86400
+    old, fresh = store.keep(b"old", "imagen-4_1", "png"), store.keep(b"new", "imagen-4_2", "png")
+    not_ours = store.folder / "notes.txt"
+    not_ours.write_text("a file someone put here")
+    for path in (old, not_ours):
+        os.utime(path, (eight_days_ago, eight_days_ago))
+    tile = Path(hist.cover({"status": "failed", "jobs": [{"image": None}]}, store))
+    earlier_tiles = [
+        store.folder / "placeholder-running.png",
+        store.folder / "placeholder-0a1b.png",
+    ]
+    for path in earlier_tiles:
+        path.write_bytes(b"an earlier look")
+    assert store.sweep() == 3
+    assert not old.exists() and not any(path.exists() for path in earlier_tiles)
+    assert fresh.exists() and not_ours.exists() and tile.exists()
 
 
 def test_a_tile_without_an_image_reads_on_a_light_page_and_a_dark_one() -> None:

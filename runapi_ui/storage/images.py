@@ -33,11 +33,12 @@ log = logging.getLogger(__name__)
 THUMBNAIL_PIXELS = 192  # longest side: about 5 KB a preview
 # A history tile without an image: a grey frame and a label of words (white on the
 # label's grey: 7.6:1), on a transparent ground. PLACEHOLDER_LOOK names this look in the
-# files' names, so a page never gets an earlier version's file.
+# files' names: a page never gets an earlier look's file, and the sweep removes those.
 PLACEHOLDER_SIDE = 384
 PLACEHOLDER_FRAME = (124, 128, 146)  # 3:1 or more on white and on the dark theme's blocks
 PLACEHOLDER_LABEL = (75, 85, 99)  # Tailwind's gray-600, the theme's neutral grey
-PLACEHOLDER_LOOK = "labelled-2"
+PLACEHOLDER_LOOK = "labelled"
+_PLACEHOLDER_PREFIX = f"placeholder-{PLACEHOLDER_LOOK}-"
 _TOKEN_BYTES = 16  # 128 random bits in every file name
 # What our own files are called: a readable prefix, then the random token (a remix's
 # kept sources are `source_<n>_<token>.jpg` or `.png`, as sources.py encoded them).
@@ -161,8 +162,8 @@ class ImageStore:
 
         Its ground is transparent, so it sits on the page's own colour, light or dark;
         the words are white on a dark grey label, which reads on either."""
-        digest = hashlib.sha256(f"{PLACEHOLDER_LOOK}:{words}".encode()).hexdigest()[:16]
-        path = self.folder / f"placeholder-{digest}.png"
+        digest = hashlib.sha256(words.encode()).hexdigest()[:16]
+        path = self.folder / f"{_PLACEHOLDER_PREFIX}{digest}.png"
         if not path.exists():
             side, centre = PLACEHOLDER_SIDE, PLACEHOLDER_SIDE // 2
             image = Image.new("RGBA", (side, side), (0, 0, 0, 0))
@@ -181,12 +182,17 @@ class ImageStore:
         return path
 
     def sweep(self) -> int:
-        """Delete files older than the age limit; return how many went."""
+        """Delete files older than the age limit, and tiles of an earlier look (drawn
+        again in this one when asked for); return how many went."""
         cutoff = time.time() - self.max_age_seconds
         removed = 0
         for path in self.folder.iterdir():
+            name = path.name
+            outdated_tile = name.startswith("placeholder-") and not name.startswith(
+                _PLACEHOLDER_PREFIX
+            )
             try:
-                if _OUR_NAME.match(path.name) and path.stat().st_mtime < cutoff:
+                if outdated_tile or (_OUR_NAME.match(name) and path.stat().st_mtime < cutoff):
                     path.unlink()
                     removed += 1
             except OSError:
