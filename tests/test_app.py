@@ -28,7 +28,7 @@ from PIL import Image
 from bench.processes import free_port
 from bench.visitors import queue_messages
 from runapi_ui.page.handlers import PageHandlers, PageOutputs
-from runapi_ui.page.server import IdleFirstQueues, PlaygroundApp, create_app, launch
+from runapi_ui.page.server import IdleFirstQueues, PlaygroundApp
 from runapi_ui.page.ui import ratio_choices
 from runapi_ui.runapi.catalog import PROMPT_MAX_CHARS
 from runapi_ui.runapi.simulator import SimulatorConfig, SimulatorServer
@@ -432,18 +432,14 @@ def test_gradio_keeps_only_the_last_sessions_kept_sessions(tmp_path) -> None:
     (RUNAPI_UI_SESSIONS_KEPT) bounds both."""
     settings = settings_from([], {"RUNAPI_UI_SESSIONS_KEPT": "3"})
     settings = replace(settings, port=free_port(), data_dir=tmp_path, simulator_time_scale=0)
-    app = create_app(settings)
-    try:
-        url = launch(app, settings, block=False)
+    with launched_app(settings) as served:
         for visitor in range(5):  # each client is a session of its own
-            with script_client(url) as client:
+            with script_client(served.url) as client:
                 client.predict(
                     prompt=f"visitor {visitor}", model="imagen-4-fast", api_name="/generate"
                 )
-        assert len(app.blocks.state_holder.session_data) == 3
-        assert len(app.blocks._queue.pending_messages_per_session) == 3
-    finally:
-        app.close()
+        assert len(served.app.blocks.state_holder.session_data) == 3
+        assert len(served.app.blocks._queue.pending_messages_per_session) == 3
 
 
 def test_a_sessions_messages_go_when_least_recently_read_and_none_of_its_events_runs() -> None:

@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from bench.processes import CHROMIUM, CHROMIUM_FLAGS, free_port
+from bench.processes import free_port
 from runapi_ui.page.page_errors import page_message
-from runapi_ui.page.server import PlaygroundApp, create_app, launch
+from runapi_ui.page.server import PlaygroundApp
 from runapi_ui.page.tabs import TabLimits
 from runapi_ui.runapi.client import GenerationRequest
 from runapi_ui.runapi.errors import AuthenticationError, TaskFailedError
@@ -28,9 +28,8 @@ from runapi_ui.runs.quota import QuotaExceeded
 from runapi_ui.runs.settings import Settings
 from runapi_ui.storage.exports import build_zip
 from runapi_ui.translations import ENGLISH, SIMPLIFIED, TRADITIONAL
-from tests.conftest import WAIT_MS, fast_durations
+from tests.conftest import WAIT_MS, launched_app, shot
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 REQUEST = GenerationRequest(prompt="a lighthouse", model="imagen-4-fast")
 # Browsers by the languages they send: Playwright's locale, and the header the server reads.
 HONG_KONG = {"locale": "zh-HK", "extra_http_headers": {"Accept-Language": "zh-HK,zh;q=0.9"}}
@@ -114,31 +113,18 @@ def test_a_quota_says_when_in_the_languages_date() -> None:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "install Chromium first: apt-get install -y chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[tuple[PlaygroundApp, str]]:
     """The app in demo mode (runs of a few seconds); a simulator stands in for RunAPI's
-    prices, so nothing leaves this machine."""
-    runapi = SimulatorServer(
-        SimulatorConfig(time_scale=0.1, api_keys=frozenset({"sk-the-right-one"}))
-    ).start()
-    settings = Settings(
-        base_url=runapi.url,
-        port=free_port(),
-        data_dir=tmp_path_factory.mktemp("languages"),
-    )
-    app = create_app(settings, live_durations=fast_durations())
-    url = launch(app, settings, block=False)
-    yield app, url
-    app.close()
-    runapi.stop()
+    prices, so nothing leaves this machine. (Chromium is conftest's.)"""
+    config = SimulatorConfig(time_scale=0.1, api_keys=frozenset({"sk-the-right-one"}))
+    with SimulatorServer(config) as runapi:
+        settings = Settings(
+            base_url=runapi.url,
+            port=free_port(),
+            data_dir=tmp_path_factory.mktemp("languages"),
+        )
+        with launched_app(settings) as served:
+            yield served.app, served.url
 
 
 def open_page(browser: Browser, url: str, languages: dict, picked: str) -> Page:
@@ -155,11 +141,6 @@ def open_page(browser: Browser, url: str, languages: dict, picked: str) -> Page:
 def prompt_box(page: Page):
     """The prompt: the form's first text area (its label is translated)."""
     return page.locator("#form textarea").first
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
 
 
 @pytest.mark.browser

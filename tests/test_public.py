@@ -43,7 +43,7 @@ from runapi_ui.runs.access import DEMO_KEY, KeyPolicy, KeySource
 from runapi_ui.runs.quota import HOUR
 from runapi_ui.runs.settings import Settings
 from runapi_ui.storage.pnginfo import read_settings
-from tests.conftest import ARTIFACTS, new_script_client, settle, shot, start
+from tests.conftest import new_script_client, settle, shot, start
 from tests.test_browser import STORED_IN_BROWSER, read_history
 from tests.test_quota import redis_server
 
@@ -360,7 +360,7 @@ def test_past_the_hourly_quota_a_visitor_is_told_when_to_come_back(serve, open_p
     message = toast(page, "You can generate 1 more at")
     expect(message.get_by_text("You have used this server's 2 images an hour")).to_be_visible()
     page.wait_for_timeout(600)  # the toast's fade-in, for the picture only
-    page.screenshot(path=ARTIFACTS / "quota-reached.png")  # the viewport: where the toast is
+    shot(page, "quota-reached", full_page=False)  # the viewport: where the toast is
     assert COME_BACK.search(message.inner_text().strip())
 
     # On their own key the visitor is not rationed: not on the API, the endpoint or the page.
@@ -650,7 +650,7 @@ def test_html_in_a_prompt_or_an_error_is_shown_as_text(serve, open_page) -> None
     expect(tiles).to_have_count(2)
     expect(tiles.first).to_contain_text(IMG)
     page.wait_for_timeout(600)  # the toast's fade-in, for the picture only
-    page.screenshot(path=ARTIFACTS / "html-as-text.png")
+    shot(page, "html-as-text", full_page=False)
 
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert page.locator('img[src="x"]').count() == 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,7 +21,7 @@ from runapi_ui.runapi.simulator import SimulatorConfig, parse_faults
 from runapi_ui.runs.playground import COMPARE_MODELS
 from runapi_ui.translations import ENGLISH, TRADITIONAL, text
 from tests import test_accessibility as accessibility
-from tests.conftest import WAIT_MS
+from tests.conftest import WAIT_MS, eventually
 from tests.test_accessibility import EXAMPLES_DRAWN, open_page
 from tests.test_simulator import HONG_KONG_PROMPT
 
@@ -161,6 +161,17 @@ def alts(page: Page, selector: str) -> list[str]:
     return page.locator(selector).evaluate_all("(images) => images.map((image) => image.alt)")
 
 
+def alts_when(page: Page, selector: str, done: Callable[[list[str]], bool]) -> list[str]:
+    """The alt texts of `selector`'s images once `done(alts)`: the page's script sets them
+    a moment after the images arrive, later on a busy machine."""
+
+    def settled() -> list[str] | None:
+        found = alts(page, selector)
+        return found if done(found) else None
+
+    return eventually(settled, f"the alt texts of {selector} as expected")
+
+
 def test_alt_text_is_the_prompt_shortened_and_the_model() -> None:
     long = "A red fox curled up in fresh snow at dusk,\n shallow depth of field, " + "x" * 80
     short, model = alt_text(long, "imagen-4-ultra").split(" — ")
@@ -196,28 +207,33 @@ def test_results_and_history_images_have_alt_text(browser: Browser, served) -> N
     expect(page.locator("#results img")).to_have_count(2, timeout=WAIT_MS)
     one_model = alt_text(prompt, "imagen-4")
     assert one_model.startswith("A red fox curled up in fresh snow at dusk") and "…" in one_model
-    expect(page.locator("#results img").first).to_have_attribute("alt", one_model)
-    assert alts(page, "#results img") == [one_model] * 2
+    alts_when(page, "#results img", lambda found: found == [one_model] * 2)
 
     page.get_by_role("button", name="Compare 3 models").click()
     expect(page.locator("#history .thumbnail-item")).to_have_count(2, timeout=WAIT_MS)
     expect(page.locator("#results img")).to_have_count(3, timeout=WAIT_MS)
     each_model = [alt_text(prompt, model) for model in COMPARE_MODELS]
-    expect(page.locator("#results img").last).to_have_attribute("alt", each_model[-1])
-    assert alts(page, "#results img") == each_model
+    alts_when(page, "#results img", lambda found: found == each_model)
     captions = page.locator("#results .caption-label").all_inner_texts()
     assert all(model in caption for model, caption in zip(COMPARE_MODELS, captions, strict=True))
 
     # The history's tiles: each image says its run's prompt and model (its caption).
-    tiles = alts(page, "#history img")
-    assert [("3 models" in tiles[0]), ("imagen-4" in tiles[1])] == [True, True], tiles
-    assert all(alt.startswith("A red fox curled up") for alt in tiles), tiles
+    alts_when(
+        page,
+        "#history img",
+        lambda tiles: (
+            len(tiles) == 2
+            and "3 models" in tiles[0]
+            and "imagen-4" in tiles[1]
+            and all(alt.startswith("A red fox curled up") for alt in tiles)
+        ),
+    )
 
     # The preview: the large image and the strip under it.
     page.locator("#results .thumbnail-item").nth(1).click()
     detailed = page.locator("#results img[data-testid=detailed-image]")
     expect(detailed).to_have_attribute("alt", each_model[1])
-    assert alts(page, "#results .thumbnail-small img") == each_model
+    alts_when(page, "#results .thumbnail-small img", lambda found: found == each_model)
     page.context.close()
 
 
