@@ -277,7 +277,7 @@ class WorkerClient:
         *,
         deadline: float,
         stats: str,
-        retry_base_delay: float = RETRY_BASE_DELAY,
+        retry_base_delay: float,
     ) -> None:
         self._worker = worker
         self._opening = (api_key, base_url, deadline, stats, retry_base_delay)
